@@ -1,0 +1,63 @@
+"""The field abstraction: coordinates in, values and derivatives out."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dinf.jet import Jet
+
+
+class Field(nn.Module):
+    """A neural field ``u: R^d -> R^C``.
+
+    Subclasses implement ``forward``; ``jet`` defaults to autograd (with ``create_graph`` so
+    losses on derivatives can be trained), and fields with closed-form derivatives override it.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.in_dim = int(in_dim)
+        self.out_dim = int(out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, d] -> [N, C]
+        raise NotImplementedError
+
+    def jet(self, x: Tensor, order: int = 2) -> Jet:
+        return autograd_jet(self, x, order)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:
+    """Jet by reverse-mode autograd of ``field(x)`` (double backward for the Hessian)."""
+    if order < 0:
+        raise ValueError(f"jet order must be >= 0, got {order}")
+    if order == 0:
+        return Jet(field(x))
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        u = field(x)
+        n, c = u.shape
+        d = x.shape[1]
+        grads = []
+        for ch in range(c):
+            (g,) = torch.autograd.grad(u[:, ch].sum(), x, create_graph=True)
+            grads.append(g)
+        grad = torch.stack(grads, 1)  # [N, C, d]
+        hess = None
+        if order >= 2:
+            if order > 2:
+                raise NotImplementedError("autograd jets are implemented up to order 2")
+            rows = []
+            for ch in range(c):
+                cols = []
+                for i in range(d):
+                    (h,) = torch.autograd.grad(
+                        grad[:, ch, i].sum(), x, create_graph=True, allow_unused=True
+                    )
+                    cols.append(torch.zeros_like(x) if h is None else h)
+                rows.append(torch.stack(cols, 1))  # [N, d, d]
+            hess = torch.stack(rows, 1)
+    return Jet(u, grad, hess)

@@ -1,0 +1,105 @@
+"""Radial basis kernels and the jets of normalised RBF interpolation weights.
+
+Weights live in grid-index units: for a query t (index space) and neighbour nodes p_k,
+w_k = φ(|t - p_k|) / Σ_j φ(|t - p_j|). Derivatives are taken with respect to t; the caller
+scales them to x. Kernels are written as ψ(q) = φ(sqrt(q)) with q = r², which keeps every
+derivative smooth at r = 0.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+# ψ(q), ψ'(q), ψ''(q) for s = ε² q; each returns the three as a tuple.
+PsiFn = Callable[[Tensor, float], Tuple[Tensor, Tensor, Tensor]]
+
+
+def _gaussian(q: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    e2 = eps * eps
+    p = torch.exp(-e2 * q)
+    return p, -e2 * p, e2 * e2 * p
+
+
+def _inverse_quadratic(q: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    e2 = eps * eps
+    inv = 1.0 / (1.0 + e2 * q)
+    return inv, -e2 * inv * inv, 2.0 * e2 * e2 * inv * inv * inv
+
+
+def _inverse_multiquadric(q: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    e2 = eps * eps
+    inv = 1.0 / (1.0 + e2 * q)
+    p = torch.sqrt(inv)
+    return p, -0.5 * e2 * p * inv, 0.75 * e2 * e2 * p * inv * inv
+
+
+KERNELS: Dict[str, PsiFn] = {
+    "gaussian": _gaussian,
+    "inverse_quadratic": _inverse_quadratic,
+    "inverse_multiquadric": _inverse_multiquadric,
+}
+
+# Kernels whose normalised tensor-product weights factor exactly into per-axis weights.
+SEPARABLE = {"gaussian"}
+
+
+def gaussian_weights_1d(r: Tensor, eps: float, order: int) -> Tensor:
+    """Normalised 1D Gaussian weights and their t-derivatives.
+
+    r: ``[..., K]`` signed distances t - p_k. Returns ``[..., order + 1, K]``:
+    w, w' = w (g - ḡ), w'' = w ((g - ḡ)² - Var_w g), with g = φ'/φ = -2ε² r and ḡ, Var_w the
+    w-weighted mean and variance of g (g' is constant, which is what makes this closed form).
+    """
+    e2 = eps * eps
+    logits = -e2 * r * r
+    # Shift by the max: the normalisation cancels it, and it keeps far queries finite.
+    logits = logits - logits.amax(-1, keepdim=True)
+    phi = torch.exp(logits)
+    w = phi / phi.sum(-1, keepdim=True)
+    out = [w]
+    if order >= 1:
+        g = -2.0 * e2 * r
+        dg = g - (w * g).sum(-1, keepdim=True)
+        out.append(w * dg)
+        if order >= 2:
+            var = (w * dg * dg).sum(-1, keepdim=True)
+            out.append(w * (dg * dg - var))
+    if order > 2:
+        raise NotImplementedError("closed-form jets are implemented up to order 2")
+    return torch.stack(out, -2)
+
+
+def radial_weights(delta: Tensor, psi: PsiFn, eps: float, order: int) -> Tensor:
+    """Normalised radial weights and their t-derivatives over a d-dimensional neighbourhood.
+
+    delta: ``[N, K, d]`` offsets t - p_k. Returns ``[N, A, K]`` with A = 1 (value), then d
+    gradient rows, then d·d Hessian rows (row-major), as far as ``order`` asks.
+    """
+    n, k, d = delta.shape
+    q = (delta * delta).sum(-1)  # [N, K]
+    phi, dphi, d2phi = psi(q, eps)
+    s = phi.sum(-1, keepdim=True)  # [N, 1]
+    w = phi / s
+    rows = [w.unsqueeze(1)]
+    if order >= 1:
+        gphi = 2.0 * dphi.unsqueeze(-1) * delta  # [N, K, d]
+        gs = gphi.sum(1, keepdim=True)  # [N, 1, d]
+        gw = (gphi - w.unsqueeze(-1) * gs) / s.unsqueeze(-1)  # [N, K, d]
+        rows.append(gw.transpose(1, 2))
+        if order >= 2:
+            eye = torch.eye(d, dtype=delta.dtype, device=delta.device)
+            hphi = 4.0 * d2phi[..., None, None] * delta.unsqueeze(-1) * delta.unsqueeze(-2)
+            hphi = hphi + 2.0 * dphi[..., None, None] * eye  # [N, K, d, d]
+            hs = hphi.sum(1, keepdim=True)
+            hw = (
+                hphi
+                - gw.unsqueeze(-1) * gs.unsqueeze(-2)
+                - gs.unsqueeze(-1) * gw.unsqueeze(-2)
+                - w[..., None, None] * hs
+            ) / s[..., None, None]
+            rows.append(hw.reshape(n, k, d * d).transpose(1, 2))
+    if order > 2:
+        raise NotImplementedError("closed-form jets are implemented up to order 2")
+    return torch.cat(rows, 1)

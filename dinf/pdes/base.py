@@ -1,0 +1,85 @@
+"""The problem abstraction: domain, sampling, loss terms, reference, metrics, pictures.
+
+A problem never knows which field it is given: it asks for a jet of some order at its sample
+points and turns it into loss terms; ``evaluate`` and ``pictures`` only call ``field(x)`` or
+``field.jet(x, order)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Dict, List, Mapping, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from dinf.errors import check
+from dinf.jet import Jet
+
+
+class FieldLike(Protocol):
+    in_dim: int
+    out_dim: int
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+    def jet(self, x: Tensor, order: int = 2) -> Jet: ...
+
+
+@dataclass
+class Batch:
+    """Collocation points ``x`` ``[N, d]`` and whatever per-point data the loss needs."""
+
+    x: Tensor
+    data: Dict[str, Tensor] = dc_field(default_factory=dict)
+
+
+class Problem(nn.Module):
+    """Base class. Subclasses set ``in_dim``, ``out_dim``, ``jet_order`` and ``metric_modes``.
+
+    ``metric_modes`` maps each metric ``evaluate`` returns to "max" or "min" (which is better);
+    ``targets`` maps a metric to thresholds for time-to-target (e.g. ``{"psnr": [25, 30]}``).
+    Data tensors are registered as non-persistent buffers so they follow the module's device
+    without bloating checkpoints.
+    """
+
+    in_dim: int = 2
+    out_dim: int = 1
+    jet_order: int = 0
+    metric_modes: Dict[str, str] = {}
+
+    def __init__(
+        self,
+        targets: Mapping[str, List[float]] | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ):
+        super().__init__()
+        # Configs state the dimensions so that models can interpolate them; they must agree.
+        for key, given, fixed in (("in_dim", in_dim, self.in_dim), ("out_dim", out_dim, self.out_dim)):
+            check(given is None or given == fixed, key, f"{type(self).__name__} has {key}={fixed}, got {given}")
+        self.targets: Dict[str, List[float]] = {k: list(v) for k, v in (targets or {}).items()}
+        for name in self.targets:
+            check(name in self.metric_modes, "targets",
+                  f"{name!r} is not a metric of {type(self).__name__} ({', '.join(self.metric_modes)})")
+
+    @property
+    def device(self) -> torch.device:
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
+        """``n`` collocation points (drawn afresh each call) with their data."""
+        raise NotImplementedError
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        """Loss terms; key ``loss`` is the total that is minimised, others are logged."""
+        raise NotImplementedError
+
+    def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        """Metrics of a field against the reference (keys of ``metric_modes``)."""
+        raise NotImplementedError
+
+    def pictures(self, field: FieldLike) -> Dict[str, "matplotlib.figure.Figure"]:  # noqa: F821
+        """Figures worth looking at, by name (saved as ``<name>.png``)."""
+        return {}

@@ -1,0 +1,206 @@
+"""Poisson image reconstruction: recover an image from its gradient or its Laplacian.
+
+Conventions
+-----------
+* The image is grey, normalised to ``[-1, 1]`` (grey ``g`` in ``[0, 1]`` becomes ``2g - 1``).
+* Array axis 0 is coordinate ``x[:, 0]``, axis 1 is ``x[:, 1]``. Pixel centres sit at
+  ``torch.linspace(-1, 1, R)`` along each axis, so the spacing is ``h = 2 / (R - 1)`` and
+  ``coords[i * R + j] = (lin[i], lin[j])``.
+* Targets are in the physical units of those coordinates, so the exact solution is the
+  normalised image itself: gradient ``sobel(img, axis=a) / (8h)``, Laplacian
+  ``laplace(img) / h**2`` (5-point stencil), both with scipy's default ``reflect`` boundary.
+* The solution is fixed only up to a constant (gradient) or a harmonic function (Laplacian),
+  so metrics first fit a gain and offset of the prediction to the ground truth in ``[0, 1]``.
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+from matplotlib.figure import Figure
+from skimage import color, data, io, metrics, transform, util
+from torch import Tensor
+
+from dinf.errors import ConfigError, check, check_choice
+from dinf.jet import Jet
+from dinf.pdes.base import Batch, FieldLike, Problem
+
+_CHUNK = 65536
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
+    """Least-squares ``a, b`` minimising ``|a*pred + b - gt|``; returns ``(clip(a*pred+b, 0, 1), a, b)``."""
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if not np.all(np.isfinite(p)):
+        # A diverged field has no meaningful fit; NaN keeps it from posing as a flat image.
+        return np.full_like(p, np.nan), float("nan"), float("nan")
+    pc = p - p.mean()
+    var = float((pc * pc).mean())
+    a = float((pc * (g - g.mean())).mean() / var) if var > 0 else 0.0
+    b = float(g.mean() - a * p.mean())
+    return np.clip(a * p + b, 0.0, 1.0), a, b
+
+
+def load_grey(image: str) -> np.ndarray:
+    """The named image as float64 grey in ``[0, 1]`` ("cameraman" or a file path)."""
+    if image == "cameraman":
+        raw = data.camera()
+    else:
+        path = os.path.expanduser(image)
+        if not os.path.isfile(path):
+            raise ConfigError("image", f"file not found: {path}")
+        try:
+            raw = io.imread(path)
+        except Exception as e:  # imageio/PIL raise many types for corrupt files
+            raise ConfigError("image", f"cannot read {path}: {e}") from e
+    arr = np.asarray(raw)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = color.rgb2gray(util.img_as_float(arr[..., :3]))
+    elif arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ConfigError("image", f"cannot read {image}: unsupported shape {arr.shape}")
+    return np.clip(util.img_as_float(arr).astype(np.float64), 0.0, 1.0)
+
+
+class PoissonImage(Problem):
+    """Fit a field whose gradient (or Laplacian) matches that of an image."""
+
+    in_dim = 2
+    out_dim = 1
+    metric_modes = {"psnr": "max", "ssim": "max"}
+
+    def __init__(
+        self,
+        image: str = "cameraman",
+        resolution: int = 256,
+        supervision: str = "gradient",
+        batch_size: int = 65536,
+        targets: Mapping[str, List[float]] | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ):
+        super().__init__(targets, in_dim, out_dim)
+        check(_is_int(resolution) and resolution >= 8, "resolution",
+              f"must be an integer >= 8, got {resolution!r}")
+        check(_is_int(batch_size) and batch_size >= 1, "batch_size",
+              f"must be an integer >= 1, got {batch_size!r}")
+        self.supervision = check_choice("supervision", supervision, ("gradient", "laplacian"))
+        self.jet_order = 1 if supervision == "gradient" else 2
+        self.resolution = R = resolution
+        self.batch_size = batch_size
+        self.image_name = image
+
+        grey = transform.resize(load_grey(image), (R, R), anti_aliasing=True)
+        img = 2.0 * np.clip(grey, 0.0, 1.0) - 1.0
+        h = 2.0 / (R - 1)
+        if supervision == "gradient":
+            tgt = np.stack([ndi.sobel(img, axis=a) / (8 * h) for a in (0, 1)], -1).reshape(-1, 2)
+        else:
+            tgt = (ndi.laplace(img) / h**2).reshape(-1, 1)
+        lin = torch.linspace(-1.0, 1.0, R)
+        coords = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+        self.register_buffer("image", torch.as_tensor(img, dtype=torch.float32), persistent=False)
+        self.register_buffer("coords", coords.float(), persistent=False)
+        self.register_buffer("target", torch.as_tensor(tgt, dtype=torch.float32), persistent=False)
+        self._cache: Optional[Tuple[weakref.ref, tuple, np.ndarray]] = None
+
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
+        """``n`` distinct pixel centres (all of them, shuffled, when ``n >= R*R``)."""
+        idx = torch.randperm(self.coords.shape[0], generator=generator, device="cpu")[: int(n)]
+        idx = idx.to(self.coords.device)
+        return Batch(x=self.coords[idx], data={"target": self.target[idx]})
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        tgt = batch.data["target"]
+        if self.supervision == "gradient":
+            mse = ((jet.grad[:, 0, :] - tgt) ** 2).mean()
+        else:
+            mse = ((jet.laplacian()[:, 0] - tgt[:, 0]) ** 2).mean()
+        return {"loss": mse, f"loss_{self.supervision}": mse}
+
+    def _field_device(self, field: FieldLike) -> torch.device:
+        params = getattr(field, "parameters", None)
+        if callable(params):
+            for p in params():
+                return p.device
+        return self.device
+
+    @staticmethod
+    def _state_key(field: FieldLike) -> Optional[tuple]:
+        """Identifies a field's current weights; optimiser steps bump tensor versions."""
+        tensors = []
+        for name in ("parameters", "buffers"):
+            fn = getattr(field, name, None)
+            if callable(fn):
+                tensors.extend(fn())
+        if not tensors:
+            return None  # nothing to watch, so never trust a cache
+        return tuple((id(t), t._version) for t in tensors)
+
+    def reconstruct(self, field: FieldLike) -> np.ndarray:
+        """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``.
+
+        Cached while the same field object keeps the same weights, so ``pictures`` right
+        after ``evaluate`` costs no second pass.
+        """
+        key = self._state_key(field)
+        if key is not None and self._cache is not None:
+            ref, old_key, rec = self._cache
+            if ref() is field and old_key == key:
+                return rec
+        dev = self._field_device(field)
+        with torch.no_grad():
+            out = [field(x.to(dev)).reshape(-1).float().cpu() for x in self.coords.split(_CHUNK)]
+        R = self.resolution
+        pred = torch.cat(out).reshape(R, R).numpy().astype(np.float64)
+        rec, _, _ = fit_gain_offset(pred, self.ground_truth())
+        if key is not None:
+            try:  # a weak reference, so a dead field's recycled id can never hit the cache
+                self._cache = (weakref.ref(field), key, rec)
+            except TypeError:
+                self._cache = None
+        return rec
+
+    def ground_truth(self) -> np.ndarray:
+        """The image in ``[0, 1]``, float64 ``[R, R]``."""
+        return (self.image.detach().cpu().numpy().astype(np.float64) + 1.0) / 2.0
+
+    def _metrics(self, rec: np.ndarray) -> Dict[str, float]:
+        gt = self.ground_truth()
+        if not np.all(np.isfinite(rec)):
+            return {"psnr": float("nan"), "ssim": float("nan")}
+        mse = float(np.mean((rec - gt) ** 2))
+        psnr = 10.0 * np.log10(1.0 / mse) if mse > 0 else float("inf")
+        ssim = metrics.structural_similarity(rec, gt, data_range=1.0)
+        return {"psnr": float(psnr), "ssim": float(ssim)}
+
+    def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        return self._metrics(self.reconstruct(field))
+
+    def pictures(self, field: FieldLike) -> Dict[str, Figure]:
+        rec = self.reconstruct(field)
+        gt = self.ground_truth()
+        m = self._metrics(rec)
+        fig = Figure(figsize=(12, 4))
+        axes = fig.subplots(1, 3)
+        axes[0].imshow(rec, cmap="gray", vmin=0, vmax=1)
+        axes[0].set_title(f"reconstruction ({self.supervision}), PSNR {m['psnr']:.2f} dB")
+        axes[1].imshow(gt, cmap="gray", vmin=0, vmax=1)
+        axes[1].set_title("ground truth")
+        im = axes[2].imshow(np.abs(rec - gt), cmap="inferno")
+        axes[2].set_title(f"|error|, SSIM {m['ssim']:.3f}")
+        fig.colorbar(im, ax=axes[2])
+        for ax in axes:
+            ax.set_axis_off()
+        fig.tight_layout()
+        return {"poisson": fig}

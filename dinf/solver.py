@@ -1,0 +1,151 @@
+"""The generic LightningModule: one field, one problem, one optimizer.
+
+sample → ``field.jet`` → ``problem.loss`` → step. Validation calls ``problem.evaluate`` with
+gradients enabled (problems may need derivatives). Training time excludes validation, so
+time-to-target measures the solver, not the metric.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dinf.pdes.base import Problem
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a loss term is NaN or infinite; training stops."""
+
+
+class Solver(pl.LightningModule):
+    """Trains ``field`` on ``problem``.
+
+    ``optimizer``: a partial taking the parameters (``torch.optim.Adam``, ``LBFGS``, ...);
+    ``scheduler``: an optional partial taking the optimizer, stepped once per training step.
+    ``history`` collects ``{"step", "train_time_s", **metrics}`` at every validation.
+    """
+
+    def __init__(
+        self,
+        field: nn.Module,
+        problem: Problem,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Optional[Callable[..., Any]] = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.field = field
+        self.problem = problem
+        self._make_optimizer = optimizer
+        self._make_scheduler = scheduler
+        self.automatic_optimization = False
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history: List[Dict[str, float]] = []
+        self.time_to_target: Dict[str, Optional[Dict[str, float]]] = {
+            _target_key(name, t, problem.metric_modes[name]): None
+            for name, ts in problem.targets.items()
+            for t in ts
+        }
+        self.first_loss: Optional[float] = None
+        self.last_loss: Optional[float] = None
+        self._train_start = 0.0
+        self._val_time = 0.0
+        self._val_start = 0.0
+
+    # --- data: the problem samples its own points; the loader only counts steps ------------
+    def train_dataloader(self) -> DataLoader:
+        steps = self.trainer.max_steps if self.trainer.max_steps > 0 else 10**9
+        return DataLoader(range(steps), batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader([0], batch_size=None)
+
+    def configure_optimizers(self):
+        opt = self._make_optimizer(self.field.parameters())
+        if self._make_scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self._make_scheduler(opt), "interval": "step"}}
+
+    # --- training -----------------------------------------------------------------------
+    def training_time(self) -> float:
+        return time.perf_counter() - self._train_start - self._val_time
+
+    def on_train_start(self) -> None:
+        self._train_start = time.perf_counter()
+        self._val_time = 0.0
+        if not self.history:  # the starting point of every curve
+            self._record(self._evaluate(), train_time=0.0)
+            self._val_time = time.perf_counter() - self._train_start
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        opt = self.optimizers()
+        sample = self.problem.sample(self.problem.batch_size, self.generator)
+        terms: Dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            jet = self.field.jet(sample.x, self.problem.jet_order)
+            terms.update(self.problem.loss(jet, sample))
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                bad = {k: float(v) for k, v in terms.items()}
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {self.global_step}: {bad}; "
+                    "training stopped (try a smaller optimizer.lr)"
+                )
+            self.manual_backward(loss)
+            return loss
+
+        opt.step(closure=closure)
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self.last_loss = float(terms["loss"].detach())
+        if self.first_loss is None:
+            self.first_loss = self.last_loss
+        logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+        logs["train/lr"] = opt.param_groups[0]["lr"]
+        logs["train/time_s"] = self.training_time()
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+        self.log("loss", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=1)
+
+    # --- validation ---------------------------------------------------------------------
+    def _evaluate(self) -> Dict[str, float]:
+        was_training = self.field.training
+        self.field.eval()
+        with torch.enable_grad():
+            metrics = self.problem.evaluate(self.field)
+        self.field.train(was_training)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def on_validation_start(self) -> None:
+        self._val_start = time.perf_counter()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        metrics = self._evaluate()
+        self._record(metrics, self.training_time())
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, prog_bar=True, batch_size=1)
+
+    def on_validation_end(self) -> None:
+        self._val_time += time.perf_counter() - self._val_start
+
+    def _record(self, metrics: Dict[str, float], train_time: float) -> None:
+        entry = {"step": int(self.global_step), "train_time_s": train_time, **metrics}
+        self.history.append(entry)
+        for name, ts in self.problem.targets.items():
+            mode = self.problem.metric_modes[name]
+            value = metrics.get(name, math.nan)
+            for t in ts:
+                key = _target_key(name, t, mode)
+                hit = value >= t if mode == "max" else value <= t
+                if self.time_to_target[key] is None and hit:
+                    self.time_to_target[key] = {"seconds": train_time, "step": entry["step"]}
+
+
+def _target_key(name: str, threshold: float, mode: str) -> str:
+    return f"{name}{'>=' if mode == 'max' else '<='}{threshold:g}"

@@ -1,0 +1,104 @@
+"""Every config option composes and builds; bad values stop with a clear error."""
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from dinf.errors import ConfigError
+from dinf.fields.base import Field
+from dinf.pdes.base import Problem
+from dinf.run import build
+from tests.helpers import CONF, compose_cfg
+
+
+def _options(group: str):
+    return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", _options("model"))
+@pytest.mark.parametrize("pde", _options("pde"))
+def test_every_model_builds_for_every_pde(model, pde):
+    problem, field = build(compose_cfg([f"model={model}", f"pde={pde}"]))
+    assert isinstance(problem, Problem) and isinstance(field, Field)
+    x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
+    jet = field.jet(x, problem.jet_order)
+    assert jet.value.shape == (8, problem.out_dim)
+
+
+@pytest.mark.parametrize("kernel", _options("kernel"))
+@pytest.mark.parametrize("grid", _options("grid"))
+def test_kernels_and_grids_reach_the_field(kernel, grid):
+    cfg = compose_cfg([f"kernel={kernel}", f"grid={grid}"])
+    field = instantiate(cfg.model)
+    assert field.kernel == kernel == cfg.kernel.name
+    assert field.resolution == cfg.grid.resolution and field.levels == cfg.grid.levels
+
+
+@pytest.mark.parametrize("optimizer", _options("optimizer"))
+def test_optimizers_build(optimizer):
+    import torch
+
+    cfg = compose_cfg([f"optimizer={optimizer}"])
+    opt = instantiate(cfg.optimizer.optim)([torch.nn.Parameter(torch.zeros(3))])
+    assert isinstance(opt, torch.optim.Optimizer)
+    if cfg.optimizer.get("scheduler"):
+        sched = instantiate(cfg.optimizer.scheduler)(opt)
+        assert sched.lr_lambda(5000) == pytest.approx(0.1) if hasattr(sched, "lr_lambda") else True
+
+
+@pytest.mark.parametrize("logger", _options("logger"))
+def test_loggers_build(logger, tmp_path):
+    cfg = compose_cfg([f"logger={logger}"])
+    lg = instantiate(cfg.logger, save_dir=str(tmp_path))
+    assert lg is not None
+    if logger == "wandb":
+        assert cfg.logger.offline is True  # never needs the network by default
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_experiments_compose(experiment):
+    cfg = compose_cfg([f"experiment={experiment}"], tiny=False)
+    assert cfg.trainer.max_steps > 1000  # paper-sized
+    assert cfg.trainer.inference_mode is False
+
+
+def test_model_lr_defaults_follow_the_paper():
+    assert compose_cfg(["model=siren"]).optimizer.optim.lr == pytest.approx(5e-5)
+    assert compose_cfg(["model=dinf"]).optimizer.optim.lr == pytest.approx(5e-3)
+
+
+@pytest.mark.parametrize(
+    "overrides, key, words",
+    [
+        (["model.kernel=foo"], "model.kernel", ["gaussian", "inverse_quadratic"]),
+        (["grid.resolution=100", "grid.levels=4"], "model.resolution", ["divisible", "8"]),
+        (["kernel.rho=0"], "model.rho", [">= 1"]),
+        (["pde.image=/nonexistent/cat.png"], "pde.image", ["/nonexistent/cat.png"]),
+        (["pde.supervision=hessian"], "pde.supervision", ["gradient", "laplacian"]),
+        (["model.decoder=transformer"], "model.decoder", ["linear", "mlp"]),
+        (["pde.out_dim=2"], "pde.out_dim", ["1"]),
+    ],
+)
+def test_bad_values_name_the_key(overrides, key, words):
+    with pytest.raises(ConfigError) as info:
+        build(compose_cfg(overrides))
+    assert info.value.key == key
+    msg = str(info.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_unreadable_image_names_the_key(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ConfigError) as info:
+        build(compose_cfg([f"pde.image={bad}"]))
+    assert info.value.key == "pde.image" and str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("group", ["model", "pde", "kernel"])
+def test_unknown_group_option_lists_the_choices(group):
+    with pytest.raises(MissingConfigException) as info:
+        compose_cfg([f"{group}=nonsense"])
+    for option in _options(group):
+        assert option in str(info.value)
