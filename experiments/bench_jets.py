@@ -5,9 +5,13 @@ One iteration = sample points -> jet of the field -> loss -> backward -> Adam st
 
 * ``dinf (closed form)``: DInfGrid (resolution 256, 6 levels, 2 features, ρ=3, Gaussian kernel,
   linear decoder) with ``field.jet(x, order)``: derivatives from the kernel weights;
+* ``dinf (closed form, torch)``: the same closed-form jets computed with PyTorch ops only
+  (the path used on GPUs, in 3D and for the radial kernels) instead of the fused CPU kernel;
 * ``dinf (autograd)``: the same module (rebuilt with the same seed: identical weights) with
   ``autograd_jet``: reverse mode through the interpolation, ``create_graph=True`` (double
   backward), as the paper's reference code does;
+* ``dinf (reference-style)``: the same grid computed as the paper's reference code does:
+  all (2ρ)² neighbours gathered by indexing, weights from PyTorch ops, jets by autograd;
 * ``siren 5x256``: Siren(hidden=256, layers=5, omega0=30) with its own (autograd) jet;
 * ``dinf-iq (...)``: the grid with the non-separable inverse-quadratic kernel (radial
   weights over all (2ρ)² neighbours instead of per-axis ones), closed form and autograd.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import sys
 import threading
@@ -46,23 +51,25 @@ from dinf.jet import Jet  # noqa: E402
 from dinf.pdes.poisson import PoissonImage  # noqa: E402
 
 JetFn = Callable[[Tensor, int], Jet]
-# key -> (label, field kind, closed-form jet? (Siren's own jet is autograd))
-METHODS: Dict[str, Tuple[str, str, bool]] = {
-    "dinf": ("dinf (closed form)", "gaussian", True),
-    "dinf-ag": ("dinf (autograd)", "gaussian", False),
-    "siren": ("siren 5x256", "siren", True),
-    "iq": ("dinf-iq (closed form)", "inverse_quadratic", True),
-    "iq-ag": ("dinf-iq (autograd)", "inverse_quadratic", False),
+# key -> (label, field kind, closed-form jet? (Siren's own jet is autograd), grid backend)
+METHODS: Dict[str, Tuple[str, str, bool, str]] = {
+    "dinf": ("dinf (closed form)", "gaussian", True, "auto"),
+    "dinf-torch": ("dinf (closed form, torch)", "gaussian", True, "torch"),
+    "dinf-ag": ("dinf (autograd)", "gaussian", False, "auto"),
+    "dinf-ref": ("dinf (reference-style)", "gaussian", True, "reference"),
+    "siren": ("siren 5x256", "siren", True, "auto"),
+    "iq": ("dinf-iq (closed form)", "inverse_quadratic", True, "auto"),
+    "iq-ag": ("dinf-iq (autograd)", "inverse_quadratic", False, "auto"),
 }
 LEVELS = {"gradient": 6, "laplacian": 4}
 
 
-def make_field(kind: str, supervision: str, resolution: int) -> nn.Module:
+def make_field(kind: str, supervision: str, resolution: int, backend: str) -> nn.Module:
     torch.manual_seed(0)  # identical initial weights for closed form and autograd
     if kind == "siren":
         return Siren(2, 1, hidden=256, layers=5, omega0=30.0)
     return DInfGrid(resolution=resolution, levels=LEVELS[supervision], features=2, rho=3,
-                    kernel=kind, decoder="linear")
+                    kernel=kind, decoder="linear", backend=backend)
 
 
 def rss_bytes() -> int:
@@ -123,8 +130,8 @@ def run(args: argparse.Namespace, keys: List[str]) -> List[Dict]:
     for sup in args.supervisions.split(","):
         problem = PoissonImage("cameraman", resolution=args.resolution, supervision=sup)
         for key in keys:
-            label, kind, closed = METHODS[key]
-            field = make_field(kind, sup, args.resolution)
+            label, kind, closed, backend = METHODS[key]
+            field = make_field(kind, sup, args.resolution, backend)
             jet: JetFn = field.jet if closed else (lambda x, o, f=field: autograd_jet(f, x, o))
             res = bench(problem, field, jet, args)
             rows.append({"supervision": sup, "method": label, "key": key, **res})
@@ -164,19 +171,25 @@ def main(argv: Optional[List[str]] = None) -> None:
         p.error(f"--supervisions: comma list of {','.join(LEVELS)}")
     if args.quick:
         args.warmup, args.repeats = 1, 2
-    args.warmup = max(1, args.warmup)
+    args.warmup, args.repeats = max(1, args.warmup), max(1, args.repeats)
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     header = (f"torch {torch.__version__}, threads {torch.get_num_threads()}, points {args.points}, "
-              f"warmup {args.warmup}, repeats {args.repeats}, grid resolution {args.resolution}")
+              f"warmup {args.warmup}, repeats {args.repeats}, grid resolution {args.resolution}, "
+              f"load average at start {load}")
     print(header, flush=True)
+    if load != "?" and float(load) > 0.5 * (os.cpu_count() or 1):  # others stall OpenMP workers
+        print("warning: the machine is busy; multi-threaded timings can be inflated many-fold "
+              "(--threads 1 is more robust)", flush=True)
     t0 = time.perf_counter()
     rows = run(args, keys)
     print(f"\n{header}, total {time.perf_counter() - t0:.0f} s\n\n{table(rows)}")
     if args.out:
         args.out.write_text(json.dumps({"config": vars(args) | {"out": str(args.out)},
                                         "torch": torch.__version__,
-                                        "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+                                        "threads": torch.get_num_threads(), "load_average": load,
+                                        "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,14 +16,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dinf.errors import check, check_choice
-from dinf.fields.base import Field
+from dinf.fields.base import Field, autograd_jet
 from dinf.fields.decoders import DECODERS
+from dinf.fields import rbf_cpu
 from dinf.fields.gather import gather_rows
 from dinf.fields.grid_checks import check_grid
 from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights
 from dinf.jet import Jet
 
 EDGES = ("pad", "clamp")
+# auto: the fused CPU kernel where it applies, else PyTorch; reference: the paper code's way,
+# neighbours gathered by indexing and jets by autograd (double backward), for comparisons.
+BACKENDS = ("auto", "torch", "numba", "reference")
 
 
 @dataclass
@@ -64,16 +68,20 @@ class DInfGrid(Field):
         decoder_hidden: int = 64,
         edge: str = "pad",
         init_scale: float = 1e-4,
+        backend: str = "auto",
     ):
         super().__init__(in_dim, out_dim)
         check_choice("kernel", kernel, KERNELS)
         check_choice("decoder", decoder, DECODERS)
         check_choice("edge", edge, EDGES)
+        check_choice("backend", backend, BACKENDS)
+        check(backend != "numba" or rbf_cpu.AVAILABLE, "backend", "numba is not installed")
         check_grid(in_dim, resolution, levels, features)
         check(rho >= 1, "rho", f"must be >= 1, got {rho}")
         check(eps > 0, "eps", f"must be > 0, got {eps}")
         self.resolution, self.levels, self.features = resolution, levels, features
         self.kernel, self.eps, self.rho, self.edge = kernel, float(eps), rho, edge
+        self.backend = backend
         self.separable = kernel in SEPARABLE
         self.cells: List[int] = [resolution // 2**s for s in range(levels)]
         ghost = rho if edge == "pad" else 0
@@ -125,10 +133,36 @@ class DInfGrid(Field):
         """Concatenated level features ``[N, levels·F]`` with their x-derivatives."""
         if order > 2:
             raise NotImplementedError("closed-form jets are implemented up to order 2")
+        if self._fused(x):
+            return self._fused_jet(x, order)
         parts = [self._level_jet(x, s, order) for s in range(self.levels)]
         value = torch.cat([p[0] for p in parts], 1)
         grad = torch.cat([p[1] for p in parts], 1) if order >= 1 else None
         hess = torch.cat([p[2] for p in parts], 1) if order >= 2 else None
+        return Jet(value, grad, hess)
+
+    def _fused(self, x: Tensor) -> bool:
+        """Whether the fused CPU kernel serves this call (same numbers as the PyTorch path)."""
+        if self.backend in ("torch", "reference") or not rbf_cpu.AVAILABLE:
+            return False
+        # The kernel gives no derivative with respect to x: autograd through it needs PyTorch.
+        ok = x.device.type == "cpu" and self.in_dim == 2 and self.separable and not x.requires_grad
+        if self.backend == "numba" and not ok:
+            raise ValueError("backend='numba' needs a 2D Gaussian grid on the CPU and x without grad")
+        return ok
+
+    def _fused_jet(self, x: Tensor, order: int) -> Jet:
+        f = self.features
+        table = torch.cat([g.reshape(-1, f) for g in self.grids])
+        ghost = self.rho if self.edge == "pad" else 0
+        sizes = [g.shape[0] for g in self.grids]
+        out = rbf_cpu.grid_jet_2d(
+            x.to(table.dtype), table, self.cells, sizes, ghost, self.edge == "clamp", self.rho, self.eps, order
+        )  # [N, S, F, A]
+        n = x.shape[0]
+        value = out[..., 0].reshape(n, -1)
+        grad = out[..., 1:3].reshape(n, -1, 2) if order >= 1 else None
+        hess = out[..., 3:7].reshape(n, -1, 2, 2) if order >= 2 else None
         return Jet(value, grad, hess)
 
     def _level_jet(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, ...]:
@@ -151,10 +185,35 @@ class DInfGrid(Field):
         return value, grad, hess
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.backend == "reference":
+            return self.decoder(torch.cat([self._reference_level(x, s) for s in range(self.levels)], 1))
         return self.decoder(self.features_jet(x, 0).value)
 
     def jet(self, x: Tensor, order: int = 2) -> Jet:
+        if self.backend == "reference":
+            return autograd_jet(self, x, order)
         return self.decoder.jet(self.features_jet(x, order))
+
+    def _reference_level(self, x: Tensor, level: int) -> Tensor:
+        """One level's features the way the reference code computes them: all (2ρ)^d
+        neighbours gathered by advanced indexing, weights from differentiable PyTorch ops."""
+        n, d, f = self.cells[level], self.in_dim, self.features
+        t = (x + 1.0) * (0.5 * n)
+        base = t.detach().floor().clamp(0, n).long()
+        combos = torch.cartesian_prod(*([self.offsets] * d)).reshape(-1, d)  # [K^d, d]
+        nodes = base.unsqueeze(1) + combos  # [N, K^d, d]
+        if self.edge == "clamp":
+            nodes = nodes.clamp(0, n)
+        delta = t.unsqueeze(1) - nodes.to(t.dtype)
+        phi = KERNELS[self.kernel]((delta * delta).sum(-1), self.eps)[0]
+        w = phi / phi.sum(-1, keepdim=True)
+        grid = self.grids[level]
+        ghost = self.rho if self.edge == "pad" else 0
+        flat = torch.zeros_like(base[:, :1])
+        for a in range(d):
+            flat = flat * grid.shape[a] + nodes[..., a] + ghost
+        feats = grid.reshape(-1, f)[flat]  # [N, K^d, F]
+        return (w.unsqueeze(-1) * feats).sum(1)
 
 
 def _tensor_offsets(r: Tensor) -> Tensor:
