@@ -93,102 +93,106 @@ if AVAILABLE:
             ck[k] = math.exp(-eps2 * j * j)
         return ck
 
-    @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-    def _forward(x, table, offsets, cells, sizes, ghost, clamp, rho, eps2, order, nthreads, out):
-        N = x.shape[0]
-        S = cells.shape[0]
-        F = table.shape[1]
+    def _make_kernels(order: int, rho: int):
+        """Forward and backward kernels for one (order, ρ): constant loop bounds, so the
+        compiler unrolls the small loops (about 25 % faster than passing them as arguments).
+        numba caches each specialisation on disk."""
+        M = order + 1
         K = 2 * rho
-        A = out.shape[3]
-        chunk = (N + nthreads - 1) // nthreads
-        for th in prange(nthreads):
-            w0 = np.zeros((4, K))
-            w1 = np.zeros((4, K))
-            n0 = np.zeros(K, dtype=np.int64)
-            n1 = np.zeros(K, dtype=np.int64)
-            ck = _ck(rho, eps2)
-            sc = np.ones(A)
-            r = np.zeros((3, F))
-            for p in range(th * chunk, min(N, (th + 1) * chunk)):
-                for s in range(S):
-                    n = cells[s]
-                    half = 0.5 * n
-                    _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
-                    _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
-                    for f in range(F):
+        A = NUM_COMPONENTS[order]
+
+        @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+        def forward(x, table, offsets, cells, sizes, ghost, clamp, eps2, nthreads, out):
+            N = x.shape[0]
+            S = cells.shape[0]
+            F = table.shape[1]
+            chunk = (N + nthreads - 1) // nthreads
+            for th in prange(nthreads):
+                w0 = np.zeros((4, K))
+                w1 = np.zeros((4, K))
+                n0 = np.zeros(K, dtype=np.int64)
+                n1 = np.zeros(K, dtype=np.int64)
+                ck = _ck(rho, eps2)
+                r = np.zeros((M, F))
+                acc = np.zeros((A, F))
+                for p in range(th * chunk, min(N, (th + 1) * chunk)):
+                    for s in range(S):
+                        n = cells[s]
+                        half = 0.5 * n
+                        _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
+                        _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
+                        acc[:] = 0.0
+                        for i in range(K):
+                            row = offsets[s] + (n0[i] + ghost) * sizes[s] + ghost
+                            r[:] = 0.0
+                            for j in range(K):
+                                idx = row + n1[j]
+                                for f in range(F):
+                                    v = table[idx, f]
+                                    for a in range(M):
+                                        r[a, f] += w1[a, j] * v
+                            for c in range(A):
+                                wi = w0[_COMPONENTS[c, 0], i]
+                                for f in range(F):
+                                    acc[c, f] += wi * r[_COMPONENTS[c, 1], f]
                         for c in range(A):
-                            out[p, s, f, c] = 0.0
-                    for i in range(K):
-                        row = offsets[s] + (n0[i] + ghost) * sizes[s] + ghost
-                        for f in range(F):
-                            for a in range(order + 1):
-                                r[a, f] = 0.0
-                        for j in range(K):
-                            idx = row + n1[j]
+                            sc = 1.0 if c == 0 else (half if c < 3 else half * half)
                             for f in range(F):
-                                v = table[idx, f]
-                                for a in range(order + 1):
-                                    r[a, f] += w1[a, j] * v
+                                out[p, s, f, c] = acc[c, f] * sc
+
+        @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+        def backward(x, grad, offsets, cells, sizes, ghost, clamp, eps2, nthreads, buf):
+            N = x.shape[0]
+            S = cells.shape[0]
+            F = buf.shape[2]
+            chunk = (N + nthreads - 1) // nthreads
+            for th in prange(nthreads):
+                w0 = np.zeros((4, K))
+                w1 = np.zeros((4, K))
+                n0 = np.zeros(K, dtype=np.int64)
+                n1 = np.zeros(K, dtype=np.int64)
+                ck = _ck(rho, eps2)
+                q = np.zeros((M, K, F))
+                g = np.zeros((A, F))
+                for p in range(th * chunk, min(N, (th + 1) * chunk)):
+                    for s in range(S):
+                        n = cells[s]
+                        half = 0.5 * n
+                        _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
+                        _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
+                        for c in range(A):
+                            sc = 1.0 if c == 0 else (half if c < 3 else half * half)
+                            for f in range(F):
+                                g[c, f] = grad[p, s, f, c] * sc
+                        # q[a0, j, f] = Σ_{c: a0(c) = a0} w1[a1(c), j] g[c, f]
+                        q[:] = 0.0
                         for c in range(A):
                             a0 = _COMPONENTS[c, 0]
                             a1 = _COMPONENTS[c, 1]
-                            wi = w0[a0, i]
-                            for f in range(F):
-                                out[p, s, f, c] += wi * r[a1, f]
-                    for c in range(1, A):
-                        sc[c] = half if c < 3 else half * half
-                        for f in range(F):
-                            out[p, s, f, c] *= sc[c]
+                            for j in range(K):
+                                wj = w1[a1, j]
+                                for f in range(F):
+                                    q[a0, j, f] += wj * g[c, f]
+                        for i in range(K):
+                            row = offsets[s] + (n0[i] + ghost) * sizes[s] + ghost
+                            for j in range(K):
+                                idx = row + n1[j]
+                                for f in range(F):
+                                    acc = 0.0
+                                    for a in range(M):
+                                        acc += w0[a, i] * q[a, j, f]
+                                    buf[th, idx, f] += acc
 
-    @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-    def _backward(x, grad, offsets, cells, sizes, ghost, clamp, rho, eps2, order, nthreads, buf):
-        N = x.shape[0]
-        S = cells.shape[0]
-        F = buf.shape[2]
-        K = 2 * rho
-        A = grad.shape[3]
-        chunk = (N + nthreads - 1) // nthreads
-        for th in prange(nthreads):
-            w0 = np.zeros((4, K))
-            w1 = np.zeros((4, K))
-            n0 = np.zeros(K, dtype=np.int64)
-            n1 = np.zeros(K, dtype=np.int64)
-            ck = _ck(rho, eps2)
-            sc = np.ones(A)
-            q = np.zeros((3, K, F))
-            g = np.zeros((A, F))
-            for p in range(th * chunk, min(N, (th + 1) * chunk)):
-                for s in range(S):
-                    n = cells[s]
-                    half = 0.5 * n
-                    _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
-                    _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
-                    for c in range(A):
-                        sc[c] = 1.0 if c == 0 else (half if c < 3 else half * half)
-                        for f in range(F):
-                            g[c, f] = grad[p, s, f, c] * sc[c]
-                    # q[a0, j, f] = Σ_{c: a0(c) = a0} w1[a1(c), j] g[c, f]
-                    for a in range(order + 1):
-                        for j in range(K):
-                            for f in range(F):
-                                q[a, j, f] = 0.0
-                    for c in range(A):
-                        a0 = _COMPONENTS[c, 0]
-                        a1 = _COMPONENTS[c, 1]
-                        for j in range(K):
-                            wj = w1[a1, j]
-                            for f in range(F):
-                                q[a0, j, f] += wj * g[c, f]
-                    for i in range(K):
-                        row = offsets[s] + (n0[i] + ghost) * sizes[s] + ghost
-                        for j in range(K):
-                            idx = row + n1[j]
-                            for f in range(F):
-                                acc = 0.0
-                                for a in range(order + 1):
-                                    acc += w0[a, i] * q[a, j, f]
-                                buf[th, idx, f] += acc
+        return forward, backward
 
+
+_KERNELS: dict = {}
+
+
+def _kernels(order: int, rho: int):
+    if (order, rho) not in _KERNELS:
+        _KERNELS[order, rho] = _make_kernels(order, rho)
+    return _KERNELS[order, rho]
 
 
 class _GridJet2D(torch.autograd.Function):
@@ -198,8 +202,8 @@ class _GridJet2D(torch.autograd.Function):
         xn = x.detach().contiguous().numpy()
         tn = table.detach().contiguous().numpy()
         out = np.empty((x.shape[0], len(cells), table.shape[1], NUM_COMPONENTS[order]), dtype=tn.dtype)
-        threads = numba.get_num_threads()
-        _forward(xn, tn, offsets, cells, sizes, ghost, clamp, rho, eps2, order, threads, out)
+        forward = _kernels(order, rho)[0]
+        forward(xn, tn, offsets, cells, sizes, ghost, clamp, eps2, numba.get_num_threads(), out)
         ctx.save_for_backward(x)
         ctx.meta = meta
         ctx.table_shape = table.shape
@@ -212,7 +216,8 @@ class _GridJet2D(torch.autograd.Function):
         threads = numba.get_num_threads()
         gn = grad.detach().contiguous().numpy()
         buf = np.zeros((threads,) + tuple(ctx.table_shape), dtype=gn.dtype)
-        _backward(x.numpy(), gn, offsets, cells, sizes, ghost, clamp, rho, eps2, order, threads, buf)
+        backward = _kernels(order, rho)[1]
+        backward(x.numpy(), gn, offsets, cells, sizes, ghost, clamp, eps2, threads, buf)
         return None, torch.from_numpy(buf.sum(0)), None
 
 
