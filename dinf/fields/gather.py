@@ -1,8 +1,8 @@
 """Row gather whose backward is a dense scatter-add (``index_add_``).
 
-PyTorch's backward of advanced indexing goes through ``index_put_(accumulate=True)``, which
-is several times slower on CPU than ``index_add_`` on a contiguous buffer (measured in
-``experiments/bench_gather.py``).
+PyTorch's backward of advanced indexing goes through ``index_put_(accumulate=True)``, which is
+slower on CPU than ``index_add_`` on a contiguous buffer: ``experiments/bench_gather.py``
+measures a whole 6-level read (forward + backward) at 75 ms with indexing and 54 ms with this.
 """
 from __future__ import annotations
 
