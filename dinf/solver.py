@@ -93,7 +93,7 @@ class Solver(pl.LightningModule):
             terms.update(self.problem.loss(jet, sample))
             loss = terms["loss"]
             if not torch.isfinite(loss):
-                bad = {k: float(v) for k, v in terms.items()}
+                bad = {k: float(v.detach()) for k, v in terms.items()}
                 raise NonFiniteLossError(
                     f"non-finite loss at step {self.global_step}: {bad}; "
                     "training stopped (try a smaller optimizer.lr)"

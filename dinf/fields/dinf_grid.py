@@ -95,7 +95,7 @@ class DInfGrid(Field):
 
     # --- the basis: neighbour rows and weight jets, independent of the features ---------
     def level_basis(self, x: Tensor, level: int, order: int) -> LevelBasis:
-        n, d, k = self.cells[level], self.in_dim, 2 * self.rho
+        n, d = self.cells[level], self.in_dim
         t = (x + 1.0) * (0.5 * n)  # index space of this level
         base = t.detach().floor().clamp(0, n).long()  # [N, d]
         nodes = base.unsqueeze(-1) + self.offsets  # [N, d, K]

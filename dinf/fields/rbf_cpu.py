@@ -93,6 +93,20 @@ if AVAILABLE:
             ck[k] = math.exp(-eps2 * j * j)
         return ck
 
+    @njit(inline="always")
+    def _point_weights(x, p, n, rho, eps2, clamp, order, ck, w0, n0, w1, n1):
+        """Both axes' weights of point p on a level of n cells; returns dt/dx = n / 2."""
+        half = 0.5 * n
+        _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
+        _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
+        return half
+
+    @njit(inline="always")
+    def _scratch(rho, eps2):
+        K = 2 * rho
+        z = np.zeros(K, dtype=np.int64)
+        return np.zeros((4, K)), z, np.zeros((4, K)), z.copy(), _ck(rho, eps2)
+
     def _make_kernels(order: int, rho: int):
         """Forward and backward kernels for one (order, ρ): constant loop bounds, so the
         compiler unrolls the small loops (about 25 % faster than passing them as arguments).
@@ -108,19 +122,12 @@ if AVAILABLE:
             F = table.shape[1]
             chunk = (N + nthreads - 1) // nthreads
             for th in prange(nthreads):
-                w0 = np.zeros((4, K))
-                w1 = np.zeros((4, K))
-                n0 = np.zeros(K, dtype=np.int64)
-                n1 = np.zeros(K, dtype=np.int64)
-                ck = _ck(rho, eps2)
+                w0, n0, w1, n1, ck = _scratch(rho, eps2)
                 r = np.zeros((M, F))
                 acc = np.zeros((A, F))
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        n = cells[s]
-                        half = 0.5 * n
-                        _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
-                        _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
+                        half = _point_weights(x, p, cells[s], rho, eps2, clamp, order, ck, w0, n0, w1, n1)
                         acc[:] = 0.0
                         for i in range(K):
                             row = offsets[s] + (n0[i] + ghost) * sizes[s] + ghost
@@ -147,19 +154,12 @@ if AVAILABLE:
             F = buf.shape[2]
             chunk = (N + nthreads - 1) // nthreads
             for th in prange(nthreads):
-                w0 = np.zeros((4, K))
-                w1 = np.zeros((4, K))
-                n0 = np.zeros(K, dtype=np.int64)
-                n1 = np.zeros(K, dtype=np.int64)
-                ck = _ck(rho, eps2)
+                w0, n0, w1, n1, ck = _scratch(rho, eps2)
                 q = np.zeros((M, K, F))
                 g = np.zeros((A, F))
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        n = cells[s]
-                        half = 0.5 * n
-                        _weights_1d((x[p, 0] + 1.0) * half, n, rho, eps2, clamp, order, ck, w0, n0)
-                        _weights_1d((x[p, 1] + 1.0) * half, n, rho, eps2, clamp, order, ck, w1, n1)
+                        half = _point_weights(x, p, cells[s], rho, eps2, clamp, order, ck, w0, n0, w1, n1)
                         for c in range(A):
                             sc = 1.0 if c == 0 else (half if c < 3 else half * half)
                             for f in range(F):

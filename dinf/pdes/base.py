@@ -7,13 +7,16 @@ points and turns it into loss terms; ``evaluate`` and ``pictures`` only call ``f
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
-from typing import Dict, List, Mapping, Protocol
+from typing import TYPE_CHECKING, Dict, List, Mapping, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from dinf.errors import check
 from dinf.jet import Jet
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class FieldLike(Protocol):
@@ -80,6 +83,6 @@ class Problem(nn.Module):
         """Metrics of a field against the reference (keys of ``metric_modes``)."""
         raise NotImplementedError
 
-    def pictures(self, field: FieldLike) -> Dict[str, "matplotlib.figure.Figure"]:  # noqa: F821
+    def pictures(self, field: FieldLike) -> Dict[str, "Figure"]:
         """Figures worth looking at, by name (saved as ``<name>.png``)."""
         return {}

@@ -15,8 +15,7 @@ Conventions
 from __future__ import annotations
 
 import os
-import weakref
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -112,7 +111,6 @@ class PoissonImage(Problem):
         self.register_buffer("image", torch.as_tensor(img, dtype=torch.float32), persistent=False)
         self.register_buffer("coords", coords.float(), persistent=False)
         self.register_buffer("target", torch.as_tensor(tgt, dtype=torch.float32), persistent=False)
-        self._cache: Optional[Tuple[weakref.ref, tuple, np.ndarray]] = None
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` distinct pixel centres (all of them, shuffled, when ``n >= R*R``)."""
@@ -135,40 +133,14 @@ class PoissonImage(Problem):
                 return p.device
         return self.device
 
-    @staticmethod
-    def _state_key(field: FieldLike) -> Optional[tuple]:
-        """Identifies a field's current weights; optimiser steps bump tensor versions."""
-        tensors = []
-        for name in ("parameters", "buffers"):
-            fn = getattr(field, name, None)
-            if callable(fn):
-                tensors.extend(fn())
-        if not tensors:
-            return None  # nothing to watch, so never trust a cache
-        return tuple((id(t), t._version) for t in tensors)
-
     def reconstruct(self, field: FieldLike) -> np.ndarray:
-        """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``.
-
-        Cached while the same field object keeps the same weights, so ``pictures`` right
-        after ``evaluate`` costs no second pass.
-        """
-        key = self._state_key(field)
-        if key is not None and self._cache is not None:
-            ref, old_key, rec = self._cache
-            if ref() is field and old_key == key:
-                return rec
+        """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``."""
         dev = self._field_device(field)
         with torch.no_grad():
             out = [field(x.to(dev)).reshape(-1).float().cpu() for x in self.coords.split(_CHUNK)]
         R = self.resolution
         pred = torch.cat(out).reshape(R, R).numpy().astype(np.float64)
         rec, _, _ = fit_gain_offset(pred, self.ground_truth())
-        if key is not None:
-            try:  # a weak reference, so a dead field's recycled id can never hit the cache
-                self._cache = (weakref.ref(field), key, rec)
-            except TypeError:
-                self._cache = None
         return rec
 
     def ground_truth(self) -> np.ndarray:
