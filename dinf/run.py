@@ -71,7 +71,9 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
     )
     loggers = build_loggers(cfg, output_dir)
     _log_config(loggers, cfg, problem)
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=output_dir)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, default_root_dir=output_dir, **_validation_cadence(cfg.trainer)
+    )
     wall = time.perf_counter()
     try:
         trainer.fit(solver)
@@ -82,10 +84,19 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
     return results
 
 
+def _validation_cadence(trainer_cfg: DictConfig) -> Dict[str, Any]:
+    """A run shorter than the validation interval still validates, at its last step."""
+    steps, every = trainer_cfg.get("max_steps", -1), trainer_cfg.get("val_check_interval")
+    if isinstance(every, int) and 0 < steps < every:
+        return {"val_check_interval": steps}
+    return {}
+
+
 def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn.Module, wall_time: float) -> Dict[str, Any]:
-    final = solver._evaluate()
+    final = solver.evaluate()
     train_time = solver.training_time()
-    solver._record(final, train_time)
+    if not solver.history or solver.history[-1]["step"] != solver.global_step:
+        solver.record(final, train_time)
     best = {}
     for name, mode in problem.metric_modes.items():
         values = [h[name] for h in solver.history if not math.isnan(h.get(name, math.nan))]

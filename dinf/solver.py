@@ -79,7 +79,7 @@ class Solver(pl.LightningModule):
         self._train_start = time.perf_counter()
         self._val_time = 0.0
         if not self.history:  # the starting point of every curve
-            self._record(self._evaluate(), train_time=0.0)
+            self.record(self.evaluate(), train_time=0.0)
             self._val_time = time.perf_counter() - self._train_start
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -115,7 +115,8 @@ class Solver(pl.LightningModule):
         self.log("loss", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=1)
 
     # --- validation ---------------------------------------------------------------------
-    def _evaluate(self) -> Dict[str, float]:
+    def evaluate(self) -> Dict[str, float]:
+        """The problem's metrics of the field now (gradients enabled, eval mode)."""
         was_training = self.field.training
         self.field.eval()
         with torch.enable_grad():
@@ -127,14 +128,15 @@ class Solver(pl.LightningModule):
         self._val_start = time.perf_counter()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        metrics = self._evaluate()
-        self._record(metrics, self.training_time())
+        metrics = self.evaluate()
+        self.record(metrics, self.training_time())
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, prog_bar=True, batch_size=1)
 
     def on_validation_end(self) -> None:
         self._val_time += time.perf_counter() - self._val_start
 
-    def _record(self, metrics: Dict[str, float], train_time: float) -> None:
+    def record(self, metrics: Dict[str, float], train_time: float) -> None:
+        """Append to ``history`` and mark thresholds reached for the first time."""
         entry = {"step": int(self.global_step), "train_time_s": train_time, **metrics}
         self.history.append(entry)
         for name, ts in self.problem.targets.items():

@@ -39,6 +39,11 @@ def test_time_to_target_is_first_validation_past_threshold(tmp_path):
     assert metrics["time_to_target"]["psnr>=99"] is None
 
 
+def test_run_shorter_than_the_validation_interval_still_validates(tmp_path):
+    metrics, _ = _run(tmp_path, ["trainer.max_steps=3", "trainer.val_check_interval=25"])
+    assert [h["step"] for h in metrics["history"]] == [0, 3]
+
+
 def test_laplacian_linear_grid_gets_no_signal_but_dinf_does(tmp_path):
     # All 32² pixels every step, so the loss changes only if the field does.
     common = ["pde=poisson_laplacian", "trainer.max_steps=40", "trainer.val_check_interval=20"]
