@@ -107,6 +107,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "best": best,
         "train_time_s": train_time,
         "wall_time_s": wall_time,
+        "warmup_s": solver.warmup_s,
         "steps": int(solver.global_step),
         "train_loss": {"first": solver.first_loss, "last": solver.last_loss},
         "params": sum(p.numel() for p in field.parameters()),
