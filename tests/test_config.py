@@ -102,3 +102,8 @@ def test_unknown_group_option_lists_the_choices(group):
         compose_cfg([f"{group}=nonsense"])
     for option in _options(group):
         assert option in str(info.value)
+
+
+def test_default_grid_follows_the_problem_resolution():
+    field = build(compose_cfg(["grid=default", "pde.resolution=64"]))[1]
+    assert field.resolution == 64 and field.levels == 6
