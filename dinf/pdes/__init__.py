@@ -1,5 +1,7 @@
 """Problems: what a field is fitted to, and how it is judged."""
 from dinf.pdes.base import Batch, Problem
+from dinf.pdes.helmholtz import HelmholtzPML
+from dinf.pdes.helmholtz_manufactured import HelmholtzManufactured
 from dinf.pdes.poisson import PoissonImage
 
-__all__ = ["Batch", "Problem", "PoissonImage"]
+__all__ = ["Batch", "Problem", "PoissonImage", "HelmholtzPML", "HelmholtzManufactured"]

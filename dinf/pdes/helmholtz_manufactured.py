@@ -1,0 +1,134 @@
+"""Manufactured Helmholtz (the PINN benchmark, SPEC §3): ``Δu + k² u = q`` on ``[-1, 1]²``.
+
+Conventions
+-----------
+* Exact solution ``u = sin(aπx) sin(aπy)``, Dirichlet ``u = 0`` on the boundary (for integer
+  ``a``), source ``q = (k² - 2a²π²) u``.
+* A batch of ``n`` points holds ``min(boundary_points, n // 2)`` uniform points on the four edges
+  and the rest uniform in the interior (``batch_size`` counts both).
+* ``loss_residual = mean (Δu + k²u - q)² / (k² + 2a²π²)²``: dividing by the operator's scale on
+  the solution's frequency makes the term O(1) relative to u (an error δu at that frequency
+  costs about δu²), so ``boundary_weight`` means the same for every ``a`` and ``k``.
+  ``loss_boundary = mean u²`` on the edge points; ``loss = residual + boundary_weight · boundary``.
+* Evaluated on ``linspace(-1, 1, resolution)²`` (boundary included): relative L2 error.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Mapping
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from dinf.errors import check
+from dinf.jet import Jet
+from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.helmholtz import _is_int, field_device, predict
+
+
+class HelmholtzManufactured(Problem):
+    """``Δu + k²u = q`` with ``u = sin(aπx) sin(aπy)`` and ``u = 0`` on the boundary."""
+
+    in_dim = 2
+    out_dim = 1
+    jet_order = 2
+    metric_modes = {"rel_l2": "min"}
+
+    def __init__(
+        self,
+        a: float = 10.0,
+        k: float = 1.0,
+        batch_size: int = 16384,
+        resolution: int = 256,
+        boundary_points: int = 1024,
+        boundary_weight: float = 100.0,
+        targets: Mapping[str, List[float]] | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ):
+        super().__init__(targets, in_dim, out_dim)
+        check(a > 0, "a", f"must be > 0, got {a!r}")
+        check(_is_int(batch_size) and batch_size >= 1, "batch_size",
+              f"must be an integer >= 1, got {batch_size!r}")
+        check(_is_int(resolution) and resolution >= 8, "resolution",
+              f"must be an integer >= 8, got {resolution!r}")
+        check(_is_int(boundary_points) and boundary_points >= 0, "boundary_points",
+              f"must be an integer >= 0, got {boundary_points!r}")
+        check(boundary_weight >= 0, "boundary_weight", f"must be >= 0, got {boundary_weight!r}")
+        self.a, self.k = float(a), float(k)
+        self.batch_size, self.resolution = batch_size, resolution
+        self.boundary_points, self.boundary_weight = boundary_points, float(boundary_weight)
+        self.residual_scale = 1.0 / (self.k**2 + 2 * self.a**2 * math.pi**2) ** 2
+
+        lin = torch.linspace(-1.0, 1.0, resolution, dtype=torch.float64)
+        coords = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+        self.register_buffer("coords", coords.float(), persistent=False)
+        self.register_buffer("exact", self.solution(coords).float(), persistent=False)  # [R*R]
+
+    def solution(self, x: Tensor) -> Tensor:
+        """Exact ``u`` at ``x`` ``[N, 2]`` -> ``[N]``."""
+        w = self.a * math.pi
+        return torch.sin(w * x[:, 0]) * torch.sin(w * x[:, 1])
+
+    def rhs(self, x: Tensor) -> Tensor:
+        return (self.k**2 - 2 * (self.a * math.pi) ** 2) * self.solution(x)
+
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
+        n = int(n)
+        n_b = min(self.boundary_points, n // 2)
+        inner = -1.0 + 2.0 * torch.rand(n - n_b, 2, generator=generator)
+        t = -1.0 + 2.0 * torch.rand(n_b, generator=generator)
+        edge = torch.randint(0, 4, (n_b,), generator=generator)
+        side = torch.where(edge % 2 == 0, -1.0, 1.0)  # edges 0/1: x = ∓1, 2/3: y = ∓1
+        on_x = edge < 2
+        bnd = torch.stack([torch.where(on_x, side, t), torch.where(on_x, t, side)], -1)
+        x = torch.cat([inner, bnd]).float()
+        is_b = torch.cat([torch.zeros(n - n_b, dtype=torch.bool), torch.ones(n_b, dtype=torch.bool)])
+        dev = self.device
+        return Batch(x=x.to(dev), data={"is_boundary": is_b.to(dev)})
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        mask = batch.data.get("is_boundary")
+        u = jet.value[:, 0]
+        if mask is None:
+            mask = torch.zeros_like(u, dtype=torch.bool)
+        mask = mask.to(u.device)
+        x = batch.x.to(u.dtype)
+        res = jet.laplacian()[:, 0] + self.k**2 * u - self.rhs(x)
+        zero = u.sum() * 0.0
+        n_b, n_i = int(mask.sum()), int((~mask).sum())
+        l_res = (res[~mask] ** 2).sum() / n_i * self.residual_scale if n_i else zero
+        l_bnd = (u[mask] ** 2).sum() / n_b if n_b else zero
+        return {"loss": l_res + self.boundary_weight * l_bnd, "loss_residual": l_res, "loss_boundary": l_bnd}
+
+    def predict(self, field: FieldLike) -> np.ndarray:
+        return predict(field, self.coords, field_device(field, self.device))[:, 0].numpy()
+
+    def _metrics(self, pred: np.ndarray) -> Dict[str, float]:
+        ex = self.exact.detach().cpu().double().numpy()
+        return {"rel_l2": float(np.linalg.norm(pred - ex) / np.linalg.norm(ex))}
+
+    def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        return self._metrics(self.predict(field))
+
+    def pictures(self, field: FieldLike) -> Dict[str, Figure]:
+        R = self.resolution
+        pred = self.predict(field)
+        m = self._metrics(pred)
+        ex = self.exact.detach().cpu().double().numpy()
+        fig = Figure(figsize=(13, 4))
+        axes = fig.subplots(1, 3)
+        ext = (-1, 1, -1, 1)
+        for ax, arr, title, cmap, sym in (
+            (axes[0], pred, f"prediction (a = {self.a:g}, k = {self.k:g})", "RdBu_r", True),
+            (axes[1], ex, "exact", "RdBu_r", True),
+            (axes[2], np.abs(pred - ex), f"|error|, rel L2 {m['rel_l2']:.3g}", "inferno", False),
+        ):
+            kw = {"vmin": -1, "vmax": 1} if sym else {}
+            im = ax.imshow(arr.reshape(R, R).T, origin="lower", extent=ext, cmap=cmap, **kw)
+            ax.set_title(title)
+            fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        return {"helmholtz_manufactured": fig}
