@@ -27,3 +27,10 @@ def check_choice(key: str, value: Any, allowed: Iterable[str]) -> str:
 def check(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(key, message)
+
+
+def check_int(key: str, value: Any, minimum: int) -> int:
+    """An integer (not a bool) of at least ``minimum``."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    check(ok, key, f"must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -71,6 +71,13 @@ class Problem(nn.Module):
             return b.device
         return torch.device("cpu")
 
+    def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
+        """``field(x)`` in chunks without gradients, on the field's device; CPU float64 ``[N, C]``."""
+        params = field.parameters() if hasattr(field, "parameters") else iter(())
+        device = next((p.device for p in params), self.device)
+        with torch.no_grad():
+            return torch.cat([field(c.to(device)).double().cpu() for c in x.split(chunk)])
+
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` collocation points (drawn afresh each call) with their data."""
         raise NotImplementedError

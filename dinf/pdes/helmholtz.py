@@ -32,17 +32,12 @@ from matplotlib.figure import Figure
 from scipy import special
 from torch import Tensor
 
-from dinf.errors import ConfigError, check
+from dinf.errors import ConfigError, check, check_int
 from dinf.jet import Jet
 from dinf.pdes.base import Batch, FieldLike, Problem
 
-_CHUNK = 65536
 SOURCE_FRACTION = 8  # one point in this many is drawn around the source
 _R_FLOOR = 1e-6
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _pair(value: object, key: str) -> Tuple[float, float]:
@@ -51,21 +46,6 @@ def _pair(value: object, key: str) -> Tuple[float, float]:
     except (TypeError, ValueError):
         raise ConfigError(key, f"must be a pair of numbers, got {value!r}") from None
     return a, b
-
-
-def field_device(field: FieldLike, default: torch.device) -> torch.device:
-    params = getattr(field, "parameters", None)
-    if callable(params):
-        for p in params():
-            return p.device
-    return default
-
-
-def predict(field: FieldLike, x: Tensor, device: torch.device) -> Tensor:
-    """``field(x)`` in chunks without gradients, on the CPU as float64 ``[N, C]``."""
-    with torch.no_grad():
-        out = [field(c.to(device)).double().cpu() for c in x.split(_CHUNK)]
-    return torch.cat(out)
 
 
 def cell_centres(lo: float, hi: float, n: int) -> Tensor:
@@ -140,10 +120,8 @@ class HelmholtzPML(Problem):
         check(source_sigma > 0, "source_sigma", f"must be > 0, got {source_sigma!r}")
         check(source_weight >= 0, "source_weight", f"must be >= 0, got {source_weight!r}")
         check(core >= 0, "core", f"must be >= 0, got {core!r}")
-        check(_is_int(batch_size) and batch_size >= 1, "batch_size",
-              f"must be an integer >= 1, got {batch_size!r}")
-        check(_is_int(resolution) and resolution >= 8, "resolution",
-              f"must be an integer >= 8, got {resolution!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("resolution", resolution, 8)
         center = _pair(source_center, "source_center")
         inner = 1.0 - pml_width
         check(all(abs(c) <= inner for c in center), "source_center",
@@ -222,7 +200,7 @@ class HelmholtzPML(Problem):
 
     # --- judging -----------------------------------------------------------------------------
     def _complex(self, field: FieldLike, x: Tensor) -> np.ndarray:
-        p = predict(field, x, field_device(field, self.device)).numpy()
+        p = self.predict(field, x).numpy()
         return p[:, 0] + 1j * p[:, 1]
 
     def _reference_np(self) -> np.ndarray:

@@ -22,10 +22,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dinf.errors import check
+from dinf.errors import check, check_int
 from dinf.jet import Jet
 from dinf.pdes.base import Batch, FieldLike, Problem
-from dinf.pdes.helmholtz import _is_int, field_device, predict
 
 
 class HelmholtzManufactured(Problem):
@@ -50,12 +49,9 @@ class HelmholtzManufactured(Problem):
     ):
         super().__init__(targets, in_dim, out_dim)
         check(a > 0, "a", f"must be > 0, got {a!r}")
-        check(_is_int(batch_size) and batch_size >= 1, "batch_size",
-              f"must be an integer >= 1, got {batch_size!r}")
-        check(_is_int(resolution) and resolution >= 8, "resolution",
-              f"must be an integer >= 8, got {resolution!r}")
-        check(_is_int(boundary_points) and boundary_points >= 0, "boundary_points",
-              f"must be an integer >= 0, got {boundary_points!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("resolution", resolution, 8)
+        check_int("boundary_points", boundary_points, 0)
         check(boundary_weight >= 0, "boundary_weight", f"must be >= 0, got {boundary_weight!r}")
         self.a, self.k = float(a), float(k)
         self.batch_size, self.resolution = batch_size, resolution
@@ -103,19 +99,20 @@ class HelmholtzManufactured(Problem):
         l_bnd = (u[mask] ** 2).sum() / n_b if n_b else zero
         return {"loss": l_res + self.boundary_weight * l_bnd, "loss_residual": l_res, "loss_boundary": l_bnd}
 
-    def predict(self, field: FieldLike) -> np.ndarray:
-        return predict(field, self.coords, field_device(field, self.device))[:, 0].numpy()
+    def prediction(self, field: FieldLike) -> np.ndarray:
+        """The field on the evaluation grid, float64 ``[resolution²]``."""
+        return self.predict(field, self.coords)[:, 0].numpy()
 
     def _metrics(self, pred: np.ndarray) -> Dict[str, float]:
         ex = self.exact.detach().cpu().double().numpy()
         return {"rel_l2": float(np.linalg.norm(pred - ex) / np.linalg.norm(ex))}
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
-        return self._metrics(self.predict(field))
+        return self._metrics(self.prediction(field))
 
     def pictures(self, field: FieldLike) -> Dict[str, Figure]:
         R = self.resolution
-        pred = self.predict(field)
+        pred = self.prediction(field)
         m = self._metrics(pred)
         ex = self.exact.detach().cpu().double().numpy()
         fig = Figure(figsize=(13, 4))

@@ -24,16 +24,9 @@ from matplotlib.figure import Figure
 from skimage import color, data, io, metrics, transform, util
 from torch import Tensor
 
-from dinf.errors import ConfigError, check, check_choice
+from dinf.errors import ConfigError, check_choice, check_int
 from dinf.jet import Jet
 from dinf.pdes.base import Batch, FieldLike, Problem
-
-_CHUNK = 65536
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
 
 def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
     """Least-squares ``a, b`` minimising ``|a*pred + b - gt|``; returns ``(clip(a*pred+b, 0, 1), a, b)``."""
@@ -89,10 +82,8 @@ class PoissonImage(Problem):
         out_dim: int | None = None,
     ):
         super().__init__(targets, in_dim, out_dim)
-        check(_is_int(resolution) and resolution >= 8, "resolution",
-              f"must be an integer >= 8, got {resolution!r}")
-        check(_is_int(batch_size) and batch_size >= 1, "batch_size",
-              f"must be an integer >= 1, got {batch_size!r}")
+        check_int("resolution", resolution, 8)
+        check_int("batch_size", batch_size, 1)
         self.supervision = check_choice("supervision", supervision, ("gradient", "laplacian"))
         self.jet_order = 1 if supervision == "gradient" else 2
         self.resolution = R = resolution
@@ -126,20 +117,10 @@ class PoissonImage(Problem):
             mse = ((jet.laplacian()[:, 0] - tgt[:, 0]) ** 2).mean()
         return {"loss": mse, f"loss_{self.supervision}": mse}
 
-    def _field_device(self, field: FieldLike) -> torch.device:
-        params = getattr(field, "parameters", None)
-        if callable(params):
-            for p in params():
-                return p.device
-        return self.device
-
     def reconstruct(self, field: FieldLike) -> np.ndarray:
         """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``."""
-        dev = self._field_device(field)
-        with torch.no_grad():
-            out = [field(x.to(dev)).reshape(-1).float().cpu() for x in self.coords.split(_CHUNK)]
         R = self.resolution
-        pred = torch.cat(out).reshape(R, R).numpy().astype(np.float64)
+        pred = self.predict(field, self.coords)[:, 0].reshape(R, R).numpy()
         rec, _, _ = fit_gain_offset(pred, self.ground_truth())
         return rec
 
