@@ -25,7 +25,7 @@ def design_matrix(grid: DInfGrid, x: torch.Tensor) -> torch.Tensor:
     b = grid.level_basis(x, 0, 0)
     n, k, size = grid.cells[0], 2 * grid.rho, grid.grids[0].shape[0]
     start = torch.stack([b.rows // (n + 2), b.rows % (n + 2)], 1) - 1  # first neighbour, padded
-    ghost = grid.rho if grid.edge == "pad" else 0
+    ghost = grid.ghost
     off = torch.arange(k)
     w = b.weights[:, 0, 0, :, None] * b.weights[:, 1, 0, None, :]  # [N, K, K]
     # Clamp mode reads ghost-free grids through replicate padding: map padded to real indices.

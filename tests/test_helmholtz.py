@@ -168,13 +168,13 @@ def test_sign_convention_outgoing_wave_decays_in_the_layer(pml):
 
 def test_coefficients_are_one_inside_and_complex_in_the_layer():
     inside = torch.tensor([[0.0, 0.0], [0.3, -0.49], [-0.5, 0.5]], dtype=torch.float64)
-    c = pml_coefficients(inside, K, L, A0)
+    c = pml_coefficients(inside, L, A0)
     for name in ("A", "B", "C"):
         assert torch.allclose(c[name], torch.ones(3, dtype=torch.complex128))
     for name in ("dA_dx", "dB_dy"):
         assert torch.allclose(c[name], torch.zeros(3, dtype=torch.complex128))
     layer = torch.tensor([[0.8, 0.0], [0.0, -0.9], [0.95, 0.95]], dtype=torch.float64)
-    c = pml_coefficients(layer, K, L, A0)
+    c = pml_coefficients(layer, L, A0)
     assert (c["C"].imag.abs() > 1e-3).all()
     assert c["e"][0, 0] == pytest.approx(complex(1, -A0 * (0.3 / L) ** 2))
     assert c["A"][1].imag.abs() > 1e-3 and c["B"][0].imag.abs() > 1e-3

@@ -84,9 +84,9 @@ class DInfGrid(Field):
         self.backend = backend
         self.separable = kernel in SEPARABLE
         self.cells: List[int] = [resolution // 2**s for s in range(levels)]
-        ghost = rho if edge == "pad" else 0
+        self.ghost = rho if edge == "pad" else 0  # ghost nodes beyond [-1, 1] on each side
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(*([n + 1 + 2 * ghost] * in_dim), features).uniform_(-init_scale, init_scale))
+            nn.Parameter(torch.empty(*([n + 1 + 2 * self.ghost] * in_dim), features).uniform_(-init_scale, init_scale))
             for n in self.cells
         )
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
@@ -154,10 +154,9 @@ class DInfGrid(Field):
     def _fused_jet(self, x: Tensor, order: int) -> Jet:
         f = self.features
         table = torch.cat([g.reshape(-1, f) for g in self.grids])
-        ghost = self.rho if self.edge == "pad" else 0
         sizes = [g.shape[0] for g in self.grids]
         out = rbf_cpu.grid_jet_2d(
-            x.to(table.dtype), table, self.cells, sizes, ghost, self.edge == "clamp", self.rho, self.eps, order
+            x.to(table.dtype), table, self.cells, sizes, self.ghost, self.edge == "clamp", self.rho, self.eps, order
         )  # [N, S, F, A]
         n = x.shape[0]
         value = out[..., 0].reshape(n, -1)
@@ -208,10 +207,9 @@ class DInfGrid(Field):
         phi = KERNELS[self.kernel]((delta * delta).sum(-1), self.eps)[0]
         w = phi / phi.sum(-1, keepdim=True)
         grid = self.grids[level]
-        ghost = self.rho if self.edge == "pad" else 0
         flat = torch.zeros_like(base[:, :1])
         for a in range(d):
-            flat = flat * grid.shape[a] + nodes[..., a] + ghost
+            flat = flat * grid.shape[a] + nodes[..., a] + self.ghost
         feats = grid.reshape(-1, f)[flat]  # [N, K^d, F]
         return (w.unsqueeze(-1) * feats).sum(1)
 

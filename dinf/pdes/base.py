@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def grid_points(lin: Tensor) -> Tensor:
+    """``[n², 2]`` points of the tensor grid ``lin × lin``; axis 0 of an image is ``x[:, 0]``."""
+    return torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values[mask]``; 0 (still in the graph) when the mask selects nothing."""
+    n = int(mask.sum())
+    return values[mask].sum() / n if n else values.sum() * 0.0
+
+
 class FieldLike(Protocol):
     in_dim: int
     out_dim: int

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean
 
 SOURCE_FRACTION = 8  # one point in this many is drawn around the source
 _R_FLOOR = 1e-6
@@ -51,15 +51,13 @@ def _pair(value: object, key: str) -> Tuple[float, float]:
 def cell_centres(lo: float, hi: float, n: int) -> Tensor:
     """``[n*n, 2]`` cell centres of an ``n × n`` grid over ``[lo, hi]²``, axis 0 = ``x[:, 0]``."""
     h = (hi - lo) / n
-    lin = lo + h * (torch.arange(n, dtype=torch.float64) + 0.5)
-    return torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+    return grid_points(lo + h * (torch.arange(n, dtype=torch.float64) + 0.5))
 
 
-def pml_coefficients(x: Tensor, wavenumber: float, pml_width: float, pml_strength: float
-                     ) -> Dict[str, Tensor]:
+def pml_coefficients(x: Tensor, pml_width: float, pml_strength: float) -> Dict[str, Tensor]:
     """Complex ``A, B, C, dA_dx, dB_dy`` (each ``[N]``) and ``e`` (``[N, 2]``) at points ``x``.
 
-    ``wavenumber`` only enters through ``s / k``; it is kept in the signature for clarity.
+    The wavenumber cancels: only ``s / k = a0 (d / L)²`` enters.
     """
     L, a0 = float(pml_width), float(pml_strength)
     depth = (x.abs() - (1.0 - L)).clamp(min=0.0)  # [N, 2]
@@ -152,7 +150,7 @@ class HelmholtzPML(Problem):
         return torch.complex(self.source_amplitude[0] * g, self.source_amplitude[1] * g)
 
     def coefficients(self, x: Tensor) -> Dict[str, Tensor]:
-        return pml_coefficients(x, self.wavenumber, self.pml_width, self.pml_strength)
+        return pml_coefficients(x, self.pml_width, self.pml_strength)
 
     def residual(self, jet: Jet, x: Tensor) -> Tensor:
         """Complex residual ``[N]`` of the PML equation for a jet of order 2 at ``x``."""
@@ -191,10 +189,8 @@ class HelmholtzPML(Problem):
         if mask is None:
             mask = torch.zeros_like(res2, dtype=torch.bool)
         mask = mask.to(res2.device)
-        zero = res2.sum() * 0.0
-        n_src, n_uni = int(mask.sum()), int((~mask).sum())
-        l_res = res2[~mask].sum() / n_uni if n_uni else zero
-        l_src = res2[mask].sum() / n_src if n_src else zero
+        l_res = masked_mean(res2, ~mask)
+        l_src = masked_mean(res2, mask)
         total = l_res + self.source_weight * l_src
         return {"loss": total, "loss_residual": l_res, "loss_source": l_src}
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from dinf.errors import check, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean
 
 
 class HelmholtzManufactured(Problem):
@@ -59,7 +59,7 @@ class HelmholtzManufactured(Problem):
         self.residual_scale = 1.0 / (self.k**2 + 2 * self.a**2 * math.pi**2) ** 2
 
         lin = torch.linspace(-1.0, 1.0, resolution, dtype=torch.float64)
-        coords = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+        coords = grid_points(lin)
         self.register_buffer("coords", coords.float(), persistent=False)
         self.register_buffer("exact", self.solution(coords).float(), persistent=False)  # [R*R]
 
@@ -93,10 +93,8 @@ class HelmholtzManufactured(Problem):
         mask = mask.to(u.device)
         x = batch.x.to(u.dtype)
         res = jet.laplacian()[:, 0] + self.k**2 * u - self.rhs(x)
-        zero = u.sum() * 0.0
-        n_b, n_i = int(mask.sum()), int((~mask).sum())
-        l_res = (res[~mask] ** 2).sum() / n_i * self.residual_scale if n_i else zero
-        l_bnd = (u[mask] ** 2).sum() / n_b if n_b else zero
+        l_res = masked_mean(res**2, ~mask) * self.residual_scale
+        l_bnd = masked_mean(u**2, mask)
         return {"loss": l_res + self.boundary_weight * l_bnd, "loss_residual": l_res, "loss_boundary": l_bnd}
 
     def prediction(self, field: FieldLike) -> np.ndarray:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check_choice, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.base import Batch, FieldLike, Problem, grid_points
 
 def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
     """Least-squares ``a, b`` minimising ``|a*pred + b - gt|``; returns ``(clip(a*pred+b, 0, 1), a, b)``."""
@@ -98,7 +98,7 @@ class PoissonImage(Problem):
         else:
             tgt = (ndi.laplace(img) / h**2).reshape(-1, 1)
         lin = torch.linspace(-1.0, 1.0, R)
-        coords = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+        coords = grid_points(lin)
         self.register_buffer("image", torch.as_tensor(img, dtype=torch.float32), persistent=False)
         self.register_buffer("coords", coords.float(), persistent=False)
         self.register_buffer("target", torch.as_tensor(tgt, dtype=torch.float32), persistent=False)
