@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dinf.errors import ConfigError
+from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
 from dinf.solver import Solver
 
@@ -62,18 +63,22 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     problem, field = build(cfg)
     opt_cfg = cfg.optimizer
+    lsq = _instantiate(opt_cfg.lsq, "optimizer") if opt_cfg.get("lsq") else None
     solver = Solver(
         field,
         problem,
-        optimizer=instantiate(opt_cfg.optim),
+        optimizer=instantiate(opt_cfg.optim) if opt_cfg.get("optim") else None,
         scheduler=instantiate(opt_cfg.scheduler) if opt_cfg.get("scheduler") else None,
         seed=cfg.seed,
+        lsq=lsq,
     )
+    if lsq is not None:
+        check_linear(field, problem)
     loggers = build_loggers(cfg, output_dir)
     _log_config(loggers, cfg, problem)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, logger=loggers or False, default_root_dir=output_dir, **_validation_cadence(cfg.trainer)
-    )
+    # A least-squares run is one solve: one step, validated after it.
+    steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None else _validation_cadence(cfg.trainer)
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=output_dir, **steps)
     wall = time.perf_counter()
     try:
         trainer.fit(solver)
@@ -95,7 +100,7 @@ def _validation_cadence(trainer_cfg: DictConfig) -> Dict[str, Any]:
 def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn.Module, wall_time: float) -> Dict[str, Any]:
     final = solver.evaluate()
     train_time = solver.training_time()
-    if not solver.history or solver.history[-1]["step"] != solver.global_step:
+    if not solver.history or solver.history[-1]["step"] != solver.steps:
         solver.record(final, train_time)
     best = {}
     for name, mode in problem.metric_modes.items():
@@ -108,7 +113,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "train_time_s": train_time,
         "wall_time_s": wall_time,
         "warmup_s": solver.warmup_s,
-        "steps": int(solver.global_step),
+        "steps": solver.steps,
         "train_loss": {"first": solver.first_loss, "last": solver.last_loss},
         "params": sum(p.numel() for p in field.parameters()),
         "time_to_target": solver.time_to_target,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dinf.lsq import LeastSquares
 from dinf.pdes.base import Problem
 
 
@@ -27,6 +28,7 @@ class Solver(pl.LightningModule):
 
     ``optimizer``: a partial taking the parameters (``torch.optim.Adam``, ``LBFGS``, ...);
     ``scheduler``: an optional partial taking the optimizer, stepped once per training step.
+    ``lsq``: a least-squares solver used instead of the optimizer; each step is one solve.
     ``history`` collects ``{"step", "train_time_s", **metrics}`` at every validation.
     """
 
@@ -37,12 +39,15 @@ class Solver(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Optional[Callable[..., Any]] = None,
         seed: int = 0,
+        lsq: Optional[LeastSquares] = None,
     ):
         super().__init__()
         self.field = field
         self.problem = problem
         self._make_optimizer = optimizer
         self._make_scheduler = scheduler
+        self.lsq = lsq
+        self.solves = 0
         self.automatic_optimization = False
         self.generator = torch.Generator().manual_seed(seed)
         self.history: List[Dict[str, float]] = []
@@ -67,6 +72,8 @@ class Solver(pl.LightningModule):
         return DataLoader([0], batch_size=None)
 
     def configure_optimizers(self):
+        if self.lsq is not None:
+            return None
         opt = self._make_optimizer(self.field.parameters())
         if self._make_scheduler is None:
             return opt
@@ -96,6 +103,8 @@ class Solver(pl.LightningModule):
         return time.perf_counter() - start
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        if self.lsq is not None:
+            return self._solve_step()
         opt = self.optimizers()
         sample = self.problem.sample(self.problem.batch_size, self.generator)
         terms: Dict[str, torch.Tensor] = {}
@@ -127,6 +136,22 @@ class Solver(pl.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
         self.log("loss", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=1)
 
+    def _solve_step(self) -> None:
+        info = self.lsq.solve(self.field, self.problem, self.generator)
+        self.solves += 1
+        self.last_loss = info["loss"]
+        if self.first_loss is None:
+            self.first_loss = info["loss_zero"]
+        logs = {f"train/lsq_{k}": float(v) for k, v in info.items() if k != "loss"}
+        logs["train/loss"] = info["loss"]
+        logs["train/time_s"] = self.training_time()
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken (least-squares solves for an ``lsq`` run)."""
+        return self.solves if self.lsq is not None else int(self.global_step)
+
     # --- validation ---------------------------------------------------------------------
     def evaluate(self) -> Dict[str, float]:
         """The problem's metrics of the field now (gradients enabled, eval mode)."""
@@ -150,7 +175,7 @@ class Solver(pl.LightningModule):
 
     def record(self, metrics: Dict[str, float], train_time: float) -> None:
         """Append to ``history`` and mark thresholds reached for the first time."""
-        entry = {"step": int(self.global_step), "train_time_s": train_time, **metrics}
+        entry = {"step": self.steps, "train_time_s": train_time, **metrics}
         self.history.append(entry)
         for name, ts in self.problem.targets.items():
             mode = self.problem.metric_modes[name]

@@ -113,6 +113,45 @@ class DInfGrid(Field):
             weights = radial_weights(delta, KERNELS[self.kernel], self.eps, order)
         return LevelBasis(rows, weights, 0.5 * n, self.separable)
 
+    def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
+        """One level's sparse basis at N points: ``cols`` ``[N, K^d]`` (rows of
+        ``grids[level].reshape(-1, F)``) and ``wjet`` ``[N, A, K^d]``, the weights' jets in x
+        units (A = 1, then d gradient rows, then d·d Hessian rows, row-major, up to ``order``).
+
+        The level's features at x are ``Σ_k wjet[:, :, k] · grid[cols[:, k]]``: the field is
+        linear in its features, which is what least-squares solvers use.
+        """
+        b = self.level_basis(x, level, order)
+        n, d, k = self.cells[level], self.in_dim, 2 * self.rho
+        base = (x.detach() + 1.0).mul(0.5 * n).floor().clamp(0, n).long()
+        nodes = base.unsqueeze(-1) + self.offsets  # [N, d, K]
+        if self.edge == "clamp":
+            nodes = nodes.clamp(0, n)
+        side = self.grids[level].shape[0]
+        cols = torch.zeros(x.shape[0], *([1] * d), dtype=torch.long, device=x.device)
+        for a in range(d):
+            shape = [x.shape[0]] + [1] * d
+            shape[1 + a] = k
+            cols = cols * side + (nodes[:, a] + self.ghost).reshape(shape)
+        cols = cols.reshape(x.shape[0], k**d)
+        if not b.separable:
+            rows = [b.weights[:, :1]]
+            if order >= 1:
+                rows.append(b.weights[:, 1 : 1 + d] * b.scale)
+            if order >= 2:
+                rows.append(b.weights[:, 1 + d :] * b.scale**2)
+            return cols, torch.cat(rows, 1)
+        rows = []
+        for combo in _component_combos(d, order):
+            w = None
+            for a, m in enumerate(combo):
+                shape = [x.shape[0]] + [1] * d
+                shape[1 + a] = k
+                wa = b.weights[:, a, m].reshape(shape)
+                w = wa if w is None else w * wa
+            rows.append(w.reshape(x.shape[0], k**d) * b.scale ** sum(combo))
+        return cols, torch.stack(rows, 1)
+
     def patch_table(self, level: int) -> Tensor:
         """``[(n + 2)^d, K^d · F]``: row i holds the features of one (2ρ)^d neighbourhood."""
         g = self.grids[level]
@@ -246,13 +285,16 @@ def _component_index(d: int, order: int, device: torch.device) -> Tensor:
     key = (d, order, str(device))
     if key not in _COMPONENTS:
         m = order + 1
-        combos = [tuple([0] * d)]
-        if order >= 1:
-            combos += [tuple(int(a == i) for a in range(d)) for i in range(d)]
-        if order >= 2:
-            combos += [
-                tuple(int(a == i) + int(a == j) for a in range(d)) for i, j in itertools.product(range(d), range(d))
-            ]
-        flat = [sum(c[a] * m ** (d - 1 - a) for a in range(d)) for c in combos]
+        flat = [sum(c[a] * m ** (d - 1 - a) for a in range(d)) for c in _component_combos(d, order)]
         _COMPONENTS[key] = torch.tensor(flat, device=device)
     return _COMPONENTS[key]
+
+
+def _component_combos(d: int, order: int) -> List[Tuple[int, ...]]:
+    """Per-axis derivative orders of the jet entries: value, grad (d), Hessian (d·d, row-major)."""
+    combos = [tuple([0] * d)]
+    if order >= 1:
+        combos += [tuple(int(a == i) for a in range(d)) for i in range(d)]
+    if order >= 2:
+        combos += [tuple(int(a == i) + int(a == j) for a in range(d)) for i, j in itertools.product(range(d), range(d))]
+    return combos

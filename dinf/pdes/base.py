@@ -6,6 +6,7 @@ points and turns it into loss terms; ``evaluate`` and ``pictures`` only call ``f
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field as dc_field
 from typing import TYPE_CHECKING, Dict, List, Mapping, Protocol
 
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
 def grid_points(lin: Tensor) -> Tensor:
     """``[n², 2]`` points of the tensor grid ``lin × lin``; axis 0 of an image is ``x[:, 0]``."""
     return torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
+
+
+def stratified(n: int, generator: torch.Generator) -> Tensor:
+    """``n`` points in ``[-1, 1]²``: one jittered point per cell of the largest ``m × m`` grid
+    with ``m² ≤ n``, the remaining ``n - m²`` uniform. Float64 ``[n, 2]``."""
+    m = math.isqrt(n)
+    cells = torch.stack(torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij"), -1).reshape(-1, 2)
+    strat = -1.0 + 2.0 * (cells + torch.rand(m * m, 2, generator=generator, dtype=torch.float64)) / max(m, 1)
+    rest = -1.0 + 2.0 * torch.rand(n - m * m, 2, generator=generator, dtype=torch.float64)
+    return torch.cat([strat, rest])
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ Conventions
 * Exact solution ``u = sin(aπx) sin(aπy)``, Dirichlet ``u = 0`` on the boundary (for integer
   ``a``), source ``q = (k² - 2a²π²) u``.
 * A batch of ``n`` points holds ``min(boundary_points, n // 2)`` uniform points on the four edges
-  and the rest uniform in the interior (``batch_size`` counts both).
+  and the rest stratified over the square (``batch_size`` counts both).
 * ``loss_residual = mean (Δu + k²u - q)² / (k² + 2a²π²)²``: dividing by the operator's scale on
   the solution's frequency makes the term O(1) relative to u (an error δu at that frequency
   costs about δu²), so ``boundary_weight`` means the same for every ``a`` and ``k``.
@@ -24,7 +24,8 @@ from torch import Tensor
 
 from dinf.errors import check, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean
+from dinf.linear import LinearSystem
+from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean, stratified
 
 
 class HelmholtzManufactured(Problem):
@@ -74,7 +75,7 @@ class HelmholtzManufactured(Problem):
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         n = int(n)
         n_b = min(self.boundary_points, n // 2)
-        inner = -1.0 + 2.0 * torch.rand(n - n_b, 2, generator=generator)
+        inner = stratified(n - n_b, generator).float()
         t = -1.0 + 2.0 * torch.rand(n_b, generator=generator)
         edge = torch.randint(0, 4, (n_b,), generator=generator)
         side = torch.where(edge % 2 == 0, -1.0, 1.0)  # edges 0/1: x = ∓1, 2/3: y = ∓1
@@ -85,17 +86,35 @@ class HelmholtzManufactured(Problem):
         dev = self.device
         return Batch(x=x.to(dev), data={"is_boundary": is_b.to(dev)})
 
-    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+    def _boundary_mask(self, batch: Batch) -> Tensor:
         mask = batch.data.get("is_boundary")
-        u = jet.value[:, 0]
         if mask is None:
-            mask = torch.zeros_like(u, dtype=torch.bool)
-        mask = mask.to(u.device)
+            return torch.zeros(batch.x.shape[0], dtype=torch.bool, device=batch.x.device)
+        return mask.to(batch.x.device)
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        mask = self._boundary_mask(batch)
+        u = jet.value[:, 0]
         x = batch.x.to(u.dtype)
         res = jet.laplacian()[:, 0] + self.k**2 * u - self.rhs(x)
         l_res = masked_mean(res**2, ~mask) * self.residual_scale
         l_bnd = masked_mean(u**2, mask)
         return {"loss": l_res + self.boundary_weight * l_bnd, "loss_residual": l_res, "loss_boundary": l_bnd}
+
+    def linear_system(self, batch: Batch) -> LinearSystem:
+        """The loss as least-squares rows: ``Δu + k²u = q`` inside, ``u = 0`` on the edges."""
+        x = batch.x.double()
+        on_edge = self._boundary_mask(batch)
+        n_b = int(on_edge.sum())
+        coef = torch.zeros(x.shape[0], 1, 1, 7, dtype=torch.float64, device=x.device)
+        coef[~on_edge, 0, 0, 0] = self.k**2
+        coef[~on_edge, 0, 0, 3] = 1.0  # u_xx
+        coef[~on_edge, 0, 0, 6] = 1.0  # u_yy
+        coef[on_edge, 0, 0, 0] = 1.0
+        rhs = self.rhs(x).masked_fill(on_edge, 0.0).unsqueeze(1)
+        w = torch.full_like(x[:, 0], math.sqrt(self.residual_scale / max(x.shape[0] - n_b, 1)))
+        w[on_edge] = math.sqrt(self.boundary_weight / max(n_b, 1))
+        return LinearSystem(x, coef, rhs).scaled(w)
 
     def prediction(self, field: FieldLike) -> np.ndarray:
         """The field on the evaluation grid, float64 ``[resolution²]``."""

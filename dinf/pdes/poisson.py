@@ -14,6 +14,7 @@ Conventions
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Dict, List, Mapping, Tuple
 
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check_choice, check_int
 from dinf.jet import Jet
+from dinf.linear import LinearSystem
 from dinf.pdes.base import Batch, FieldLike, Problem, grid_points
 
 def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
@@ -116,6 +118,22 @@ class PoissonImage(Problem):
         else:
             mse = ((jet.laplacian()[:, 0] - tgt[:, 0]) ** 2).mean()
         return {"loss": mse, f"loss_{self.supervision}": mse}
+
+    def linear_system(self, batch: Batch) -> LinearSystem:
+        """The loss as least-squares rows: ``u_x, u_y`` = target, or ``Δu`` = target."""
+        x, tgt = batch.x.double(), batch.data["target"].double()
+        n, d = x.shape
+        if self.supervision == "gradient":
+            coef = torch.zeros(n, d, 1, 1 + d, dtype=torch.float64, device=x.device)
+            for a in range(d):
+                coef[:, a, 0, 1 + a] = 1.0
+            rows = LinearSystem(x, coef, tgt)
+        else:
+            coef = torch.zeros(n, 1, 1, 1 + d + d * d, dtype=torch.float64, device=x.device)
+            for a in range(d):
+                coef[:, 0, 0, 1 + d + a * (d + 1)] = 1.0
+            rows = LinearSystem(x, coef, tgt[:, :1])
+        return rows.scaled(torch.full((n,), 1.0 / math.sqrt(rows.rhs.numel()), dtype=torch.float64, device=x.device))
 
     def reconstruct(self, field: FieldLike) -> np.ndarray:
         """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``."""

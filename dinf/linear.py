@@ -1,0 +1,60 @@
+"""Problems that are linear in the field state their loss as rows of a least-squares system.
+
+A row is ``Σ_{c,a} coef[n, e, c, a] · J_a(u_c)(x_n) - rhs[n, e]`` where ``J_a`` runs over the
+jet's entries (value, then the d gradient entries, then the d·d Hessian entries, row-major), and
+the problem's loss is the sum of the squared rows. Solvers (``dinf.lsq``) combine this with a
+field's basis; problems never see the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dinf.jet import Jet
+
+
+@dataclass
+class LinearSystem:
+    """``coef`` ``[N, E, C, A]`` and ``rhs`` ``[N, E]`` at points ``x`` ``[N, d]``."""
+
+    x: Tensor
+    coef: Tensor
+    rhs: Tensor
+
+    def scaled(self, weights: Tensor) -> "LinearSystem":
+        """Rows multiplied by per-point ``weights`` ``[N]``."""
+        return LinearSystem(self.x, self.coef * weights[:, None, None, None], self.rhs * weights[:, None])
+
+    def residual(self, jet: Jet) -> Tensor:
+        """The rows ``[N, E]`` for a jet of the field at ``x``."""
+        return torch.einsum("neca,nca->ne", self.coef.to(jet.value.dtype), jet_entries(jet, self.coef.shape[-1])) - (
+            self.rhs.to(jet.value.dtype)
+        )
+
+
+def jet_entries(jet: Jet, count: int) -> Tensor:
+    """``[N, C, count]``: value, gradient, Hessian entries of a jet, as far as ``count`` reaches."""
+    n, c = jet.value.shape
+    parts = [jet.value.unsqueeze(-1)]
+    if jet.grad is not None:
+        parts.append(jet.grad)
+        if jet.hess is not None:
+            parts.append(jet.hess.reshape(n, c, -1))
+    out = torch.cat(parts, -1)
+    if out.shape[-1] < count:
+        raise ValueError(f"the system needs {count} jet entries, the jet has {out.shape[-1]}")
+    return out[..., :count]
+
+
+def entry_count(d: int, order: int) -> int:
+    """Number of jet entries up to ``order`` in ``d`` dimensions (1, 1 + d, 1 + d + d²)."""
+    return 1 + (d if order >= 1 else 0) + (d * d if order >= 2 else 0)
+
+
+def complex_rows(k: Tensor) -> Tensor:
+    """Real rows ``[N, 2, 2, A]`` of a complex operator ``Σ_a k_a ∂_a u`` ``(k: [N, A])`` acting on
+    ``u = u_0 + i u_1``: equation 0 is the real part, equation 1 the imaginary part."""
+    re, im = k.real, k.imag
+    return torch.stack([torch.stack([re, -im], 1), torch.stack([im, re], 1)], 1)

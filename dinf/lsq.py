@@ -1,0 +1,149 @@
+"""Least-squares solves for problems that are linear in a field that is linear in its parameters.
+
+With a linear decoder, ∂∞-Grid is ``u_c(x) = Σ_levels Σ_nodes w_node(x) · z_c,node`` (the
+decoder folded into the node values), and the jets of ``w`` are the grid's basis. A problem's
+``linear_system`` gives rows over jet entries, so the loss is ``‖A z - b‖²`` with a sparse ``A``
+whose pattern is fixed by the grid: each row touches the (2ρ)^d neighbours of its point on each
+level. It is assembled from the basis directly (coordinates → CSR, no intermediate format) and
+solved through the normal equations.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from dinf.errors import ConfigError, check, check_choice
+from dinf.linear import LinearSystem
+
+METHODS = ("direct", "cg")
+
+
+@dataclass
+class Assembly:
+    """The sparse system of one solve and where each level's columns start."""
+
+    matrix: sp.csr_matrix
+    rhs: np.ndarray
+    offsets: List[int]  # first column of each level, per channel block
+    nodes: int  # columns per channel
+
+
+class LeastSquares:
+    """Minimise a linear problem's loss over a linear-decoder grid in one solve.
+
+    ``points``: collocation points drawn by the problem (default: 16 per finest-level cell).
+    Oversampling matters: with 4 per cell the solve fits the points rather than the integral
+    (manufactured Helmholtz, 64 cells: 7.3e-2 relative error vs 1.7e-2 with 16). ``damping``: Tikhonov weight on the node values,
+    relative to the mean diagonal of AᵀA; the levels overlap, so the system is singular without
+    it. ``method``: ``direct`` (sparse LU of the normal equations) or ``cg`` (Jacobi-preconditioned
+    conjugate gradients, ``tol`` and ``maxiter``).
+    """
+
+    def __init__(self, points: Optional[int] = None, damping: float = 1e-10, method: str = "direct",
+                 tol: float = 1e-10, maxiter: int = 2000):
+        check_choice("method", method, METHODS)
+        check(damping >= 0, "damping", f"must be >= 0, got {damping!r}")
+        check(points is None or int(points) > 0, "points", f"must be > 0, got {points!r}")
+        self.points, self.damping, self.method = points, float(damping), method
+        self.tol, self.maxiter = float(tol), int(maxiter)
+        self.info: Dict[str, float] = {}
+
+    # --- the solve -----------------------------------------------------------------------
+    def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, float]:
+        """Set ``field``'s parameters to the least-squares solution. Returns timings, sizes, the
+        loss at the solution and ``loss_zero``, the loss of the zero field."""
+        check_linear(field, problem)
+        t0 = time.perf_counter()
+        n = self.points or 16 * field.resolution ** field.in_dim
+        batch = problem.sample(n, generator)
+        with torch.no_grad():
+            system = problem.linear_system(batch)
+            asm = assemble(field, system)
+        t1 = time.perf_counter()
+        z = self._solve(asm)
+        t2 = time.perf_counter()
+        write_back(field, z, asm)
+        loss = float(np.sum((asm.matrix @ z - asm.rhs) ** 2))
+        self.info = {"assemble_s": t1 - t0, "solve_s": t2 - t1, "rows": asm.matrix.shape[0],
+                     "unknowns": asm.matrix.shape[1], "nnz": asm.matrix.nnz, "loss": loss,
+                     "loss_zero": float(np.sum(asm.rhs**2))}
+        return self.info
+
+    def _solve(self, asm: Assembly) -> np.ndarray:
+        A, b = asm.matrix, asm.rhs
+        AtA = (A.T @ A).tocsr()
+        Atb = A.T @ b
+        diag = AtA.diagonal()
+        lam = self.damping * float(diag.mean())
+        AtA = AtA + lam * sp.identity(AtA.shape[0], format="csr")
+        if self.method == "direct":
+            return spla.spsolve(AtA.tocsc(), Atb, permc_spec="MMD_AT_PLUS_A")
+        inv = 1.0 / (diag + lam)
+        M = spla.LinearOperator(AtA.shape, matvec=lambda v: inv * v)
+        z, _ = spla.cg(AtA, Atb, rtol=self.tol, maxiter=self.maxiter, M=M)
+        return z
+
+
+def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
+    """Raise ``ConfigError`` unless ``field`` and ``problem`` make a linear least-squares problem."""
+    if not hasattr(field, "basis"):
+        raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(field).__name__}")
+    if getattr(field, "decoder", None) is None or type(field.decoder).__name__ != "LinearDecoder":
+        raise ConfigError("model.decoder", "least squares needs the linear decoder (model.decoder=linear)")
+    if field.features < field.out_dim:
+        raise ConfigError("grid.features", f"least squares needs features >= out_dim ({field.out_dim})")
+    if not hasattr(problem, "linear_system"):
+        raise ConfigError("optimizer", f"{type(problem).__name__} is not linear in the field: use adam or lbfgs")
+
+
+def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
+    """The CSR matrix of ``system`` over the field's node values, one block of columns per channel."""
+    x = system.x.to(torch.float64)
+    n_pts, n_eq, n_ch, n_ent = system.coef.shape
+    order = 0 if n_ent == 1 else (1 if n_ent == 1 + field.in_dim else 2)
+    sizes = [g.shape[:-1].numel() for g in field.grids]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    nodes = int(sum(sizes))
+    coef = system.coef.to(torch.float64)
+    vals, cols = [], []
+    for s in range(field.levels):
+        c, w = field.basis(x, s, order)  # [N, M], [N, A, M]
+        v = torch.einsum("neca,nam->necm", coef, w.to(torch.float64))  # [N, E, C, M]
+        col = c[:, None, None, :] + offsets[s] + nodes * torch.arange(n_ch)[None, None, :, None]
+        vals.append(v)
+        cols.append(col.expand_as(v))
+    # Row n·E + e holds, level by level, the C·M entries of its point: a fixed count per row,
+    # so the CSR arrays come straight from the dense blocks.
+    vals_t = torch.cat([v.reshape(n_pts, n_eq, -1) for v in vals], -1)
+    cols_t = torch.cat([c.reshape(n_pts, n_eq, -1) for c in cols], -1)
+    per_row = vals_t.shape[-1]
+    indptr = np.arange(0, n_pts * n_eq * per_row + 1, per_row, dtype=np.int64)
+    A = sp.csr_matrix((vals_t.reshape(-1).numpy(), cols_t.reshape(-1).numpy(), indptr),
+                      shape=(n_pts * n_eq, nodes * n_ch))
+    A.sum_duplicates()  # clamped edges repeat a node within a row
+    A.eliminate_zeros()
+    return Assembly(A, system.rhs.to(torch.float64).reshape(-1).numpy(), offsets, nodes)
+
+
+def write_back(field: torch.nn.Module, z: np.ndarray, asm: Assembly) -> None:
+    """Store node values ``z`` in the field: feature c of each level holds channel c, and the
+    linear decoder sums the levels (weight 1 on those features, 0 elsewhere, no bias)."""
+    f, n_ch = field.features, field.out_dim
+    zt = torch.as_tensor(z).reshape(n_ch, asm.nodes)
+    layer = field.decoder.layer
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+        for s, grid in enumerate(field.grids):
+            count = grid.shape[:-1].numel()
+            block = zt[:, asm.offsets[s] : asm.offsets[s] + count]  # [C, nodes of level s]
+            grid.zero_()
+            grid[..., :n_ch].copy_(block.t().reshape(*grid.shape[:-1], n_ch).to(grid.dtype))
+            for c in range(n_ch):
+                layer.weight[c, s * f + c] = 1.0
