@@ -142,7 +142,7 @@ class Solver(pl.LightningModule):
         self.last_loss = info["loss"]
         if self.first_loss is None:
             self.first_loss = info["loss_zero"]
-        logs = {f"train/lsq_{k}": float(v) for k, v in info.items() if k != "loss"}
+        logs = {f"train/lsq_{k}": float(v) for k, v in info.items() if k != "loss" and not isinstance(v, str)}
         logs["train/loss"] = info["loss"]
         logs["train/time_s"] = self.training_time()
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)

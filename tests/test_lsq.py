@@ -118,3 +118,16 @@ def test_lsq_refuses_what_it_cannot_solve(tmp_path, override, key):
     with pytest.raises(ConfigError) as err:
         train(cfg, output_dir=str(tmp_path))
     assert str(err.value).startswith(key)
+
+
+def test_auto_factorises_small_systems_and_iterates_on_large_ones(monkeypatch):
+    import dinf.lsq as lsq
+
+    problem = HelmholtzManufactured(a=1, resolution=8, boundary_points=64)
+    small = LeastSquares(points=512)
+    small.solve(DInfGrid(resolution=8, levels=1), problem, torch.Generator().manual_seed(0))
+    assert small.info["method"] == "direct"
+    monkeypatch.setattr(lsq, "DIRECT_LIMIT", 10)
+    large = LeastSquares(points=512)
+    large.solve(DInfGrid(resolution=8, levels=1), problem, torch.Generator().manual_seed(0))
+    assert large.info["method"] == "lsqr"
