@@ -2,6 +2,7 @@
 from dinf.pdes.base import Batch, Problem
 from dinf.pdes.helmholtz import HelmholtzPML
 from dinf.pdes.helmholtz_manufactured import HelmholtzManufactured
+from dinf.pdes.plate import KirchhoffPlate
 from dinf.pdes.poisson import PoissonImage
 
-__all__ = ["Batch", "Problem", "PoissonImage", "HelmholtzPML", "HelmholtzManufactured"]
+__all__ = ["Batch", "Problem", "PoissonImage", "HelmholtzPML", "HelmholtzManufactured", "KirchhoffPlate"]
