@@ -27,3 +27,19 @@ class Jet:
         if self.hess is None:
             raise ValueError("laplacian needs a jet of order 2")
         return self.hess.diagonal(dim1=-2, dim2=-1).sum(-1)
+
+    def __mul__(self, other: "Jet") -> "Jet":
+        """The jet of the product (order 2; a one-channel factor broadcasts over channels)."""
+        a, b = self, other
+        value = a.value * b.value
+        grad = a.grad * b.value.unsqueeze(-1) + a.value.unsqueeze(-1) * b.grad
+        outer = a.grad.unsqueeze(-1) * b.grad.unsqueeze(-2)
+        hess = a.hess * b.value[..., None, None] + a.value[..., None, None] * b.hess + outer + outer.transpose(-1, -2)
+        return Jet(value, grad, hess)
+
+    def __add__(self, other: "Jet") -> "Jet":
+        return Jet(self.value + other.value, self.grad + other.grad, self.hess + other.hess)
+
+    def __rsub__(self, one: float) -> "Jet":
+        """``c - jet`` for a constant ``c``."""
+        return Jet(one - self.value, -self.grad, -self.hess)

@@ -130,6 +130,8 @@ def write_outputs(results: Dict[str, Any], solver: Solver, problem: Problem, fie
         json.dump(_jsonable(results), f, indent=2)
     with torch.enable_grad():
         figures = problem.pictures(field)
+        for path in problem.save(field, output_dir):
+            log.info("wrote %s", path)
     for name, fig in figures.items():
         fig.savefig(os.path.join(output_dir, f"{name}.png"), dpi=100, bbox_inches="tight")
     for lg in loggers:

@@ -59,7 +59,7 @@ def test_system_rows_square_to_the_problem_loss(problem):
     batch = problem.sample(300, torch.Generator().manual_seed(1))
     batch.x = batch.x.double()
     system = problem.linear_system(batch)
-    want = float(problem.loss(field.jet(batch.x, problem.jet_order), batch)["loss"])
+    want = float(problem.loss(field.jet(batch.x, problem.jet_order), batch)["loss"].detach())
     asm = assemble(field, system)
     got = float(np.sum((asm.matrix @ _node_values(field) - asm.rhs) ** 2))
     assert got == pytest.approx(want, rel=1e-9)

@@ -115,3 +115,7 @@ class Problem(nn.Module):
     def pictures(self, field: FieldLike) -> Dict[str, "Figure"]:
         """Figures worth looking at, by name (saved as ``<name>.png``)."""
         return {}
+
+    def save(self, field: FieldLike, output_dir: str) -> List[str]:
+        """Write other outputs (meshes, ...) into ``output_dir``; returns their paths."""
+        return []

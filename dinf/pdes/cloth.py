@@ -1,0 +1,199 @@
+"""Quasi-static cloth: a Kirchhoff–Love thin shell at its energy minimum (SPEC §3, NeuralClothSim).
+
+Conventions
+-----------
+* Reference: the flat square ``X(ξ) = (ξ1, ξ2, 0)``, ``ξ ∈ [-1, 1]²``; the field is the
+  displacement ``u(ξ)`` (3 channels), the deformed surface ``φ = X + u``. Gravity pulls along -y.
+* Membrane: Green strain ``ε = (a - I) / 2`` with ``a_αβ = ∂αφ · ∂βφ``; energy density
+  ``D_m / 2 [ν (tr ε)² + (1 - ν) tr ε²]``, ``D_m = E t / (1 - ν²)``.
+* Bending: curvature ``b_αβ = ∂αβφ · n`` (the reference is flat); density
+  ``D_b / 2 [ν (tr b)² + (1 - ν) tr b²]``, ``D_b = D_m t² / 12``.
+* Gravity: potential ``ρ g φ_y`` per unit reference area (``ρ`` = mass per area).
+* Loss: the total energy, area 4 times the mean over stratified points (``det ā = 1``).
+* Boundary conditions, imposed exactly (SPEC §1): ``u = B d + Σ_c g_c h_c`` where ``d`` is the
+  field, ``g_c = exp(-dist_c² / σ)`` is 1 on the constrained corner or edge ``c`` and ``h_c`` its
+  prescribed displacement, and ``B = Π_c (1 - g_c)`` vanishes there.
+  ``corners_pulled``: the top corners move ±0.4 along x (the paper's demo); ``corner_fixed``:
+  the top-left corner is fixed; ``edges_fixed``: the left and top edges are fixed.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.colors import LightSource
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from dinf.errors import check, check_choice, check_int
+from dinf.jet import Jet
+from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, stratified
+from dinf.pdes.plate import check_material
+
+# name -> constraints: (centre, axes the distance is measured along, prescribed displacement)
+BOUNDARIES: Dict[str, List[Tuple[Tuple[float, float], Tuple[int, ...], Tuple[float, float, float]]]] = {
+    "corners_pulled": [((-1.0, 1.0), (0, 1), (0.4, 0.0, 0.0)), ((1.0, 1.0), (0, 1), (-0.4, 0.0, 0.0))],
+    "corner_fixed": [((-1.0, 1.0), (0, 1), (0.0, 0.0, 0.0))],
+    "edges_fixed": [((-1.0, 0.0), (0,), (0.0, 0.0, 0.0)), ((0.0, 1.0), (1,), (0.0, 0.0, 0.0))],
+}
+AREA = 4.0
+
+
+def bump(x: Tensor, centre: Sequence[float], axes: Sequence[int], sigma: float) -> Jet:
+    """``exp(-Σ_{a ∈ axes} (x_a - c_a)² / σ)`` with gradient and Hessian, one channel."""
+    mask = torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+    mask[list(axes)] = 1.0
+    r = (x - torch.tensor(centre, dtype=x.dtype, device=x.device)) * mask  # [N, d]
+    g = torch.exp(-(r * r).sum(-1) / sigma)  # [N]
+    grad = -2.0 / sigma * r * g[:, None]
+    eye = torch.diag(mask)
+    hess = g[:, None, None] * (4.0 / sigma**2 * r[:, :, None] * r[:, None, :] - 2.0 / sigma * eye)
+    return Jet(g[:, None], grad[:, None], hess[:, None])
+
+
+class Cloth(Problem):
+    """A square of cloth under gravity with corners or edges held (``boundary``)."""
+
+    in_dim = 2
+    out_dim = 3
+    jet_order = 2
+    metric_modes = {"energy": "min", "energy_membrane": "min", "energy_bending": "min", "energy_gravity": "min"}
+
+    def __init__(
+        self,
+        boundary: str = "corners_pulled",
+        youngs_modulus: float = 5000.0,
+        poisson_ratio: float = 0.25,
+        thickness: float = 0.0012,
+        mass_per_area: float = 0.144,
+        gravity: float = 9.8,
+        sigma: float = 0.01,
+        batch_size: int = 4096,
+        resolution: int = 64,
+        targets: Mapping[str, List[float]] | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ):
+        super().__init__(targets, in_dim, out_dim)
+        check_choice("boundary", boundary, BOUNDARIES)
+        check_material(youngs_modulus, poisson_ratio, thickness)
+        check(mass_per_area >= 0, "mass_per_area", f"must be >= 0, got {mass_per_area!r}")
+        check(sigma > 0, "sigma", f"must be > 0, got {sigma!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("resolution", resolution, 2)
+        self.boundary, self.sigma = boundary, float(sigma)
+        self.poisson_ratio = float(poisson_ratio)
+        self.membrane_stiffness = youngs_modulus * thickness / (1.0 - poisson_ratio**2)
+        self.bending_stiffness = self.membrane_stiffness * thickness**2 / 12.0
+        self.weight = float(mass_per_area) * float(gravity)
+        self.batch_size, self.resolution = batch_size, resolution
+        h = 2.0 / resolution  # cell centres: a deterministic quadrature for the reported energy
+        self.register_buffer("quadrature", grid_points(-1.0 + h * (torch.arange(resolution) + 0.5)).float(),
+                             persistent=False)
+
+    # --- kinematics and energy ---------------------------------------------------------------
+    def displacement_jet(self, jet: Jet, x: Tensor) -> Jet:
+        """``u = B d + Σ_c g_c h_c`` from the field's jet ``d``: the boundary conditions, exactly."""
+        x = x.to(jet.value.dtype)
+        free = None
+        held = None
+        for centre, axes, disp in BOUNDARIES[self.boundary]:
+            g = bump(x, centre, axes, self.sigma)
+            free = (1.0 - g) if free is None else free * (1.0 - g)
+            h = torch.tensor(disp, dtype=x.dtype, device=x.device)
+            term = Jet(g.value * h, g.grad * h[:, None], g.hess * h[:, None, None])
+            held = term if held is None else held + term
+        return free * jet + held
+
+    def energy_densities(self, u: Jet) -> Dict[str, Tensor]:
+        """Membrane, bending and gravity energy per unit reference area ``[N]`` for a displacement jet."""
+        eye3 = torch.eye(3, 2, dtype=u.value.dtype, device=u.value.device)  # ∂X/∂ξ
+        dphi = u.grad + eye3  # [N, 3, 2]: columns ∂1φ, ∂2φ
+        a = dphi.transpose(1, 2) @ dphi  # [N, 2, 2]
+        eps = 0.5 * (a - torch.eye(2, dtype=a.dtype, device=a.device))
+        nu = self.poisson_ratio
+
+        def quadratic(s: Tensor) -> Tensor:  # ν (tr s)² + (1 - ν) tr s², s symmetric
+            tr = s[:, 0, 0] + s[:, 1, 1]
+            return nu * tr * tr + (1.0 - nu) * (s * s).sum((-1, -2))
+
+        normal = torch.linalg.cross(dphi[:, :, 0], dphi[:, :, 1])
+        normal = normal / normal.norm(dim=-1, keepdim=True)
+        b = torch.einsum("nkab,nk->nab", u.hess, normal)  # ∂αβφ = ∂αβu: X is linear
+        return {
+            "membrane": 0.5 * self.membrane_stiffness * quadratic(eps),
+            "bending": 0.5 * self.bending_stiffness * quadratic(b),
+            "gravity": self.weight * u.value[:, 1],
+        }
+
+    def _energies(self, jet: Jet, x: Tensor) -> Dict[str, Tensor]:
+        dens = self.energy_densities(self.displacement_jet(jet, x))
+        # The reference's own height ξ2 adds a constant to the gravity energy; it is kept so
+        # that the total is the energy of the hanging cloth, not of its displacement.
+        dens["gravity"] = dens["gravity"] + self.weight * x[:, 1].to(jet.value.dtype)
+        parts = {k: AREA * v.mean() for k, v in dens.items()}
+        parts["total"] = parts["membrane"] + parts["bending"] + parts["gravity"]
+        return parts
+
+    # --- training ----------------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
+        return Batch(x=stratified(int(n), generator).float().to(self.device))
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        e = self._energies(jet, batch.x)
+        return {"loss": e["total"], "energy_membrane": e["membrane"], "energy_bending": e["bending"],
+                "energy_gravity": e["gravity"]}
+
+    # --- judging -----------------------------------------------------------------------------
+    def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        x = self.quadrature
+        params = field.parameters() if hasattr(field, "parameters") else iter(())
+        x = x.to(next((p.device for p in params), x.device))
+        e = {k: float(v.detach()) for k, v in self._energies(field.jet(x, 2), x).items()}
+        return {"energy": e["total"], "energy_membrane": e["membrane"], "energy_bending": e["bending"],
+                "energy_gravity": e["gravity"]}
+
+    def surface(self, field: FieldLike, n: int = 65) -> np.ndarray:
+        """The deformed surface ``φ`` on an ``n × n`` grid of the reference square, ``[n, n, 3]``."""
+        x = grid_points(torch.linspace(-1.0, 1.0, n, dtype=torch.float64)).float()
+        params = field.parameters() if hasattr(field, "parameters") else iter(())
+        dev = next((p.device for p in params), x.device)
+        jet = field.jet(x.to(dev), 2)
+        u = self.displacement_jet(Jet(jet.value.detach(), jet.grad.detach(), jet.hess.detach()), x.to(dev))
+        ref = torch.cat([x, torch.zeros(x.shape[0], 1)], 1).double()
+        return (ref + u.value.detach().double().cpu()).reshape(n, n, 3).numpy()
+
+    def pictures(self, field: FieldLike) -> Dict[str, Figure]:
+        phi = self.surface(field)
+        fig = Figure(figsize=(7, 7))
+        ax = fig.add_subplot(projection="3d")
+        X, Y, Z = phi[..., 0], phi[..., 2], phi[..., 1]  # plot with y (gravity) upwards
+        shade = LightSource(azdeg=315, altdeg=35).shade(Y, cmap=colormaps["PuBu"], blend_mode="soft")
+        ax.plot_surface(X, Y, Z, facecolors=shade, rstride=1, cstride=1, linewidth=0, antialiased=False)
+        ax.set_box_aspect((np.ptp(X), max(np.ptp(Y), 0.3 * np.ptp(X)), np.ptp(Z)))
+        ax.view_init(elev=15, azim=-70)
+        ax.set_xlabel("x")
+        ax.set_ylabel("z")
+        ax.set_zlabel("y")
+        ax.set_yticks([])  # depth: the folds show in the shading
+        ax.set_title(f"cloth ({self.boundary})")
+        return {"cloth": fig}
+
+    def save(self, field: FieldLike, output_dir: str) -> List[str]:
+        """Write the deformed mesh as ``cloth.obj``; returns the paths written."""
+        phi = self.surface(field)
+        n = phi.shape[0]
+        path = os.path.join(output_dir, "cloth.obj")
+        idx = np.arange(n * n).reshape(n, n) + 1  # OBJ indices start at 1
+        with open(path, "w") as f:
+            f.write("# DInf-Grid cloth: deformed reference square\n")
+            f.writelines(f"v {p[0]:.6f} {p[1]:.6f} {p[2]:.6f}\n" for p in phi.reshape(-1, 3))
+            for i in range(n - 1):
+                for j in range(n - 1):
+                    a, b, c, d = idx[i, j], idx[i + 1, j], idx[i + 1, j + 1], idx[i, j + 1]
+                    f.write(f"f {a} {b} {c}\nf {a} {c} {d}\n")
+        return [path]
+
