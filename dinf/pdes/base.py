@@ -50,12 +50,25 @@ class FieldLike(Protocol):
     def jet(self, x: Tensor, order: int = 2) -> Jet: ...
 
 
+def field_device(field: FieldLike, default: torch.device) -> torch.device:
+    """The device of a field's parameters (``default`` for a field without any)."""
+    params = field.parameters() if hasattr(field, "parameters") else iter(())
+    return next((p.device for p in params), default)
+
+
 @dataclass
 class Batch:
     """Collocation points ``x`` ``[N, d]`` and whatever per-point data the loss needs."""
 
     x: Tensor
     data: Dict[str, Tensor] = dc_field(default_factory=dict)
+
+    def flag(self, name: str) -> Tensor:
+        """The boolean per-point mask ``data[name]`` on ``x``'s device; all False if absent."""
+        mask = self.data.get(name)
+        if mask is None:
+            return torch.zeros(self.x.shape[0], dtype=torch.bool, device=self.x.device)
+        return mask.to(self.x.device)
 
 
 class Problem(nn.Module):
@@ -95,8 +108,7 @@ class Problem(nn.Module):
 
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
         """``field(x)`` in chunks without gradients, on the field's device; CPU float64 ``[N, C]``."""
-        params = field.parameters() if hasattr(field, "parameters") else iter(())
-        device = next((p.device for p in params), self.device)
+        device = field_device(field, self.device)
         with torch.no_grad():
             return torch.cat([field(c.to(device)).double().cpu() for c in x.split(chunk)])
 

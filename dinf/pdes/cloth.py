@@ -30,7 +30,7 @@ from torch import Tensor
 
 from dinf.errors import check, check_choice, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, stratified
+from dinf.pdes.base import Batch, FieldLike, Problem, field_device, grid_points, stratified
 from dinf.pdes.plate import check_material
 
 # name -> constraints: (centre, axes the distance is measured along, prescribed displacement)
@@ -149,9 +149,7 @@ class Cloth(Problem):
 
     # --- judging -----------------------------------------------------------------------------
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
-        x = self.quadrature
-        params = field.parameters() if hasattr(field, "parameters") else iter(())
-        x = x.to(next((p.device for p in params), x.device))
+        x = self.quadrature.to(field_device(field, self.device))
         e = {k: float(v.detach()) for k, v in self._energies(field.jet(x, 2), x).items()}
         return {"energy": e["total"], "energy_membrane": e["membrane"], "energy_bending": e["bending"],
                 "energy_gravity": e["gravity"]}
@@ -159,8 +157,7 @@ class Cloth(Problem):
     def surface(self, field: FieldLike, n: int = 65) -> np.ndarray:
         """The deformed surface ``φ`` on an ``n × n`` grid of the reference square, ``[n, n, 3]``."""
         x = grid_points(torch.linspace(-1.0, 1.0, n, dtype=torch.float64)).float()
-        params = field.parameters() if hasattr(field, "parameters") else iter(())
-        dev = next((p.device for p in params), x.device)
+        dev = field_device(field, x.device)
         jet = field.jet(x.to(dev), 2)
         u = self.displacement_jet(Jet(jet.value.detach(), jet.grad.detach(), jet.hess.detach()), x.to(dev))
         ref = torch.cat([x, torch.zeros(x.shape[0], 1)], 1).double()

@@ -183,17 +183,11 @@ class HelmholtzPML(Problem):
         """The loss as least-squares rows (real and imaginary part per point)."""
         x = batch.x.double()
         k, f = self.operator(x)
-        is_src = self._source_mask(batch, x.shape[0])
+        is_src = batch.flag("is_source")
         n_src = int(is_src.sum())
         w = torch.full_like(x[:, 0], 1.0 / math.sqrt(max(x.shape[0] - n_src, 1)))
         w[is_src] = math.sqrt(self.source_weight / max(n_src, 1))
         return LinearSystem(x, complex_rows(k), -torch.stack([f.real, f.imag], 1)).scaled(w)
-
-    def _source_mask(self, batch: Batch, n: int) -> Tensor:
-        mask = batch.data.get("is_source")
-        if mask is None:
-            return torch.zeros(n, dtype=torch.bool, device=batch.x.device)
-        return mask.to(batch.x.device)
 
     # --- training ----------------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator) -> Batch:
@@ -211,7 +205,7 @@ class HelmholtzPML(Problem):
 
     def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
         res2 = self.residual(jet, batch.x).abs() ** 2
-        mask = self._source_mask(batch, res2.shape[0])
+        mask = batch.flag("is_source")
         l_res = masked_mean(res2, ~mask)
         l_src = masked_mean(res2, mask)
         total = l_res + self.source_weight * l_src

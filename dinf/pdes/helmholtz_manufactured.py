@@ -86,14 +86,8 @@ class HelmholtzManufactured(Problem):
         dev = self.device
         return Batch(x=x.to(dev), data={"is_boundary": is_b.to(dev)})
 
-    def _boundary_mask(self, batch: Batch) -> Tensor:
-        mask = batch.data.get("is_boundary")
-        if mask is None:
-            return torch.zeros(batch.x.shape[0], dtype=torch.bool, device=batch.x.device)
-        return mask.to(batch.x.device)
-
     def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
-        mask = self._boundary_mask(batch)
+        mask = batch.flag("is_boundary")
         u = jet.value[:, 0]
         x = batch.x.to(u.dtype)
         res = jet.laplacian()[:, 0] + self.k**2 * u - self.rhs(x)
@@ -104,7 +98,7 @@ class HelmholtzManufactured(Problem):
     def linear_system(self, batch: Batch) -> LinearSystem:
         """The loss as least-squares rows: ``Δu + k²u = q`` inside, ``u = 0`` on the edges."""
         x = batch.x.double()
-        on_edge = self._boundary_mask(batch)
+        on_edge = batch.flag("is_boundary")
         n_b = int(on_edge.sum())
         coef = torch.zeros(x.shape[0], 1, 1, 7, dtype=torch.float64, device=x.device)
         coef[~on_edge, 0, 0, 0] = self.k**2
