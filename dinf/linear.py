@@ -48,11 +48,6 @@ def jet_entries(jet: Jet, count: int) -> Tensor:
     return out[..., :count]
 
 
-def entry_count(d: int, order: int) -> int:
-    """Number of jet entries up to ``order`` in ``d`` dimensions (1, 1 + d, 1 + d + d²)."""
-    return 1 + (d if order >= 1 else 0) + (d * d if order >= 2 else 0)
-
-
 def complex_rows(k: Tensor) -> Tensor:
     """Real rows ``[N, 2, 2, A]`` of a complex operator ``Σ_a k_a ∂_a u`` ``(k: [N, A])`` acting on
     ``u = u_0 + i u_1``: equation 0 is the real part, equation 1 the imaginary part."""

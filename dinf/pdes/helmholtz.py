@@ -198,7 +198,7 @@ class HelmholtzPML(Problem):
         n_uni = n - n_src
         src = torch.tensor(self.source_center) + math.sqrt(self.source_sigma) * torch.randn(
             n_src, 2, generator=generator)
-        x = torch.cat([stratified(n_uni, generator).float(), src.clamp(-1.0, 1.0)]).float()
+        x = torch.cat([stratified(n_uni, generator).float(), src.clamp(-1.0, 1.0)])
         is_source = torch.cat([torch.zeros(n_uni, dtype=torch.bool), torch.ones(n_src, dtype=torch.bool)])
         dev = self.device
         return Batch(x=x.to(dev), data={"is_source": is_source.to(dev)})
