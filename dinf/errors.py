@@ -12,6 +12,9 @@ class ConfigError(ValueError):
         self.detail = message
         super().__init__(f"{key}: {message}")
 
+    def __reduce__(self):  # picklable, so a sweep's worker process can report it
+        return (ConfigError, (self.key, self.detail))
+
     def prefixed(self, prefix: str) -> "ConfigError":
         """The same error with its key placed under a config group (``model.kernel``)."""
         return ConfigError(f"{prefix}.{self.key}", self.detail)

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import time
+import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
@@ -17,10 +18,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from dinf.checkpoint import CheckpointAtValidation, begin, finish
 from dinf.errors import ConfigError
 from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
 from dinf.solver import Solver
+from dinf.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
 
 log = logging.getLogger(__name__)
 
@@ -49,44 +52,70 @@ def _instantiate(node: DictConfig, group: str) -> Any:
         raise
 
 
-def build_loggers(cfg: DictConfig, output_dir: str) -> List[Any]:
-    node = cfg.get("logger")
-    if not node:
-        return []
-    return [instantiate(node, save_dir=output_dir)]
-
-
 def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
-    """Seed → build → fit → evaluate → write ``metrics.json`` and pictures. Returns the metrics."""
+    """Seed → build → fit → evaluate → write ``metrics.json`` and pictures. Returns the metrics.
+
+    A run interrupted earlier with the same config continues from its checkpoint, in its own
+    folder (see ``dinf.checkpoint``). A run that raises leaves ``metrics.json`` with
+    ``status: failed`` and the error, then re-raises.
+    """
     output_dir = output_dir or _hydra_output_dir() or os.getcwd()
     os.makedirs(output_dir, exist_ok=True)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    problem, field = build(cfg)
-    opt_cfg = cfg.optimizer
-    lsq = _instantiate(opt_cfg.lsq, "optimizer") if opt_cfg.get("lsq") else None
-    solver = Solver(
-        field,
-        problem,
-        optimizer=instantiate(opt_cfg.optim) if opt_cfg.get("optim") else None,
-        scheduler=instantiate(opt_cfg.scheduler) if opt_cfg.get("scheduler") else None,
-        seed=cfg.seed,
-        lsq=lsq,
-    )
-    if lsq is not None:
-        check_linear(field, problem)
-    loggers = build_loggers(cfg, output_dir)
-    _log_config(loggers, cfg, problem)
-    # A least-squares run is one solve: one step, validated after it.
-    steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None else _validation_cadence(cfg.trainer)
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=output_dir, **steps)
-    wall = time.perf_counter()
+    info = run_info()
+    state = begin(cfg, output_dir)
+    output_dir = state.output_dir
+    resume_from = state.checkpoint if state.attempts > 1 else None
+    solver: Optional[Solver] = None
+    loggers: List[Any] = []
+    status = "interrupted"
     try:
-        trainer.fit(solver)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        problem, field = build(cfg)
+        opt_cfg = cfg.optimizer
+        lsq = _instantiate(opt_cfg.lsq, "optimizer") if opt_cfg.get("lsq") else None
+        solver = Solver(
+            field,
+            problem,
+            optimizer=instantiate(opt_cfg.optim) if opt_cfg.get("optim") else None,
+            scheduler=instantiate(opt_cfg.scheduler) if opt_cfg.get("scheduler") else None,
+            seed=cfg.seed,
+            lsq=lsq,
+        )
+        if lsq is not None:
+            check_linear(field, problem)
+        loggers = build_loggers(cfg, output_dir, state, info)
+        log_config(loggers, cfg, problem.metric_modes, info)
+        # A least-squares run is one solve: one step, validated after it.
+        steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None else _validation_cadence(cfg.trainer)
+        callbacks = [CheckpointAtValidation(state.checkpoint)] if _checkpoints_on(cfg) else []
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=output_dir,
+                                          callbacks=callbacks, **steps)
+        wall = time.perf_counter()
+        trainer.fit(solver, ckpt_path=resume_from)
+        if not trainer.is_global_zero:
+            status = "completed"
+            return {}
         results = summarize(cfg, solver, problem, field, wall_time=time.perf_counter() - wall)
-        write_outputs(results, solver, problem, field, output_dir, loggers)
+        results.update(status="completed", attempts=state.attempts, **_hydra_fields(info))
+        write_outputs(results, problem, field, output_dir, loggers)
+        status = "completed"
+    except Exception as e:
+        status = "failed"
+        write_failure(output_dir, cfg, e, solver, info)
+        raise
     finally:
-        _finish_wandb(loggers)
+        finish(state, status)
+        finish_wandb(loggers, exit_code=0 if status == "completed" else 1)
     return results
+
+
+def _checkpoints_on(cfg: DictConfig) -> bool:
+    node = cfg.get("checkpoint")
+    return bool(node and node.get("enabled", True))
+
+
+def _hydra_fields(info: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: info[k] for k in ("choices", "overrides", "swept", "sweep", "device") if k in info}
 
 
 def _validation_cadence(trainer_cfg: DictConfig) -> Dict[str, Any]:
@@ -116,6 +145,8 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "steps": solver.steps,
         "train_loss": {"first": solver.first_loss, "last": solver.last_loss},
         "params": sum(p.numel() for p in field.parameters()),
+        "iterations_per_s": solver.steps / train_time if train_time > 0 else math.nan,
+        "metric_modes": dict(problem.metric_modes),
         "time_to_target": solver.time_to_target,
         "pde": type(problem).__name__,
         "model": type(field).__name__,
@@ -124,7 +155,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
     }
 
 
-def write_outputs(results: Dict[str, Any], solver: Solver, problem: Problem, field: torch.nn.Module,
+def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,
                   output_dir: str, loggers: List[Any]) -> None:
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(results), f, indent=2)
@@ -132,38 +163,37 @@ def write_outputs(results: Dict[str, Any], solver: Solver, problem: Problem, fie
         figures = problem.pictures(field)
         for path in problem.save(field, output_dir):
             log.info("wrote %s", path)
+    pictures = []
     for name, fig in figures.items():
-        fig.savefig(os.path.join(output_dir, f"{name}.png"), dpi=100, bbox_inches="tight")
-    for lg in loggers:
-        if hasattr(lg, "log_image") and figures:
-            lg.log_image("pictures", [os.path.join(output_dir, f"{n}.png") for n in figures], caption=list(figures))
-        exp = getattr(lg, "experiment", None)
-        if hasattr(exp, "summary"):
-            for k in ("train_time_s", "steps", "params", *results["final"]):
-                exp.summary[k] = results[k]
-            for k, v in results["best"].items():
-                exp.summary[f"best/{k}"] = v
-            for k, v in results["time_to_target"].items():
-                exp.summary[f"time_to_target/{k}"] = None if v is None else v["seconds"]
+        pictures.append(os.path.join(output_dir, f"{name}.png"))
+        fig.savefig(pictures[-1], dpi=100, bbox_inches="tight")
+    log_results(loggers, results, pictures)
     log.info("metrics: %s", {k: results[k] for k in results["final"]})
     log.info("wrote %s", os.path.join(output_dir, "metrics.json"))
 
 
-def _log_config(loggers: List[Any], cfg: DictConfig, problem: Problem) -> None:
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        exp = getattr(lg, "experiment", None)
-        if hasattr(exp, "define_metric"):  # W&B: show the best value on the dashboard
-            for name, mode in problem.metric_modes.items():
-                exp.define_metric(f"val/{name}", summary=mode)
+def write_failure(output_dir: str, cfg: DictConfig, error: BaseException, solver: Optional[Solver],
+                  info: Dict[str, Any]) -> None:
+    """``metrics.json`` of a run that raised: the error, and what it had done until then."""
+    record = {
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": traceback.format_exc(),
+        "steps": solver.steps if solver is not None else 0,
+        "history": solver.history if solver is not None else [],
+        "metric_modes": dict(solver.problem.metric_modes) if solver is not None else {},
+        "config": _container(cfg),
+        **_hydra_fields(info),
+    }
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(_jsonable(record), f, indent=2)
 
 
-def _finish_wandb(loggers: List[Any]) -> None:
-    # A run left open is reused by the next job of a multirun.
-    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
-        import wandb
-
-        wandb.finish()
+def _container(cfg: DictConfig) -> Dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # the failure may be the config itself
+        return OmegaConf.to_container(cfg, resolve=False)
 
 
 def _hydra_output_dir() -> Optional[str]:

@@ -62,6 +62,8 @@ class Solver(pl.LightningModule):
         self._train_start = 0.0
         self._val_time = 0.0
         self._val_start = 0.0
+        self._resumed_time = 0.0
+        self.seed = seed
 
     # --- data: the problem samples its own points; the loader only counts steps ------------
     def train_dataloader(self) -> DataLoader:
@@ -85,11 +87,36 @@ class Solver(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.warmup_s = self._warm_up()
-        self._train_start = time.perf_counter()
+        if self.trainer.world_size > 1:  # each rank draws its own points (a resumed one too)
+            rank, step = self.trainer.global_rank, self.trainer.global_step
+            self.generator.manual_seed(self.seed + 1000003 * rank + 7919 * step)
+        # A resumed run's clock starts at the training time its checkpoint had reached.
+        self._train_start = time.perf_counter() - self._resumed_time
         self._val_time = 0.0
         if not self.history:  # the starting point of every curve
             self.record(self.evaluate(), train_time=0.0)
             self._val_time = time.perf_counter() - self._train_start
+
+    # --- checkpoints: what a resumed run needs beyond the field and the optimizer -------------
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint["dinf"] = {
+            "generator": self.generator.get_state(),
+            "history": self.history,
+            "time_to_target": self.time_to_target,
+            "train_time_s": self.history[-1]["train_time_s"] if self.history else 0.0,
+            "first_loss": self.first_loss,
+            "last_loss": self.last_loss,
+            "solves": self.solves,
+        }
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        state = checkpoint["dinf"]
+        self.generator.set_state(state["generator"])
+        self.history = list(state["history"])
+        self.time_to_target = dict(state["time_to_target"])
+        self._resumed_time = float(state["train_time_s"])
+        self.first_loss, self.last_loss = state["first_loss"], state["last_loss"]
+        self.solves = int(state["solves"])
 
     def _warm_up(self) -> float:
         """One jet and backward on a few points, so one-time work (the fused kernel's

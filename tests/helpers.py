@@ -19,6 +19,7 @@ TINY = [
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
     "~logger",
+    "checkpoint.registry=null",
 ]
 
 

@@ -71,8 +71,21 @@ def test_experiments_compose(experiment):
         from dinf.run import build
 
         check_linear(*reversed(build(cfg)))
-    else:
+    elif not experiment.startswith("ablation_"):  # ablations are CPU-sized sweeps
         assert cfg.trainer.max_steps > 1000  # paper-sized
+
+
+@pytest.mark.parametrize("experiment", [e for e in _options("experiment") if e.startswith(("compare_", "ablation_"))])
+def test_sweep_experiments_define_their_sweep(experiment):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    if experiment.startswith("compare_"):
+        assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
+    else:
+        assert set(params) >= {"kernel", "kernel.eps", "kernel.rho", "grid.levels"}
 
 
 def test_model_lr_defaults_follow_the_paper():

@@ -90,4 +90,5 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: model.kernel:") and "gaussian" in last, proc.stderr[-2000:]
-    assert not (tmp_path / "metrics.json").exists()
+    saved = json.loads((tmp_path / "metrics.json").read_text())  # a sweep's report says why
+    assert saved["status"] == "failed" and saved["error"].startswith("ConfigError: model.kernel:")

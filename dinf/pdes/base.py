@@ -75,6 +75,7 @@ class Problem(nn.Module):
     """Base class. Subclasses set ``in_dim``, ``out_dim``, ``jet_order`` and ``metric_modes``.
 
     ``metric_modes`` maps each metric ``evaluate`` returns to "max" or "min" (which is better);
+    the first is the primary metric that sweep reports rank runs by.
     ``targets`` maps a metric to thresholds for time-to-target (e.g. ``{"psnr": [25, 30]}``).
     Data tensors are registered as non-persistent buffers so they follow the module's device
     without bloating checkpoints.

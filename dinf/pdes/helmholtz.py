@@ -103,7 +103,7 @@ class HelmholtzPML(Problem):
     in_dim = 2
     out_dim = 2
     jet_order = 2
-    metric_modes = {"mae_real": "min", "mae_imag": "min", "rel_l2": "min", "rel_l2_core": "min"}
+    metric_modes = {"rel_l2_core": "min", "rel_l2": "min", "mae_real": "min", "mae_imag": "min"}
 
     def __init__(
         self,
