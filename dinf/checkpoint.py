@@ -91,6 +91,18 @@ def begin(cfg: DictConfig, output_dir: str) -> RunState:
     return state
 
 
+def attach(output_dir: str) -> RunState:
+    """The state rank 0 wrote, for the other ranks of a multi-GPU run (which write nothing)."""
+    pointer = os.path.join(output_dir, POINTER)
+    if os.path.exists(pointer):
+        with open(pointer) as f:
+            output_dir = json.load(f)["continued_in"]
+    with open(os.path.join(output_dir, STATE)) as f:
+        state = RunState(**json.load(f))
+    state.output_dir = os.path.abspath(output_dir)
+    return state
+
+
 def finish(state: RunState, status: str) -> None:
     state.status = status
     state.save()

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from dinf import lsq_tensor
 from dinf.errors import ConfigError, check, check_choice
 from dinf.fields.decoders import LinearDecoder
 from dinf.linear import LinearSystem
@@ -69,32 +70,49 @@ class LeastSquares:
         t0 = time.perf_counter()
         n = self.points or 16 * field.resolution ** field.in_dim
         batch = problem.sample(n, generator)
-        with torch.no_grad():
-            system = problem.linear_system(batch)
-            asm = assemble(field, system)
-        t1 = time.perf_counter()
-        z = self._solve(asm)
-        t2 = time.perf_counter()
-        write_back(field, z, asm)
-        loss = float(np.sum((asm.matrix @ z - asm.rhs) ** 2))
-        self.info.update({"assemble_s": t1 - t0, "solve_s": t2 - t1, "rows": asm.matrix.shape[0],
-                     "unknowns": asm.matrix.shape[1], "nnz": asm.matrix.nnz, "loss": loss,
-                     "loss_zero": float(np.sum(asm.rhs**2))})
-        return self.info
-
-    def _solve(self, asm: Assembly) -> np.ndarray:
-        A, b = asm.matrix, asm.rhs
         method = self.method
         if method == "auto":
-            method = "direct" if A.shape[1] <= DIRECT_LIMIT else "lsqr"
+            unknowns = field.out_dim * sum(g.shape[:-1].numel() for g in field.grids)
+            method = "direct" if unknowns <= DIRECT_LIMIT else "lsqr"
         self.info["method"] = method
+        grid = lsq_tensor.applies(field, batch.x) if method == "lsqr" else None
+        with torch.no_grad():
+            system = problem.linear_system(batch)
+            if grid is not None:  # pixel centres: A applied from its 1D factors, never formed
+                op = lsq_tensor.TensorSystem(field, system, grid)
+                matvec, rmatvec, norms, rhs = op.matvec, op.rmatvec, op.column_norms(), op.rhs
+                layout, shape, nnz = op, op.shape, op.nnz
+            else:
+                asm = assemble(field, system)
+                A = asm.matrix
+                matvec, rmatvec, rhs = (lambda v: A @ v), (lambda r: A.T @ r), asm.rhs
+                layout, shape, nnz = asm, A.shape, A.nnz
+        t1 = time.perf_counter()
         if method == "lsqr":
-            norms = np.sqrt(np.asarray(A.multiply(A).sum(0))).ravel()
-            scale = 1.0 / np.where(norms > 0, norms, 1.0)
-            damp = float(np.sqrt(self.damping))  # columns have unit norm: diag(AᵀA) = 1
-            y = spla.lsqr(A @ sp.diags(scale), b, damp=damp, atol=self.tol, btol=self.tol,
-                          iter_lim=self.maxiter)[0]
-            return scale * y
+            if grid is None:
+                norms = np.sqrt(np.asarray(A.multiply(A).sum(0))).ravel()
+            z = self._lsqr(matvec, rmatvec, shape, rhs, norms)
+        else:
+            z = self._normal_equations(asm, method)
+        t2 = time.perf_counter()
+        write_back(field, z, layout)
+        loss = float(np.sum((matvec(z) - rhs) ** 2))
+        self.info.update({"assemble_s": t1 - t0, "solve_s": t2 - t1, "rows": shape[0], "unknowns": shape[1],
+                          "nnz": nnz, "loss": loss, "loss_zero": float(np.sum(rhs**2)),
+                          "operator": "tensor" if grid is not None else "sparse"})
+        return self.info
+
+    def _lsqr(self, matvec, rmatvec, shape, rhs: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """LSQR on the column-scaled system (unit column norms: diag(AᵀA) = 1)."""
+        scale = 1.0 / np.where(norms > 0, norms, 1.0)
+        op = spla.LinearOperator(shape, matvec=lambda y: matvec(scale * y), rmatvec=lambda r: scale * rmatvec(r),
+                                 dtype=np.float64)
+        y = spla.lsqr(op, rhs, damp=float(np.sqrt(self.damping)), atol=self.tol, btol=self.tol,
+                      iter_lim=self.maxiter)[0]
+        return scale * y
+
+    def _normal_equations(self, asm: Assembly, method: str) -> np.ndarray:
+        A, b = asm.matrix, asm.rhs
         AtA = (A.T @ A).tocsr()
         Atb = A.T @ b
         diag = AtA.diagonal()

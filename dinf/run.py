@@ -17,8 +17,9 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from dinf.checkpoint import CheckpointAtValidation, begin, finish
+from dinf.checkpoint import CheckpointAtValidation, attach, begin, finish
 from dinf.errors import ConfigError
 from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
@@ -62,7 +63,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
     output_dir = output_dir or _hydra_output_dir() or os.getcwd()
     os.makedirs(output_dir, exist_ok=True)
     info = run_info()
-    state = begin(cfg, output_dir)
+    rank = rank_zero_only.rank  # the other ranks of a DDP run are started by rank 0's fit
+    state = begin(cfg, output_dir) if rank == 0 else attach(output_dir)
     output_dir = state.output_dir
     resume_from = state.checkpoint if state.attempts > 1 else None
     solver: Optional[Solver] = None
@@ -101,10 +103,12 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         status = "completed"
     except Exception as e:
         status = "failed"
-        write_failure(output_dir, cfg, e, solver, info)
+        if rank == 0:
+            write_failure(output_dir, cfg, e, solver, info)
         raise
     finally:
-        finish(state, status)
+        if rank == 0:
+            finish(state, status)
         finish_wandb(loggers, exit_code=0 if status == "completed" else 1)
     return results
 
