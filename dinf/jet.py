@@ -29,10 +29,16 @@ class Jet:
         return self.hess.diagonal(dim1=-2, dim2=-1).sum(-1)
 
     def __mul__(self, other: "Jet") -> "Jet":
-        """The jet of the product (order 2; a one-channel factor broadcasts over channels)."""
+        """The jet of the product, up to the lower order of the two (a one-channel factor
+        broadcasts over channels)."""
         a, b = self, other
+        order = min(a.order, b.order)
         value = a.value * b.value
+        if order == 0:
+            return Jet(value)
         grad = a.grad * b.value.unsqueeze(-1) + a.value.unsqueeze(-1) * b.grad
+        if order == 1:
+            return Jet(value, grad)
         outer = a.grad.unsqueeze(-1) * b.grad.unsqueeze(-2)
         hess = a.hess * b.value[..., None, None] + a.value[..., None, None] * b.hess + outer + outer.transpose(-1, -2)
         return Jet(value, grad, hess)

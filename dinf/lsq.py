@@ -133,6 +133,8 @@ def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
         raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(field).__name__}")
     if not isinstance(getattr(field, "decoder", None), LinearDecoder):
         raise ConfigError("model.decoder", "least squares needs the linear decoder (model.decoder=linear)")
+    if getattr(getattr(field, "gates", None), "mode", "none") != "none":
+        raise ConfigError("model.gates", "least squares needs ungated levels (model.gates=none)")
     if field.features < field.out_dim:
         raise ConfigError("grid.features", f"least squares needs features >= out_dim ({field.out_dim})")
     if not hasattr(problem, "linear_system"):

@@ -19,6 +19,7 @@ from dinf.errors import check, check_choice
 from dinf.fields.base import Field, autograd_jet
 from dinf.fields.decoders import DECODERS
 from dinf.fields import rbf_cpu
+from dinf.fields.gates import LevelGates
 from dinf.fields.gather import gather_rows
 from dinf.fields.grid_checks import check_grid
 from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights
@@ -69,6 +70,8 @@ class DInfGrid(Field):
         edge: str = "pad",
         init_scale: float = 1e-4,
         backend: str = "auto",
+        gates: str = "none",
+        gate_resolution: int = 8,
     ):
         super().__init__(in_dim, out_dim)
         check_choice("kernel", kernel, KERNELS)
@@ -92,6 +95,7 @@ class DInfGrid(Field):
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
         self.decoder = DECODERS[decoder](levels * features, out_dim, **kwargs)
         self.register_buffer("offsets", torch.arange(-rho + 1, rho + 1), persistent=False)
+        self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge)
 
     # --- the basis: neighbour rows and weight jets, independent of the features ---------
     def level_basis(self, x: Tensor, level: int, order: int) -> LevelBasis:
@@ -224,13 +228,14 @@ class DInfGrid(Field):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.backend == "reference":
-            return self.decoder(torch.cat([self._reference_level(x, s) for s in range(self.levels)], 1))
-        return self.decoder(self.features_jet(x, 0).value)
+            feats = torch.cat([self._reference_level(x, s) for s in range(self.levels)], 1)
+            return self.decoder(self.gates(Jet(feats), x).value)
+        return self.decoder(self.gates(self.features_jet(x, 0), x).value)
 
     def jet(self, x: Tensor, order: int = 2) -> Jet:
         if self.backend == "reference":
             return autograd_jet(self, x, order)
-        return self.decoder.jet(self.features_jet(x, order))
+        return self.decoder.jet(self.gates(self.features_jet(x, order), x))
 
     def _reference_level(self, x: Tensor, level: int) -> Tensor:
         """One level's features the way the reference code computes them: all (2ρ)^d

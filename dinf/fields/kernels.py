@@ -35,10 +35,18 @@ def _inverse_multiquadric(q: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor
     return p, -0.5 * e2 * p * inv, 0.75 * e2 * e2 * p * inv * inv
 
 
+def _multiquadric(q: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    # Grows with r: after normalisation the far neighbours weigh more than the near ones.
+    e2 = eps * eps
+    p = torch.sqrt(1.0 + e2 * q)
+    return p, 0.5 * e2 / p, -0.25 * e2 * e2 / (p * p * p)
+
+
 KERNELS: Dict[str, PsiFn] = {
     "gaussian": _gaussian,
     "inverse_quadratic": _inverse_quadratic,
     "inverse_multiquadric": _inverse_multiquadric,
+    "multiquadric": _multiquadric,
 }
 
 # Kernels whose normalised tensor-product weights factor exactly into per-axis weights.
