@@ -44,7 +44,11 @@ class Jet:
         return Jet(value, grad, hess)
 
     def __add__(self, other: "Jet") -> "Jet":
-        return Jet(self.value + other.value, self.grad + other.grad, self.hess + other.hess)
+        """The jet of the sum, up to the lower order of the two."""
+        order = min(self.order, other.order)
+        grad = self.grad + other.grad if order >= 1 else None
+        hess = self.hess + other.hess if order >= 2 else None
+        return Jet(self.value + other.value, grad, hess)
 
     def __rsub__(self, one: float) -> "Jet":
         """``c - jet`` for a constant ``c``."""

@@ -71,7 +71,7 @@ def test_experiments_compose(experiment):
         from dinf.run import build
 
         check_linear(*reversed(build(cfg)))
-    elif not experiment.startswith("ablation_"):  # ablations are CPU-sized sweeps
+    elif not experiment.startswith(("ablation_", "compare_plate")):  # CPU-sized sweeps
         assert cfg.trainer.max_steps > 1000  # paper-sized
 
 
@@ -82,10 +82,15 @@ def test_sweep_experiments_define_their_sweep(experiment):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
-    if experiment.startswith("compare_"):
+    if experiment == "compare_plate_bc":
+        assert params["pde.bc"].split(",") == ["hard", "soft"]
+    elif experiment.startswith("compare_"):
         assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
-    else:
+    elif experiment == "ablation_kernel":
         assert set(params) >= {"kernel", "kernel.eps", "kernel.rho", "grid.levels"}
+    elif experiment == "ablation_gates":
+        assert params.kernel.split(",") == ["gaussian", "inverse_quadratic", "inverse_multiquadric", "multiquadric"]
+        assert params["model.gates"].split(",") == ["none", "scalar", "spatial"]
 
 
 def test_model_lr_defaults_follow_the_paper():

@@ -47,10 +47,17 @@ def _problems():
         PoissonImage(resolution=16, supervision="laplacian"),
         HelmholtzPML(resolution=8, source_sigma=1e-2, source_weight=1.0),
         HelmholtzManufactured(a=2, resolution=8, boundary_points=64),
+        PoissonImage(resolution=16, supervision="laplacian", bc="soft", bc_weight=3.0),
+        PoissonImage(resolution=16, supervision="laplacian", bc="hard"),
+        PoissonImage(resolution=16, supervision="gradient", bc="hard"),
     ]
 
 
-@pytest.mark.parametrize("problem", _problems(), ids=lambda p: f"{type(p).__name__}-{getattr(p, 'supervision', '')}")
+def _problem_id(p) -> str:
+    return f"{type(p).__name__}-{getattr(p, 'supervision', '')}-{getattr(p, 'bc', '')}"
+
+
+@pytest.mark.parametrize("problem", _problems(), ids=_problem_id)
 def test_system_rows_square_to_the_problem_loss(problem):
     torch.manual_seed(0)
     field = DInfGrid(out_dim=problem.out_dim, resolution=16, levels=2, features=2, init_scale=1.0).double()

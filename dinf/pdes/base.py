@@ -35,6 +35,28 @@ def stratified(n: int, generator: torch.Generator) -> Tensor:
     return torch.cat([strat, rest])
 
 
+def edge_points(n: int, generator: torch.Generator) -> Tensor:
+    """``n`` points uniform on the four edges of ``[-1, 1]²``. Float32 ``[n, 2]``."""
+    t = -1.0 + 2.0 * torch.rand(n, generator=generator)
+    edge = torch.randint(0, 4, (n,), generator=generator)
+    side = torch.where(edge % 2 == 0, -1.0, 1.0)  # edges 0/1: x = ∓1, 2/3: y = ∓1
+    on_x = edge < 2
+    return torch.stack([torch.where(on_x, side, t), torch.where(on_x, t, side)], -1)
+
+
+BCS = ("hard", "soft")
+
+
+def boundary_factor(x: Tensor) -> Jet:
+    """``B = (1 - x²)(1 - y²)`` with its gradient and Hessian: 0 on the edges of ``[-1, 1]²``."""
+    bx, by = 1.0 - x[:, 0] ** 2, 1.0 - x[:, 1] ** 2
+    dx, dy = -2.0 * x[:, 0], -2.0 * x[:, 1]
+    value = (bx * by).unsqueeze(1)
+    grad = torch.stack([dx * by, bx * dy], -1).unsqueeze(1)
+    hess = torch.stack([torch.stack([-2.0 * by, dx * dy], -1), torch.stack([dx * dy, -2.0 * bx], -1)], -2)
+    return Jet(value, grad, hess.unsqueeze(1))
+
+
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values[mask]``; 0 (still in the graph) when the mask selects nothing."""
     n = int(mask.sum())

@@ -25,7 +25,7 @@ from torch import Tensor
 from dinf.errors import check, check_int
 from dinf.jet import Jet
 from dinf.linear import LinearSystem
-from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean, stratified
+from dinf.pdes.base import Batch, FieldLike, Problem, edge_points, grid_points, masked_mean, stratified
 
 
 class HelmholtzManufactured(Problem):
@@ -76,12 +76,7 @@ class HelmholtzManufactured(Problem):
         n = int(n)
         n_b = min(self.boundary_points, n // 2)
         inner = stratified(n - n_b, generator).float()
-        t = -1.0 + 2.0 * torch.rand(n_b, generator=generator)
-        edge = torch.randint(0, 4, (n_b,), generator=generator)
-        side = torch.where(edge % 2 == 0, -1.0, 1.0)  # edges 0/1: x = ∓1, 2/3: y = ∓1
-        on_x = edge < 2
-        bnd = torch.stack([torch.where(on_x, side, t), torch.where(on_x, t, side)], -1)
-        x = torch.cat([inner, bnd]).float()
+        x = torch.cat([inner, edge_points(n_b, generator)]).float()
         is_b = torch.cat([torch.zeros(n - n_b, dtype=torch.bool), torch.ones(n_b, dtype=torch.bool)])
         dev = self.device
         return Batch(x=x.to(dev), data={"is_boundary": is_b.to(dev)})

@@ -27,7 +27,8 @@ from torch import Tensor
 
 from dinf.errors import check, check_choice, check_int
 from dinf.jet import Jet
-from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, stratified
+from dinf.pdes.base import (BCS, Batch, FieldLike, Problem, boundary_factor, edge_points, grid_points,
+                             masked_mean, stratified)
 
 LOADS = ("uniform", "sine")
 SIDE = 2.0
@@ -57,16 +58,6 @@ def navier_deflection(x: np.ndarray, stiffness: float, load: str, magnitude: flo
     return np.einsum("nm,mk,nk->n", sx, coef, sy)
 
 
-def boundary_factor(x: Tensor) -> Jet:
-    """``B = (1 - x²)(1 - y²)`` with its gradient and Hessian: 0 on the edges of ``[-1, 1]²``."""
-    bx, by = 1.0 - x[:, 0] ** 2, 1.0 - x[:, 1] ** 2
-    dx, dy = -2.0 * x[:, 0], -2.0 * x[:, 1]
-    value = (bx * by).unsqueeze(1)
-    grad = torch.stack([dx * by, bx * dy], -1).unsqueeze(1)
-    hess = torch.stack([torch.stack([-2.0 * by, dx * dy], -1), torch.stack([dx * dy, -2.0 * bx], -1)], -2)
-    return Jet(value, grad, hess.unsqueeze(1))
-
-
 class KirchhoffPlate(Problem):
     """Simply supported square plate under a uniform or sinusoidal load, scored against Navier."""
 
@@ -85,6 +76,9 @@ class KirchhoffPlate(Problem):
         batch_size: int = 16384,
         resolution: int = 128,
         terms: int = 199,
+        bc: str = "hard",
+        bc_weight: float = 10000.0,
+        boundary_points: int = 1024,
         targets: Mapping[str, List[float]] | None = None,
         in_dim: int | None = None,
         out_dim: int | None = None,
@@ -95,6 +89,10 @@ class KirchhoffPlate(Problem):
         check_int("batch_size", batch_size, 1)
         check_int("resolution", resolution, 8)
         check_int("terms", terms, 1)
+        check_choice("bc", bc, BCS)
+        check(bc_weight >= 0, "bc_weight", f"must be >= 0, got {bc_weight!r}")
+        check_int("boundary_points", boundary_points, 1)
+        self.bc, self.bc_weight, self.boundary_points = bc, float(bc_weight), boundary_points
         self.load, self.load_magnitude = load, float(load_magnitude)
         self.poisson_ratio = float(poisson_ratio)
         self.stiffness = bending_stiffness(float(youngs_modulus), self.poisson_ratio, float(thickness))
@@ -113,8 +111,9 @@ class KirchhoffPlate(Problem):
         return self.load_magnitude * torch.sin(math.pi * xi[:, 0]) * torch.sin(math.pi * xi[:, 1])
 
     def deflection_jet(self, jet: Jet, x: Tensor) -> Jet:
-        """The jet of ``w = B · u`` from the field's jet of ``u`` (hard ``w = 0`` on the edges)."""
-        return boundary_factor(x.to(jet.value.dtype)) * jet
+        """The jet of ``w``: ``B · u`` from the field's jet of ``u`` (hard ``w = 0`` on the edges),
+        or ``u`` itself with ``bc="soft"``."""
+        return boundary_factor(x.to(jet.value.dtype)) * jet if self.bc == "hard" else jet
 
     def bending_energy_density(self, w: Jet) -> Tensor:
         """``D/2 [(Δw)² - 2(1 - ν)(w_xx w_yy - w_xy²)]`` ``[N]`` for a deflection jet."""
@@ -125,19 +124,34 @@ class KirchhoffPlate(Problem):
 
     # --- training ----------------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator) -> Batch:
-        return Batch(x=stratified(int(n), generator).float().to(self.device))
+        """Stratified points; with ``bc="soft"`` also ``min(boundary_points, n // 2)`` on the edges."""
+        n = int(n)
+        if self.bc == "hard":
+            return Batch(x=stratified(n, generator).float().to(self.device))
+        n_b = min(self.boundary_points, n // 2)
+        x = torch.cat([stratified(n - n_b, generator).float(), edge_points(n_b, generator)])
+        is_b = torch.arange(n) >= n - n_b
+        return Batch(x=x.to(self.device), data={"is_boundary": is_b.to(self.device)})
 
     def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        """Total potential energy; with ``bc="soft"`` plus ``bc_weight · mean w²`` on the edges."""
         x = batch.x.to(jet.value.dtype)
         w = self.deflection_jet(jet, x)
-        bending = AREA * self.bending_energy_density(w).mean()
-        work = AREA * (self.pressure(x) * w.value[:, 0]).mean()
-        return {"loss": bending - work, "energy_bending": bending, "work_load": work}
+        inside = ~batch.flag("is_boundary")
+        bending = AREA * masked_mean(self.bending_energy_density(w), inside)
+        work = AREA * masked_mean(self.pressure(x) * w.value[:, 0], inside)
+        terms = {"loss": bending - work, "energy_bending": bending, "work_load": work}
+        if self.bc == "soft":
+            terms["loss_boundary"] = masked_mean(w.value[:, 0] ** 2, ~inside)
+            terms["loss"] = terms["loss"] + self.bc_weight * terms["loss_boundary"]
+        return terms
 
     # --- judging -----------------------------------------------------------------------------
     def prediction(self, field: FieldLike) -> np.ndarray:
         """``w`` on the evaluation grid, float64 ``[resolution²]``."""
         u = self.predict(field, self.coords)[:, 0]
+        if self.bc == "soft":
+            return u.numpy()
         return (boundary_factor(self.coords.double()).value[:, 0] * u).numpy()
 
     def _metrics(self, pred: np.ndarray) -> Dict[str, float]:

@@ -25,10 +25,11 @@ from matplotlib.figure import Figure
 from skimage import color, data, io, metrics, transform, util
 from torch import Tensor
 
-from dinf.errors import ConfigError, check_choice, check_int
+from dinf.errors import ConfigError, check, check_choice, check_int
 from dinf.jet import Jet
 from dinf.linear import LinearSystem
-from dinf.pdes.base import Batch, FieldLike, Problem, grid_points
+from dinf.pdes.base import BCS, Batch, FieldLike, Problem, boundary_factor, grid_points, masked_mean
+from dinf.pdes.image_boundary import CoonsPatch
 
 def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
     """Least-squares ``a, b`` minimising ``|a*pred + b - gt|``; returns ``(clip(a*pred+b, 0, 1), a, b)``."""
@@ -79,6 +80,8 @@ class PoissonImage(Problem):
         resolution: int = 256,
         supervision: str = "gradient",
         batch_size: int = 65536,
+        bc: str = "none",
+        bc_weight: float = 1.0,
         targets: Mapping[str, List[float]] | None = None,
         in_dim: int | None = None,
         out_dim: int | None = None,
@@ -87,6 +90,9 @@ class PoissonImage(Problem):
         check_int("resolution", resolution, 8)
         check_int("batch_size", batch_size, 1)
         self.supervision = check_choice("supervision", supervision, ("gradient", "laplacian"))
+        self.bc = check_choice("bc", bc, ("none",) + BCS)
+        check(bc_weight >= 0, "bc_weight", f"must be >= 0, got {bc_weight!r}")
+        self.bc_weight = float(bc_weight)
         self.jet_order = 1 if supervision == "gradient" else 2
         self.resolution = R = resolution
         self.batch_size = batch_size
@@ -104,41 +110,84 @@ class PoissonImage(Problem):
         self.register_buffer("image", torch.as_tensor(img, dtype=torch.float32), persistent=False)
         self.register_buffer("coords", coords.float(), persistent=False)
         self.register_buffer("target", torch.as_tensor(tgt, dtype=torch.float32), persistent=False)
+        ij = torch.arange(R)
+        edge = (ij == 0) | (ij == R - 1)
+        self.register_buffer("is_edge", (edge[:, None] | edge[None, :]).reshape(-1), persistent=False)
+        self.coons = CoonsPatch(img) if self.bc == "hard" else None
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
-        """``n`` distinct pixel centres (all of them, shuffled, when ``n >= R*R``)."""
+        """``n`` distinct pixel centres (all of them, shuffled, when ``n >= R*R``); with
+        ``bc="soft"`` every edge pixel besides, each step."""
         idx = torch.randperm(self.coords.shape[0], generator=generator, device="cpu")[: int(n)]
         idx = idx.to(self.coords.device)
-        return Batch(x=self.coords[idx], data={"target": self.target[idx]})
+        if self.bc == "soft":
+            idx = torch.unique(torch.cat([idx, torch.nonzero(self.is_edge)[:, 0]]))
+        data = {"target": self.target[idx], "is_boundary": self.is_edge[idx], "value": self.image.reshape(-1)[idx]}
+        return Batch(x=self.coords[idx], data=data)
+
+    def image_jet(self, jet: Jet, x: Tensor) -> Jet:
+        """The image's jet from the field's: the field itself, or ``h + B·u`` with ``bc="hard"``
+        (``h`` takes the boundary values, ``B`` vanishes on the edges)."""
+        if self.coons is None:
+            return jet
+        x = x.to(jet.value.dtype)
+        return self.coons.jet(x) + boundary_factor(x) * jet
 
     def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
         tgt = batch.data["target"]
+        u = self.image_jet(jet, batch.x)
         if self.supervision == "gradient":
-            mse = ((jet.grad[:, 0, :] - tgt) ** 2).mean()
+            mse = ((u.grad[:, 0, :] - tgt) ** 2).mean()
         else:
-            mse = ((jet.laplacian()[:, 0] - tgt[:, 0]) ** 2).mean()
-        return {"loss": mse, f"loss_{self.supervision}": mse}
+            mse = ((u.laplacian()[:, 0] - tgt[:, 0]) ** 2).mean()
+        terms = {"loss": mse, f"loss_{self.supervision}": mse}
+        if self.bc == "soft":
+            edge = batch.flag("is_boundary")
+            terms["loss_boundary"] = masked_mean((u.value[:, 0] - batch.data["value"]) ** 2, edge)
+            terms["loss"] = mse + self.bc_weight * terms["loss_boundary"]
+        return terms
 
     def linear_system(self, batch: Batch) -> LinearSystem:
-        """The loss as least-squares rows: ``u_x, u_y`` = target, or ``Δu`` = target."""
+        """The loss as least-squares rows: ``u_x, u_y`` = target, or ``Δu`` = target; with
+        ``bc="hard"`` for ``u = h + B·d`` (product rule, ``h``'s part moved to the right side),
+        with ``bc="soft"`` plus a row ``u = image`` on edge pixels."""
         x, tgt = batch.x.double(), batch.data["target"].double()
         n, d = x.shape
-        if self.supervision == "gradient":
+        ones = dict(dtype=torch.float64, device=x.device)
+        b = boundary_factor(x) if self.bc == "hard" else Jet(torch.ones(n, 1, **ones), torch.zeros(n, 1, d, **ones),
+                                                               torch.zeros(n, 1, d, d, **ones))
+        bv, bg, bh = b.value[:, 0], b.grad[:, 0], b.hess[:, 0]
+        if self.supervision == "gradient":  # ∂ₐ(B u) = B ∂ₐu + ∂ₐB u
             coef = torch.zeros(n, d, 1, 1 + d, dtype=torch.float64, device=x.device)
             for a in range(d):
-                coef[:, a, 0, 1 + a] = 1.0
-            rows = LinearSystem(x, coef, tgt)
-        else:
+                coef[:, a, 0, 0] = bg[:, a]
+                coef[:, a, 0, 1 + a] = bv
+            rhs = tgt - (self.coons.jet(x).grad[:, 0] if self.coons is not None else 0.0)
+        else:  # Δ(B u) = B Δu + 2 ∇B·∇u + ΔB u
             coef = torch.zeros(n, 1, 1, 1 + d + d * d, dtype=torch.float64, device=x.device)
+            coef[:, 0, 0, 0] = bh.diagonal(dim1=-2, dim2=-1).sum(-1)
             for a in range(d):
-                coef[:, 0, 0, 1 + d + a * (d + 1)] = 1.0
-            rows = LinearSystem(x, coef, tgt[:, :1])
-        return rows.scaled(torch.full((n,), 1.0 / math.sqrt(rows.rhs.numel()), dtype=torch.float64, device=x.device))
+                coef[:, 0, 0, 1 + a] = 2.0 * bg[:, a]
+                coef[:, 0, 0, 1 + d + a * (d + 1)] = bv
+            rhs = tgt[:, :1] - (self.coons.jet(x).laplacian() if self.coons is not None else 0.0)
+        rows = LinearSystem(x, coef, rhs)
+        rows = rows.scaled(torch.full((n,), 1.0 / math.sqrt(rows.rhs.numel()), dtype=torch.float64, device=x.device))
+        if self.bc != "soft":
+            return rows
+        edge = batch.flag("is_boundary")
+        extra = torch.zeros(n, 1, 1, coef.shape[-1], dtype=torch.float64, device=x.device)
+        extra[edge, 0, 0, 0] = math.sqrt(self.bc_weight / max(int(edge.sum()), 1))
+        value = batch.data["value"].double()[:, None] * extra[:, 0, 0, :1]
+        return LinearSystem(x, torch.cat([rows.coef, extra], 1), torch.cat([rows.rhs, value], 1))
 
     def reconstruct(self, field: FieldLike) -> np.ndarray:
         """The field at all pixel centres, gain/offset-fitted to the image, ``[R, R]`` in ``[0, 1]``."""
         R = self.resolution
-        pred = self.predict(field, self.coords)[:, 0].reshape(R, R).numpy()
+        pred = self.predict(field, self.coords)[:, 0]
+        if self.coons is not None:
+            x = self.coords.double().cpu()
+            pred = self.coons.jet(x).value[:, 0] + boundary_factor(x).value[:, 0] * pred
+        pred = pred.reshape(R, R).numpy()
         rec, _, _ = fit_gain_offset(pred, self.ground_truth())
         return rec
 
