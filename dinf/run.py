@@ -162,7 +162,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
 def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,
                   output_dir: str, loggers: List[Any]) -> None:
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump(_jsonable(results), f, indent=2)
+        json.dump(jsonable(results), f, indent=2)
     with torch.enable_grad():
         figures = problem.pictures(field)
         for path in problem.save(field, output_dir):
@@ -190,7 +190,7 @@ def write_failure(output_dir: str, cfg: DictConfig, error: BaseException, solver
         **_hydra_fields(info),
     }
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump(_jsonable(record), f, indent=2)
+        json.dump(jsonable(record), f, indent=2)
 
 
 def _container(cfg: DictConfig) -> Dict[str, Any]:
@@ -206,11 +206,12 @@ def _hydra_output_dir() -> Optional[str]:
     return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """Strict JSON: NaN -> null, ±inf -> "inf" / "-inf", tensors -> lists."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else str(obj)
     if isinstance(obj, torch.Tensor):

@@ -22,6 +22,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
+from dinf.run import jsonable  # noqa: F401  (re-exported: bench.py writes bench.json with it)
+
 History = Sequence[Dict[str, Any]]
 LABELS = {"dinf": "∂∞-Grid", "dinf-ref": "reference-style", "siren": "SIREN",
           "linear_grid": "linear grid", "dinf-lsq": "least squares"}
@@ -291,17 +293,6 @@ def tkey(x: float) -> str:
     return f"{x:g}"
 
 
-def jsonable(obj: Any) -> Any:
-    """Strict JSON: NaN -> null, ±inf -> "inf" / "-inf" (a ratio with a zero denominator)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else str(obj)
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    return obj
 
 
 # --- ratios and the report -------------------------------------------------------------------

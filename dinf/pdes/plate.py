@@ -77,7 +77,7 @@ class KirchhoffPlate(Problem):
         resolution: int = 128,
         terms: int = 199,
         bc: str = "hard",
-        bc_weight: float = 10000.0,
+        bc_weight: float = 100000.0,
         boundary_points: int = 1024,
         targets: Mapping[str, List[float]] | None = None,
         in_dim: int | None = None,
