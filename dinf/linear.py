@@ -2,12 +2,15 @@
 
 A row is ``Σ_{c,a} coef[n, e, c, a] · J_a(u_c)(x_n) - rhs[n, e]`` where ``J_a`` runs over the
 jet's entries (value, then the d gradient entries, then the d·d Hessian entries, row-major), and
-the problem's loss is the sum of the squared rows. Solvers (``dinf.lsq``) combine this with a
-field's basis; problems never see the field.
+the problem's loss is the sum of the squared rows, minus twice an optional linear functional
+``Σ_{n,c,a} linear[n, c, a] · J_a(u_c)(x_n)``: an energy ``½ a(u, u) − ℓ(u)`` with a sum-of-squares
+``a`` (the plate) is of that form. Solvers (``dinf.lsq``) combine this with a field's basis;
+problems never see the field.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -17,21 +20,31 @@ from dinf.jet import Jet
 
 @dataclass
 class LinearSystem:
-    """``coef`` ``[N, E, C, A]`` and ``rhs`` ``[N, E]`` at points ``x`` ``[N, d]``."""
+    """``coef`` ``[N, E, C, A]`` and ``rhs`` ``[N, E]`` at points ``x`` ``[N, d]``; ``linear``
+    ``[N, C, A]`` (optional) is the linear functional subtracted twice from the squares."""
 
     x: Tensor
     coef: Tensor
     rhs: Tensor
+    linear: Optional[Tensor] = None
 
     def scaled(self, weights: Tensor) -> "LinearSystem":
-        """Rows multiplied by per-point ``weights`` ``[N]``."""
-        return LinearSystem(self.x, self.coef * weights[:, None, None, None], self.rhs * weights[:, None])
+        """Rows multiplied by per-point ``weights`` ``[N]`` (the linear term is left alone)."""
+        return LinearSystem(self.x, self.coef * weights[:, None, None, None], self.rhs * weights[:, None], self.linear)
 
     def residual(self, jet: Jet) -> Tensor:
         """The rows ``[N, E]`` for a jet of the field at ``x``."""
         return torch.einsum("neca,nca->ne", self.coef.to(jet.value.dtype), jet_entries(jet, self.coef.shape[-1])) - (
             self.rhs.to(jet.value.dtype)
         )
+
+    def loss(self, jet: Jet) -> Tensor:
+        """``Σ rows² − 2 ℓ(u)``: what the problem's loss is for this jet."""
+        total = (self.residual(jet) ** 2).sum()
+        if self.linear is not None:
+            entries = jet_entries(jet, self.linear.shape[-1])
+            total = total - 2.0 * (self.linear.to(entries.dtype) * entries).sum()
+        return total
 
 
 def jet_entries(jet: Jet, count: int) -> Tensor:

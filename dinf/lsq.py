@@ -70,14 +70,17 @@ class LeastSquares:
         t0 = time.perf_counter()
         n = self.points or 16 * field.resolution ** field.in_dim
         batch = problem.sample(n, generator)
+        with torch.no_grad():
+            system = problem.linear_system(batch)
         method = self.method
         if method == "auto":
             unknowns = field.out_dim * sum(g.shape[:-1].numel() for g in field.grids)
             method = "direct" if unknowns <= DIRECT_LIMIT else "lsqr"
+        if method == "lsqr" and system.linear is not None:
+            method = "cg"  # an energy with a linear term: LSQR solves ‖Az − b‖² only
         self.info["method"] = method
         grid = lsq_tensor.applies(field, batch.x) if method == "lsqr" else None
         with torch.no_grad():
-            system = problem.linear_system(batch)
             if grid is not None:  # pixel centres: A applied from its 1D factors, never formed
                 op = lsq_tensor.TensorSystem(field, system, grid)
                 matvec, rmatvec, norms, rhs = op.matvec, op.rmatvec, op.column_norms(), op.rhs
@@ -87,16 +90,17 @@ class LeastSquares:
                 A = asm.matrix
                 matvec, rmatvec, rhs = (lambda v: A @ v), (lambda r: A.T @ r), asm.rhs
                 layout, shape, nnz = asm, A.shape, A.nnz
+            g = linear_vector(field, system)
         t1 = time.perf_counter()
         if method == "lsqr":
             if grid is None:
                 norms = np.sqrt(np.asarray(A.multiply(A).sum(0))).ravel()
             z = self._lsqr(matvec, rmatvec, shape, rhs, norms)
         else:
-            z = self._normal_equations(asm, method)
+            z = self._normal_equations(asm, method, g)
         t2 = time.perf_counter()
         write_back(field, z, layout)
-        loss = float(np.sum((matvec(z) - rhs) ** 2))
+        loss = float(np.sum((matvec(z) - rhs) ** 2) - 2.0 * g @ z)
         self.info.update({"assemble_s": t1 - t0, "solve_s": t2 - t1, "rows": shape[0], "unknowns": shape[1],
                           "nnz": nnz, "loss": loss, "loss_zero": float(np.sum(rhs**2)),
                           "operator": "tensor" if grid is not None else "sparse"})
@@ -111,10 +115,11 @@ class LeastSquares:
                       iter_lim=self.maxiter)[0]
         return scale * y
 
-    def _normal_equations(self, asm: Assembly, method: str) -> np.ndarray:
+    def _normal_equations(self, asm: Assembly, method: str, linear: np.ndarray) -> np.ndarray:
+        """``(AᵀA + λI) z = Aᵀb + g``: the stationary point of ‖Az − b‖² − 2 gᵀz."""
         A, b = asm.matrix, asm.rhs
         AtA = (A.T @ A).tocsr()
-        Atb = A.T @ b
+        Atb = A.T @ b + linear
         diag = AtA.diagonal()
         lam = self.damping * float(diag.mean())
         AtA = AtA + lam * sp.identity(AtA.shape[0], format="csr")
@@ -168,6 +173,16 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
     A.sum_duplicates()  # clamped edges repeat a node within a row
     A.eliminate_zeros()
     return Assembly(A, system.rhs.to(torch.float64).reshape(-1).numpy(), offsets, nodes)
+
+
+def linear_vector(field: torch.nn.Module, system: LinearSystem) -> np.ndarray:
+    """``g`` with ``ℓ(u) = gᵀz`` for the system's linear term (zeros without one)."""
+    cols = field.out_dim * sum(grid.shape[:-1].numel() for grid in field.grids)
+    if system.linear is None:
+        return np.zeros(cols)
+    n = system.x.shape[0]
+    rows = LinearSystem(system.x, system.linear[:, None], torch.zeros(n, 1, dtype=system.linear.dtype))
+    return assemble(field, rows).matrix.T @ np.ones(n)
 
 
 def write_back(field: torch.nn.Module, z: np.ndarray, asm: Assembly) -> None:

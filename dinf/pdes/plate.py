@@ -27,6 +27,7 @@ from torch import Tensor
 
 from dinf.errors import check, check_choice, check_int
 from dinf.jet import Jet
+from dinf.linear import LinearSystem
 from dinf.pdes.base import (BCS, Batch, FieldLike, Problem, boundary_factor, edge_points, grid_points,
                              masked_mean, stratified)
 
@@ -145,6 +146,49 @@ class KirchhoffPlate(Problem):
             terms["loss_boundary"] = masked_mean(w.value[:, 0] ** 2, ~inside)
             terms["loss"] = terms["loss"] + self.bc_weight * terms["loss_boundary"]
         return terms
+
+    def linear_system(self, batch: Batch) -> LinearSystem:
+        """The energy as squares minus a linear term (a Ritz system): the density is
+        D/2 [ν(Δw)² + (1 − ν)(w_xx² + w_yy²) + 2(1 − ν) w_xy²], four squared rows over w's Hessian,
+        and the load's work is the linear term. ``w = B·u`` is expanded by the product rule into
+        the field's jet entries; with ``bc="soft"`` the edge points get a row √(λ/n_b)·w instead."""
+        x = batch.x.double()
+        n, dev = x.shape[0], x.device
+        edge = batch.flag("is_boundary")
+        to_w = self._deflection_map(x)  # [N, 7 w-entries, 7 u-entries]
+        d, nu = self.stiffness, self.poisson_ratio
+        rows = torch.zeros(4, 7, dtype=torch.float64, device=dev)  # rows over w's entries
+        rows[0, 3] = rows[0, 6] = math.sqrt(d * nu / 2)
+        rows[1, 3] = rows[3, 6] = math.sqrt(d * (1 - nu) / 2)
+        rows[2, 4] = math.sqrt(d * (1 - nu))
+        inside = (~edge).double() * math.sqrt(AREA / max(int((~edge).sum()), 1))
+        coef = torch.einsum("ew,nwa->nea", rows, to_w) * inside[:, None, None]
+        if self.bc == "soft":
+            bnd = torch.zeros(n, 1, 7, dtype=torch.float64, device=dev)
+            bnd[edge, 0, 0] = math.sqrt(self.bc_weight / max(int(edge.sum()), 1))
+            coef = torch.cat([coef, bnd], 1)
+        weight = 0.5 * AREA / max(int((~edge).sum()), 1) * self.pressure(x) * (~edge).double()
+        linear = (weight[:, None] * to_w[:, 0, :])[:, None, :]  # ½ ∫ q w, over u's entries
+        return LinearSystem(x, coef[:, :, None, :], torch.zeros(n, coef.shape[1], dtype=torch.float64, device=dev),
+                            linear)
+
+    def _deflection_map(self, x: Tensor) -> Tensor:
+        """``[N, 7, 7]``: w's jet entries (value, ∂x, ∂y, ∂xx, ∂xy, ∂yx, ∂yy) from u's."""
+        n = x.shape[0]
+        m = torch.zeros(n, 7, 7, dtype=x.dtype, device=x.device)
+        if self.bc == "soft":
+            m[:] = torch.eye(7, dtype=x.dtype, device=x.device)
+            return m
+        b = boundary_factor(x)
+        v, g, h = b.value[:, 0], b.grad[:, 0], b.hess[:, 0]
+        for e in range(7):
+            m[:, e, e] = v
+        m[:, 1, 0], m[:, 2, 0] = g[:, 0], g[:, 1]
+        m[:, 3, 1], m[:, 3, 0] = 2 * g[:, 0], h[:, 0, 0]
+        for e in (4, 5):
+            m[:, e, 1], m[:, e, 2], m[:, e, 0] = g[:, 1], g[:, 0], h[:, 0, 1]
+        m[:, 6, 2], m[:, 6, 0] = 2 * g[:, 1], h[:, 1, 1]
+        return m
 
     # --- judging -----------------------------------------------------------------------------
     def prediction(self, field: FieldLike) -> np.ndarray:
