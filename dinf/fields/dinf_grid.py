@@ -26,9 +26,10 @@ from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_
 from dinf.jet import Jet
 
 EDGES = ("pad", "clamp")
-# auto: the fused CPU kernel where it applies, else PyTorch; reference: the paper code's way,
-# neighbours gathered by indexing and jets by autograd (double backward), for comparisons.
-BACKENDS = ("auto", "torch", "numba", "reference")
+# auto: a fused kernel where one applies (numba on the CPU, Triton on CUDA), else PyTorch;
+# reference: the paper code's way, neighbours gathered by indexing and jets by autograd (double
+# backward), for comparisons. triton forced on CPU tensors runs under Triton's interpreter (slow).
+BACKENDS = ("auto", "torch", "numba", "triton", "reference")
 
 
 @dataclass
@@ -79,6 +80,7 @@ class DInfGrid(Field):
         check_choice("edge", edge, EDGES)
         check_choice("backend", backend, BACKENDS)
         check(backend != "numba" or rbf_cpu.AVAILABLE, "backend", "numba is not installed")
+        check(backend != "triton" or _rbf_triton() is not None, "backend", "triton is not installed")
         check_grid(in_dim, resolution, levels, features)
         check(rho >= 1, "rho", f"must be >= 1, got {rho}")
         check(eps > 0, "eps", f"must be > 0, got {eps}")
@@ -176,35 +178,45 @@ class DInfGrid(Field):
         """Concatenated level features ``[N, levels·F]`` with their x-derivatives."""
         if order > 2:
             raise NotImplementedError("closed-form jets are implemented up to order 2")
-        if self._fused(x):
-            return self._fused_jet(x, order)
+        kernel = self._fused(x)
+        if kernel:
+            return self._fused_jet(x, order, kernel)
         parts = [self._level_jet(x, s, order) for s in range(self.levels)]
         value = torch.cat([p[0] for p in parts], 1)
         grad = torch.cat([p[1] for p in parts], 1) if order >= 1 else None
         hess = torch.cat([p[2] for p in parts], 1) if order >= 2 else None
         return Jet(value, grad, hess)
 
-    def _fused(self, x: Tensor) -> bool:
-        """Whether the fused CPU kernel serves this call (same numbers as the PyTorch path)."""
-        if self.backend in ("torch", "reference") or not rbf_cpu.AVAILABLE:
-            return False
-        # The kernel gives no derivative with respect to x: autograd through it needs PyTorch.
-        ok = x.device.type == "cpu" and self.in_dim == 2 and self.separable and not x.requires_grad
+    def _fused(self, x: Tensor) -> str:
+        """Which fused kernel serves this call: "numba", "triton" or "" (the PyTorch path);
+        all give the same numbers."""
+        if self.backend in ("torch", "reference"):
+            return ""
+        # The kernels give no derivative with respect to x: autograd through it needs PyTorch.
+        ok = self.in_dim == 2 and self.separable and not x.requires_grad
+        if self.backend == "triton":
+            if not ok:
+                raise ValueError("backend='triton' needs a 2D Gaussian grid and x without grad")
+            return "triton"
+        if x.device.type == "cuda" and self.backend == "auto":
+            return "triton" if ok and _rbf_triton() is not None else ""
+        ok = ok and x.device.type == "cpu" and rbf_cpu.AVAILABLE
         if self.backend == "numba" and not ok:
             raise ValueError("backend='numba' needs a 2D Gaussian grid on the CPU and x without grad")
-        return ok
+        return "numba" if ok else ""
 
-    def _fused_jet(self, x: Tensor, order: int) -> Jet:
+    def _fused_jet(self, x: Tensor, order: int, kernel: str = "numba") -> Jet:
         f = self.features
         table = torch.cat([g.reshape(-1, f) for g in self.grids])
         sizes = [g.shape[0] for g in self.grids]
-        out = rbf_cpu.grid_jet_2d(
+        jet_fn = rbf_cpu.grid_jet_2d if kernel == "numba" else _rbf_triton().grid_jet_2d_triton
+        out = jet_fn(
             x.to(table.dtype), table, self.cells, sizes, self.ghost, self.edge == "clamp", self.rho, self.eps, order
         )  # [N, S, F, A]
-        n = x.shape[0]
-        value = out[..., 0].reshape(n, -1)
-        grad = out[..., 1:3].reshape(n, -1, 2) if order >= 1 else None
-        hess = out[..., 3:7].reshape(n, -1, 2, 2) if order >= 2 else None
+        n, c = x.shape[0], out.shape[1] * out.shape[2]  # c, not -1: n may be 0
+        value = out[..., 0].reshape(n, c)
+        grad = out[..., 1:3].reshape(n, c, 2) if order >= 1 else None
+        hess = out[..., 3:7].reshape(n, c, 2, 2) if order >= 2 else None
         return Jet(value, grad, hess)
 
     def _level_jet(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, ...]:
@@ -256,6 +268,14 @@ class DInfGrid(Field):
             flat = flat * grid.shape[a] + nodes[..., a] + self.ghost
         feats = grid.reshape(-1, f)[flat]  # [N, K^d, F]
         return (w.unsqueeze(-1) * feats).sum(1)
+
+
+def _rbf_triton():
+    """The Triton kernels' module, or None without triton (imported on first use: importing
+    triton is slow, and CPU runs never need it)."""
+    from dinf.fields import rbf_triton
+
+    return rbf_triton if rbf_triton.AVAILABLE else None
 
 
 def _tensor_offsets(r: Tensor) -> Tensor:
