@@ -168,11 +168,11 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
     cols_t = torch.cat([c.reshape(n_pts, n_eq, -1) for c in cols], -1)
     per_row = vals_t.shape[-1]
     indptr = np.arange(0, n_pts * n_eq * per_row + 1, per_row, dtype=np.int64)
-    A = sp.csr_matrix((vals_t.reshape(-1).numpy(), cols_t.reshape(-1).numpy(), indptr),
+    A = sp.csr_matrix((vals_t.reshape(-1).cpu().numpy(), cols_t.reshape(-1).cpu().numpy(), indptr),
                       shape=(n_pts * n_eq, nodes * n_ch))
     A.sum_duplicates()  # clamped edges repeat a node within a row
     A.eliminate_zeros()
-    return Assembly(A, system.rhs.to(torch.float64).reshape(-1).numpy(), offsets, nodes)
+    return Assembly(A, system.rhs.to(torch.float64).reshape(-1).cpu().numpy(), offsets, nodes)
 
 
 def linear_vector(field: torch.nn.Module, system: LinearSystem) -> np.ndarray:
@@ -181,7 +181,7 @@ def linear_vector(field: torch.nn.Module, system: LinearSystem) -> np.ndarray:
     if system.linear is None:
         return np.zeros(cols)
     n = system.x.shape[0]
-    rows = LinearSystem(system.x, system.linear[:, None], torch.zeros(n, 1, dtype=system.linear.dtype))
+    rows = LinearSystem(system.x, system.linear[:, None], torch.zeros(n, 1, dtype=system.linear.dtype, device=system.linear.device))
     return assemble(field, rows).matrix.T @ np.ones(n)
 
 

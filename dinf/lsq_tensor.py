@@ -52,10 +52,11 @@ def applies(field: torch.nn.Module, x: torch.Tensor) -> Optional[TensorGrid]:
 def axis_matrices(field: torch.nn.Module, coords: np.ndarray, level: int, order: int) -> List[sp.csr_matrix]:
     """``[B⁽⁰⁾, …, B⁽ᵒʳᵈᵉʳ⁾]``: the level's 1D weights and their x-derivatives at ``coords``,
     each ``[P, side]`` over the level's nodes along one axis (ghost nodes included)."""
-    x = torch.as_tensor(coords, dtype=torch.float64)[:, None].expand(-1, field.in_dim).contiguous()
+    device = field.offsets.device  # the field's: level_basis adds its offsets
+    x = torch.as_tensor(coords, dtype=torch.float64, device=device)[:, None].expand(-1, field.in_dim).contiguous()
     b = field.level_basis(x, level, order)  # weights [P, d, order+1, K], index units
     n = field.cells[level]
-    base = (x[:, 0] + 1.0).mul(0.5 * n).floor().clamp(0, n).long()
+    base = (x[:, 0] + 1.0).mul(0.5 * n).floor().clamp(0, n).long().cpu()
     nodes = base[:, None] + field.offsets.cpu()
     if field.edge == "clamp":
         nodes = nodes.clamp(0, n)
