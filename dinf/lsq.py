@@ -181,7 +181,8 @@ def linear_vector(field: torch.nn.Module, system: LinearSystem) -> np.ndarray:
     if system.linear is None:
         return np.zeros(cols)
     n = system.x.shape[0]
-    rows = LinearSystem(system.x, system.linear[:, None], torch.zeros(n, 1, dtype=system.linear.dtype, device=system.linear.device))
+    zeros = torch.zeros(n, 1, dtype=system.linear.dtype, device=system.linear.device)
+    rows = LinearSystem(system.x, system.linear[:, None], zeros)
     return assemble(field, rows).matrix.T @ np.ones(n)
 
 
