@@ -9,7 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dinf.report import load_runs, tables, write_report
-from dinf.tracking import sweep_group
+from dinf.tracking import is_wandb, sweep_group
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class SweepReport(Callback):
 
     def _log_wandb(self, config: DictConfig, sweep_dir: str, runs: list) -> None:
         node: Optional[DictConfig] = config.get("logger")
-        if not node or not str(node.get("_target_", "")).endswith("WandbLogger"):
+        if not is_wandb(node):
             return
         if os.environ.get("WANDB_MODE") == "disabled":
             return

@@ -34,7 +34,7 @@ def run_info() -> Dict[str, Any]:
     if multirun:
         info["sweep"] = {"dir": os.path.abspath(hc.sweep.dir), "job": hc.job.num}
         swept = swept_keys(hc.sweep.dir)
-        info["swept"] = [o for o in info["overrides"] if _override_key(o) in swept]
+        info["swept"] = [o for o in info["overrides"] if override_key(o) in swept]
     return info
 
 
@@ -48,13 +48,14 @@ def swept_keys(sweep_dir: str) -> List[str]:
     if not os.path.exists(path):
         return []
     hydra = OmegaConf.load(path).hydra
-    keys = [_override_key(o) for o in hydra.overrides.task
+    keys = [override_key(o) for o in hydra.overrides.task
             if "," in o.split("=", 1)[-1] or o.split("=", 1)[-1].startswith(SWEEP_FUNCTIONS)]
     params = OmegaConf.select(hydra, "sweeper.params") or {}
     return keys + [str(k) for k in params]
 
 
-def _override_key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The config key an override sets: ``+trainer.max_time=…`` → ``trainer.max_time``."""
     return override.split("=", 1)[0].lstrip("~+")
 
 
@@ -75,9 +76,14 @@ def build_loggers(cfg: DictConfig, output_dir: str, state: Optional[RunState] = 
     if not node:
         return []
     extra: Dict[str, Any] = {}
-    if str(node.get("_target_", "")).endswith("WandbLogger"):
+    if is_wandb(node):
         extra = _wandb_args(node, state, info or {})
     return [instantiate(node, save_dir=output_dir, **extra)]
+
+
+def is_wandb(node: Optional[DictConfig]) -> bool:
+    """Whether a logger config builds Lightning's W&B logger."""
+    return bool(node) and str(node.get("_target_", "")).endswith("WandbLogger")
 
 
 def _wandb_args(node: DictConfig, state: Optional[RunState], info: Dict[str, Any]) -> Dict[str, Any]:

@@ -62,6 +62,7 @@ from omegaconf import DictConfig  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere, uninstalled
 from dinf.run import train  # noqa: E402
+from dinf.tracking import override_key  # noqa: E402
 from experiments import bench_lib as lib  # noqa: E402
 
 
@@ -118,13 +119,9 @@ QUIET = ["trainer.enable_progress_bar=false", "~logger", "checkpoint.enabled=fal
          "checkpoint.registry=null", "checkpoint.resume=false"]
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("~+")
-
-
 def dedupe(overrides: Sequence[str]) -> List[str]:
     """One override per key, the last given (Hydra refuses a key twice)."""
-    return list({_key(o): o for o in overrides}.values())  # first key's place, last value
+    return list({override_key(o): o for o in overrides}.values())  # first key's place, last value
 
 
 def compose_cfg(overrides: Sequence[str]) -> DictConfig:

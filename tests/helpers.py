@@ -7,6 +7,8 @@ from typing import List
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from dinf.tracking import override_key
+
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Tiny, CPU-only, no logger: seconds per run.
@@ -23,13 +25,9 @@ TINY = [
 ]
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("~+")
-
-
 def compose_cfg(overrides: List[str] = (), tiny: bool = True) -> DictConfig:
     """The config with ``overrides`` on top of TINY (a TINY entry for the same key gives way)."""
-    keys = {_key(o) for o in overrides}
-    base = [o for o in TINY if _key(o) not in keys] if tiny else []
+    keys = {override_key(o) for o in overrides}
+    base = [o for o in TINY if override_key(o) not in keys] if tiny else []
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose("config", overrides=base + list(overrides))

@@ -91,7 +91,7 @@ def test_every_run_composes(mode):
     for problem in bench.PROBLEMS:
         for method in bench.METHODS:
             o = bench.run_overrides(problem, method, bench.MODES[mode], args)
-            assert len({bench._key(x) for x in o}) == len(o)  # train.py takes the command as is
+            assert len({bench.override_key(x) for x in o}) == len(o)  # train.py takes the command as is
             cfg = bench.compose_cfg(o)
             assert cfg.trainer.accelerator == "cpu" and "logger" not in cfg
             if method == "siren" and mode == "full" and problem == "helmholtz":

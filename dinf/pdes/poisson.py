@@ -120,10 +120,11 @@ class PoissonImage(Problem):
         ``bc="soft"`` every edge pixel besides, each step."""
         idx = torch.randperm(self.coords.shape[0], generator=generator, device="cpu")[: int(n)]
         idx = idx.to(self.coords.device)
-        if self.bc == "soft":
+        data = {}
+        if self.bc == "soft":  # only the soft term reads the edge flags and values
             idx = torch.unique(torch.cat([idx, torch.nonzero(self.is_edge)[:, 0]]))
-        data = {"target": self.target[idx], "is_boundary": self.is_edge[idx], "value": self.image.reshape(-1)[idx]}
-        return Batch(x=self.coords[idx], data=data)
+            data = {"is_boundary": self.is_edge[idx], "value": self.image.reshape(-1)[idx]}
+        return Batch(x=self.coords[idx], data={"target": self.target[idx], **data})
 
     def image_jet(self, jet: Jet, x: Tensor) -> Jet:
         """The image's jet from the field's: the field itself, or ``h + B·u`` with ``bc="hard"``
