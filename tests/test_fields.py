@@ -14,7 +14,7 @@ import torch
 
 from dinf.errors import ConfigError
 from dinf.fields import dinf_grid
-from dinf.fields import FIELDS, MLP, DInfGrid, Field, Jet, LinearGrid, Siren, autograd_jet
+from dinf.fields import FIELDS, MLP, DInfGrid, Field, LinearGrid, Siren, autograd_jet
 from dinf.jet import Jet
 from dinf.fields.kernels import KERNELS, _gaussian, gaussian_weights_1d, radial_weights
 
