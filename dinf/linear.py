@@ -6,12 +6,18 @@ the problem's loss is the sum of the squared rows, minus twice an optional linea
 ``Σ_{n,c,a} linear[n, c, a] · J_a(u_c)(x_n)``: an energy ``½ a(u, u) − ℓ(u)`` with a sum-of-squares
 ``a`` (the plate) is of that form. Solvers (``dinf.lsq``) combine this with a field's basis;
 problems never see the field.
+
+A problem whose measurements combine several points (a filter applied to the derivatives, as a
+Sobel filter smooths across its axis) adds ``mix``: a sparse ``[R·E, N·E]`` matrix taking the
+pointwise rows (flattened point-major) to the ``R`` measured rows; ``rhs`` is then ``[R, E]``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -27,16 +33,25 @@ class LinearSystem:
     coef: Tensor
     rhs: Tensor
     linear: Optional[Tensor] = None
+    mix: Optional[Tensor] = None  # sparse [R·E, N·E]: measured rows from pointwise ones
 
     def scaled(self, weights: Tensor) -> "LinearSystem":
         """Rows multiplied by per-point ``weights`` ``[N]`` (the linear term is left alone)."""
+        if self.mix is not None:
+            raise ValueError("scaled() weighs points; a mixed system weighs its rows in mix")
         return LinearSystem(self.x, self.coef * weights[:, None, None, None], self.rhs * weights[:, None], self.linear)
 
+    def pointwise(self, jet: Jet) -> Tensor:
+        """``coef · J`` ``[N, E]``: the rows before ``mix`` and without the right side."""
+        return torch.einsum("neca,nca->ne", self.coef.to(jet.value.dtype), jet_entries(jet, self.coef.shape[-1]))
+
     def residual(self, jet: Jet) -> Tensor:
-        """The rows ``[N, E]`` for a jet of the field at ``x``."""
-        return torch.einsum("neca,nca->ne", self.coef.to(jet.value.dtype), jet_entries(jet, self.coef.shape[-1])) - (
-            self.rhs.to(jet.value.dtype)
-        )
+        """The rows ``[R, E]`` (``R = N`` without ``mix``) for a jet of the field at ``x``."""
+        rows = self.pointwise(jet)
+        if self.mix is not None:
+            mix = self.mix.to(rows.dtype)
+            rows = torch.sparse.mm(mix, rows.reshape(-1, 1)).reshape(-1, rows.shape[1])
+        return rows - self.rhs.to(rows.dtype)
 
     def loss(self, jet: Jet) -> Tensor:
         """``Σ rows² − 2 ℓ(u)``: what the problem's loss is for this jet."""
@@ -66,3 +81,13 @@ def complex_rows(k: Tensor) -> Tensor:
     ``u = u_0 + i u_1``: equation 0 is the real part, equation 1 the imaginary part."""
     re, im = k.real, k.imag
     return torch.stack([torch.stack([re, -im], 1), torch.stack([im, re], 1)], 1)
+
+
+def mix_matrix(system: LinearSystem) -> Optional[sp.csr_matrix]:
+    """``system.mix`` as a float64 scipy CSR matrix (None without one)."""
+    if system.mix is None:
+        return None
+    m = system.mix.detach().coalesce().cpu()
+    idx = m.indices().numpy()
+    vals = m.values().double().numpy()
+    return sp.csr_matrix((vals, (idx[0], idx[1])), shape=tuple(m.shape), dtype=np.float64)

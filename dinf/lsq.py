@@ -21,7 +21,7 @@ import torch
 from dinf import lsq_tensor
 from dinf.errors import ConfigError, check, check_choice
 from dinf.fields.decoders import LinearDecoder
-from dinf.linear import LinearSystem
+from dinf.linear import LinearSystem, mix_matrix
 
 METHODS = ("auto", "direct", "cg", "lsqr")
 DIRECT_LIMIT = 30_000  # unknowns up to which "auto" factorises (11 k: 31 s on 2 cores)
@@ -171,6 +171,9 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
     A = sp.csr_matrix((vals_t.reshape(-1).cpu().numpy(), cols_t.reshape(-1).cpu().numpy(), indptr),
                       shape=(n_pts * n_eq, nodes * n_ch))
     A.sum_duplicates()  # clamped edges repeat a node within a row
+    mix = mix_matrix(system)
+    if mix is not None:
+        A = (mix @ A).tocsr()
     A.eliminate_zeros()
     return Assembly(A, system.rhs.to(torch.float64).reshape(-1).cpu().numpy(), offsets, nodes)
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from dinf.fields.dinf_grid import _component_combos
-from dinf.linear import LinearSystem
+from dinf.linear import LinearSystem, mix_matrix
 
 
 @dataclass
@@ -93,7 +93,9 @@ class TensorSystem:
         sizes = [side * side for side in self.sides]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
         self.nodes = int(sum(sizes))
-        self.shape = (n_pts * self.n_eq, self.n_ch * self.nodes)
+        self.mix = mix_matrix(system)
+        rows = n_pts * self.n_eq if self.mix is None else self.mix.shape[0]
+        self.shape = (rows, self.n_ch * self.nodes)
         self.nnz = sum(m.nnz for level in self.mats for axis in level for m in axis)
 
     def _level(self, z: np.ndarray, c: int, s: int) -> np.ndarray:
@@ -112,9 +114,12 @@ class TensorSystem:
         return out
 
     def matvec(self, z: np.ndarray) -> np.ndarray:
-        return np.einsum("neca,can->ne", self.coef, self.entries(z)).reshape(-1)
+        rows = np.einsum("neca,can->ne", self.coef, self.entries(z)).reshape(-1)
+        return rows if self.mix is None else self.mix @ rows
 
     def rmatvec(self, r: np.ndarray) -> np.ndarray:
+        if self.mix is not None:
+            r = self.mix.T @ r
         g = np.einsum("neca,ne->can", self.coef, r.reshape(-1, self.n_eq))
         z = np.zeros(self.shape[1])
         for c in range(self.n_ch):
@@ -127,7 +132,9 @@ class TensorSystem:
         return z
 
     def column_norms(self) -> np.ndarray:
-        """‖A e_j‖ for every column, from the 1D factors: Σ_ab (B₀ᵃ∘B₀ᵇ)ᵀ C_ab (B₁ᵃ∘B₁ᵇ)."""
+        """‖A e_j‖ for every column, from the 1D factors: Σ_ab (B₀ᵃ∘B₀ᵇ)ᵀ C_ab (B₁ᵃ∘B₁ᵇ).
+        With ``mix`` these are the pointwise rows' norms: LSQR's column scaling only needs
+        their magnitude (a smoothing mix lowers them by less than 2×)."""
         sq = np.zeros(self.shape[1])
         n_ent = len(self.combos)
         for c in range(self.n_ch):
