@@ -14,8 +14,9 @@ Conventions
 * Sobel targets are not the image's derivative: the filter also smooths by ``[1 2 1]/4`` across
   its axis. Matching the field's derivative to them caps the PSNR of *any* field (33.3 dB at
   256², ``experiments/gradient_ceiling.py``). ``sobel_smoothing=True`` compares the field's
-  derivative after the same smoothing (its values at the neighbouring pixel centres, clamped at
-  the edges as scipy's ``reflect``): a measurement model that matches how the targets were made.
+  derivative after the same smoothing (the derivative at the neighbouring pixel centres,
+  clamped at the edges as scipy's ``reflect``): a measurement model that matches how the
+  targets were made.
 """
 from __future__ import annotations
 
