@@ -168,9 +168,9 @@ class Solver(pl.LightningModule):
     def _logs_now(self) -> bool:
         """Whether this step's losses go to the loggers: every ``log_every_n_steps`` and the
         last. Lightning drops the others anyway, but only after ``log_dict`` has cost ~3 ms."""
-        every = max(int(getattr(self.trainer, "log_every_n_steps", 1) or 1), 1)
+        every = max(self.trainer.log_every_n_steps, 1)
         done = self.global_step  # optimizer steps taken, this one included
-        return done % every == 0 or done >= self.trainer.max_steps > 0 or self.global_step <= 1
+        return done <= 1 or done % every == 0 or done >= self.trainer.max_steps > 0
 
     def _solve_step(self) -> None:
         info = self.lsq.solve(self.field, self.problem, self.generator)

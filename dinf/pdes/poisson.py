@@ -37,6 +37,11 @@ from dinf.linear import LinearSystem
 from dinf.pdes.base import BCS, Batch, FieldLike, Problem, boundary_factor, grid_points, masked_mean
 from dinf.pdes.image_boundary import CoonsPatch
 
+# The Sobel filter's smoothing of ∂ₐu across axis a, as (stencil column, weight): the centre and
+# its neighbours along the other axis (``PoissonImage._stencil_batch``'s column order).
+SOBEL_TAPS = (((0, 0.5), (1, 0.25), (2, 0.25)), ((0, 0.5), (3, 0.25), (4, 0.25)))
+
+
 def fit_gain_offset(pred: np.ndarray, gt: np.ndarray) -> Tuple[np.ndarray, float, float]:
     """Least-squares ``a, b`` minimising ``|a*pred + b - gt|``; returns ``(clip(a*pred+b, 0, 1), a, b)``."""
     p = np.asarray(pred, dtype=np.float64)
@@ -153,10 +158,7 @@ class PoissonImage(Problem):
     @staticmethod
     def _smoothed(grad: Tensor, stencil: Tensor) -> Tensor:
         """``[n, 2]``: ∂ₐu smoothed by [1 2 1]/4 across axis a, as the Sobel filter does."""
-        c = grad[stencil[:, 0]]
-        g0 = 0.5 * c[:, 0] + 0.25 * (grad[stencil[:, 1], 0] + grad[stencil[:, 2], 0])
-        g1 = 0.5 * c[:, 1] + 0.25 * (grad[stencil[:, 3], 1] + grad[stencil[:, 4], 1])
-        return torch.stack([g0, g1], -1)
+        return torch.stack([sum(wt * grad[stencil[:, col], a] for col, wt in SOBEL_TAPS[a]) for a in range(2)], -1)
 
     def image_jet(self, jet: Jet, x: Tensor) -> Jet:
         """The image's jet from the field's: the field itself, or ``h + B·u`` with ``bc="hard"``
@@ -224,8 +226,8 @@ class PoissonImage(Problem):
         w = 1.0 / math.sqrt(n * d)  # the loss is a mean over n rows of 2 equations
         rows = torch.arange(n, device=x.device)
         parts = []  # (row, column, weight) of [n·2, N·2], point-major
-        for a, (lo, hi) in enumerate(((1, 2), (3, 4))):
-            for col, wt in ((0, 0.5), (lo, 0.25), (hi, 0.25)):
+        for a in range(d):
+            for col, wt in SOBEL_TAPS[a]:
                 parts.append((rows * d + a, stencil[:, col] * d + a, torch.full((n,), wt * w, dtype=torch.float64)))
         r, c, v = (torch.cat(p) for p in zip(*parts))
         mix = torch.sparse_coo_tensor(torch.stack([r, c]), v.to(x.device), (n * d, x.shape[0] * d),
