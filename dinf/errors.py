@@ -20,6 +20,10 @@ class ConfigError(ValueError):
         return ConfigError(f"{prefix}.{self.key}", self.detail)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a loss term is NaN or infinite; training stops."""
+
+
 def check_choice(key: str, value: Any, allowed: Iterable[str]) -> str:
     allowed = list(allowed)
     if value not in allowed:

@@ -4,25 +4,31 @@
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import os
+import re
+import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from dinf import cli
 from dinf.checkpoint import CheckpointAtValidation, attach, begin, finish
 from dinf.errors import ConfigError
 from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
+from dinf.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.solver import Solver
 from dinf.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
 
@@ -31,26 +37,89 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module]:
     """The problem and the field of a config; bad values raise ``ConfigError`` naming the key."""
-    problem = _instantiate(cfg.pde, "pde")
-    field = _instantiate(cfg.model, "model")
+    problem = _instantiate(cfg, "pde")
+    field = _instantiate(cfg, "model")
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
             raise ConfigError(f"model.{key}", f"{getattr(field, key)} does not match pde.{key}={getattr(problem, key)}")
     return problem, field
 
 
-def _instantiate(node: DictConfig, group: str) -> Any:
+def _instantiate(cfg: DictConfig, path: str, **kwargs: Any) -> Any:
+    """Build the object at ``path`` of ``cfg``. A bad value raises ``ConfigError`` under the key
+    the user sets (``kernel.eps``, not the interpolated ``model.eps``); an option the class does
+    not take names its nearest valid option."""
+    node = OmegaConf.select(cfg, path)
+    mistake = _check_types(node, path, skip=set(kwargs))
+    if mistake is not None:
+        raise _user_key(cfg, mistake)
     try:
-        return instantiate(node, _convert_="all")
+        return instantiate(node, _convert_="all", **kwargs)
     except ConfigError as e:
-        raise e.prefixed(group) from None
+        raise _user_key(cfg, e.prefixed(path)) from None
     except InstantiationException as e:
         cause = e.__cause__
         if isinstance(cause, ConfigError):
-            raise cause.prefixed(group) from None
+            raise _user_key(cfg, cause.prefixed(path)) from None
         if isinstance(cause, TypeError):  # an option the class does not take
-            raise ConfigError(group, str(cause)) from None
+            raise _unknown_option(node, path, cause) or ConfigError(path, str(cause)) from None
+        if path == "trainer" and isinstance(cause, (ValueError, MisconfigurationException)):
+            raise ConfigError(path, str(cause).splitlines()[0]) from None  # a value Lightning refuses
         raise
+
+
+def _optimizer(cfg: DictConfig, field: torch.nn.Module) -> Any:
+    """The optimizer's partial, tried once on the field so a bad value (``lr=-1``) stops the run
+    here with its key rather than inside Lightning's fit."""
+    if not cfg.optimizer.get("optim"):
+        return None
+    make = _instantiate(cfg, "optimizer.optim")
+    try:
+        make(field.parameters())
+    except (ValueError, TypeError) as e:
+        key = "optimizer.optim.lr" if "learning rate" in str(e) else "optimizer.optim"
+        raise _user_key(cfg, ConfigError(key, str(e))) from None
+    return make
+
+
+def _user_key(cfg: DictConfig, error: ConfigError) -> ConfigError:
+    key = cli.source_key(cfg, error.key)
+    return error if key == error.key else ConfigError(key, error.detail)
+
+
+def _unknown_option(node: DictConfig, path: str, error: TypeError) -> Optional[ConfigError]:
+    """``model.kernal: no such key; did you mean model.kernel?`` for an option the class lacks."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if m is None:
+        return None
+    try:
+        params = inspect.signature(get_class(node._target_)).parameters
+    except Exception:  # noqa: BLE001 - the plain message is still right
+        return None
+    key = f"{path}.{m.group(1)}"
+    message = cli.unknown_key(key, [p for p in params if p not in ("self", "args", "kwargs")], path, can_add=False)
+    return ConfigError(key, message.split(": ", 1)[1])
+
+
+def _check_types(node: DictConfig, path: str, skip: Iterable[str] = ()) -> Optional[ConfigError]:
+    """A value whose type contradicts the target class's signature (``lr=abc``), before the
+    class fails on it somewhere inside; nested targets are checked under their own paths."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    try:
+        target = get_class(node._target_) if "." in str(node._target_) else None
+    except Exception:  # noqa: BLE001 - a missing target is reported by instantiate
+        return None
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
+              if not str(k).startswith("_") and k not in skip}
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            values.pop(key, None)
+            found = _check_types(child, f"{path}.{key}")
+            if found is not None:
+                return found
+    return cli.check_types(target, values, path) if target is not None else None
 
 
 def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
@@ -71,15 +140,17 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
     loggers: List[Any] = []
     status = "interrupted"
     try:
+        cli.check_run_config(cfg)
+        quiet_third_parties()
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         problem, field = build(cfg)
         opt_cfg = cfg.optimizer
-        lsq = _instantiate(opt_cfg.lsq, "optimizer") if opt_cfg.get("lsq") else None
+        lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") else None
         solver = Solver(
             field,
             problem,
-            optimizer=instantiate(opt_cfg.optim) if opt_cfg.get("optim") else None,
-            scheduler=instantiate(opt_cfg.scheduler) if opt_cfg.get("scheduler") else None,
+            optimizer=_optimizer(cfg, field),
+            scheduler=_instantiate(cfg, "optimizer.scheduler") if opt_cfg.get("scheduler") else None,
             seed=cfg.seed,
             lsq=lsq,
         )
@@ -90,8 +161,11 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         # A least-squares run is one solve: one step, validated after it.
         steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None else _validation_cadence(cfg.trainer)
         callbacks = [CheckpointAtValidation(state.checkpoint)] if _checkpoints_on(cfg) else []
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, default_root_dir=output_dir,
-                                          callbacks=callbacks, **steps)
+        bar = want_progress_bar(cfg.trainer.get("enable_progress_bar"))
+        if not bar:
+            callbacks.append(ValidationLines())
+        trainer: pl.Trainer = _instantiate(cfg, "trainer", logger=loggers or False, default_root_dir=output_dir,
+                                           callbacks=callbacks, enable_progress_bar=bar, **steps)
         wall = time.perf_counter()
         trainer.fit(solver, ckpt_path=resume_from)
         if not trainer.is_global_zero:
@@ -135,10 +209,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
     train_time = solver.training_time()
     if not solver.history or solver.history[-1]["step"] != solver.steps:
         solver.record(final, train_time)
-    best = {}
-    for name, mode in problem.metric_modes.items():
-        values = [h[name] for h in solver.history if not math.isnan(h.get(name, math.nan))]
-        best[name] = (max if mode == "max" else min)(values) if values else math.nan
+    best = best_entry(solver.history, problem.metric_modes)
     return {
         **final,
         "final": final,
@@ -159,6 +230,17 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
     }
 
 
+def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[str, float]:
+    """All metrics at the validation where the primary metric (the first) was best, with its
+    ``step``: the parts of a total (the cloth's energies) stay the parts of that total."""
+    primary = next(iter(modes), None)
+    valid = [h for h in history if primary is not None and not math.isnan(h.get(primary, math.nan))]
+    if not valid:
+        return {name: math.nan for name in modes}
+    pick = (max if modes[primary] == "max" else min)(valid, key=lambda h: h[primary])
+    return {**{name: pick.get(name, math.nan) for name in modes}, "step": pick["step"]}
+
+
 def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,
                   output_dir: str, loggers: List[Any]) -> None:
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
@@ -172,8 +254,10 @@ def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Mod
         pictures.append(os.path.join(output_dir, f"{name}.png"))
         fig.savefig(pictures[-1], dpi=100, bbox_inches="tight")
     log_results(loggers, results, pictures)
-    log.info("metrics: %s", {k: results[k] for k in results["final"]})
-    log.info("wrote %s", os.path.join(output_dir, "metrics.json"))
+    scores = " · ".join(f"{k} {results[k]:.4g}" if isinstance(results[k], float) else f"{k} {results[k]}"
+                        for k in results["final"])
+    log.info("%s · %d steps, %.1f s of training → %s", scores, results["steps"], results["train_time_s"],
+             os.path.join(os.path.relpath(output_dir), "metrics.json"))
 
 
 def write_failure(output_dir: str, cfg: DictConfig, error: BaseException, solver: Optional[Solver],

@@ -15,12 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dinf.errors import NonFiniteLossError  # noqa: F401 - raised here, imported from here by callers
 from dinf.lsq import LeastSquares
 from dinf.pdes.base import Problem
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a loss term is NaN or infinite; training stops."""
 
 
 class Solver(pl.LightningModule):

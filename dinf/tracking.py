@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dinf.checkpoint import RunState
+if TYPE_CHECKING:
+    from dinf.checkpoint import RunState
 
 
 def run_info() -> Dict[str, Any]:

@@ -102,8 +102,8 @@ def test_model_lr_defaults_follow_the_paper():
     "overrides, key, words",
     [
         (["model.kernel=foo"], "model.kernel", ["gaussian", "inverse_quadratic"]),
-        (["grid.resolution=100", "grid.levels=4"], "model.resolution", ["divisible", "8"]),
-        (["kernel.rho=0"], "model.rho", [">= 1"]),
+        (["grid.resolution=100", "grid.levels=4"], "grid.resolution", ["divisible", "8"]),
+        (["kernel.rho=0"], "kernel.rho", [">= 1"]),
         (["pde.image=/nonexistent/cat.png"], "pde.image", ["/nonexistent/cat.png"]),
         (["pde.supervision=hessian"], "pde.supervision", ["gradient", "laplacian"]),
         (["model.decoder=transformer"], "model.decoder", ["linear", "mlp"]),

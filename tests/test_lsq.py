@@ -121,7 +121,7 @@ def test_lsq_run_end_to_end(tmp_path):
 @pytest.mark.parametrize("override, key", [
     (["model=siren"], "optimizer"),
     (["model.decoder=mlp"], "model.decoder"),
-    (["optimizer.lsq.method=qr"], "optimizer.method"),
+    (["optimizer.lsq.method=qr"], "optimizer.lsq.method"),
 ])
 def test_lsq_refuses_what_it_cannot_solve(tmp_path, override, key):
     cfg = compose_cfg(["optimizer=lsq", *override])

@@ -45,7 +45,7 @@ def test_multirun_groups_wandb_runs_reports_and_survives_a_failing_job(tmp_path)
     assert set(jobs) == {("dinf", 1.0), ("dinf", -1.0), ("linear_grid", 1.0), ("linear_grid", -1.0)}
 
     failed_job, failed = jobs[("dinf", -1.0)]
-    assert failed["status"] == "failed" and failed["error"].startswith("ConfigError: model.eps")
+    assert failed["status"] == "failed" and failed["error"].startswith("ConfigError: kernel.eps")
     group = _field("run_group", sweep_group(str(sweep)))
     for (model, eps), (job, saved) in jobs.items():
         if (model, eps) == ("dinf", -1.0):

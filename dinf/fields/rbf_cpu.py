@@ -12,7 +12,11 @@ already in x units.
 """
 from __future__ import annotations
 
+import logging
 import math
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,6 +31,28 @@ except ImportError:  # pragma: no cover - numba is a dependency, but keep the li
     AVAILABLE = False
 
 NUM_COMPONENTS = {0: 1, 1: 3, 2: 7}
+log = logging.getLogger(__name__)
+_CALLED: set = set()  # kernels called at least once in this process (compiled or loaded)
+
+
+@contextmanager
+def _announce_compile(kind: str, order: int, rho: int, features: int) -> Iterator[None]:
+    """Say so when a kernel's first call takes long: numba is compiling it (once per machine,
+    ~15 s for all; cached on disk after). A call loaded from the cache returns before the timer."""
+    key = (kind, order, rho, features)
+    if key in _CALLED:
+        yield
+        return
+    timer = threading.Timer(1.0, log.info, args=(
+        "compiling the fused CPU kernel (%s, order %d, ρ = %d, %d features): one-time, about 15 s "
+        "in all; numba caches it on disk", kind, order, rho, features))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        _CALLED.add(key)
 
 
 if AVAILABLE:
@@ -235,7 +261,8 @@ class _GridJet2D(torch.autograd.Function):
         tn = table.detach().contiguous().numpy()
         out = np.empty((x.shape[0], len(cells), table.shape[1], NUM_COMPONENTS[order]), dtype=tn.dtype)
         forward = _kernels(order, rho, table.shape[1])[0]
-        forward(xn, tn, offsets, cells, sizes, ghost, clamp, eps2, numba.get_num_threads(), out)
+        with _announce_compile("forward", order, rho, table.shape[1]):
+            forward(xn, tn, offsets, cells, sizes, ghost, clamp, eps2, numba.get_num_threads(), out)
         ctx.save_for_backward(x)
         ctx.meta = meta
         ctx.table_shape = table.shape
@@ -249,7 +276,8 @@ class _GridJet2D(torch.autograd.Function):
         gn = grad.detach().contiguous().numpy()
         buf = np.zeros((threads,) + tuple(ctx.table_shape), dtype=gn.dtype)
         backward = _kernels(order, rho, ctx.table_shape[1])[1]
-        backward(x.numpy(), gn, offsets, cells, sizes, ghost, clamp, eps2, threads, buf)
+        with _announce_compile("backward", order, rho, ctx.table_shape[1]):
+            backward(x.numpy(), gn, offsets, cells, sizes, ghost, clamp, eps2, threads, buf)
         return None, torch.from_numpy(buf.sum(0)), None
 
 

@@ -1,0 +1,99 @@
+"""The command line: instant answers, and one line for each common mistake."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "pytorch_lightning", "lightning_fabric", "wandb", "scipy", "matplotlib", "numba")
+
+
+def _train(*args, env=None):
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def _imported(stderr: str) -> set:
+    """Top-level packages in ``python -X importtime`` output."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[-1].strip().split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("args", [["--help"], ["model.kernal=gaussian"]])
+def test_help_and_typos_import_nothing_heavy(args):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "train.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    heavy = _imported(proc.stderr) & set(HEAVY)
+    assert not heavy, f"train.py {' '.join(args)} imports {sorted(heavy)}"
+
+
+def test_cli_module_is_light():
+    code = "import sys, dinf.cli, dinf.errors, dinf.tracking; print(sorted(m for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
+    assert not {m.split(".")[0] for m in eval(out)} & set(HEAVY)
+
+
+def _last_line(*overrides):
+    proc = _train(*TINY, "hydra.run.dir=/tmp/dinf-cli-test", *overrides)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return err[-1]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.kernal=gaussian", "error: model.kernal: no such key; did you mean model.kernel?"),
+    ("trainer.max_step=3", "error: trainer.max_step: no such key; did you mean trainer.max_steps?"),
+    ("pde=helmholz", "error: pde=helmholz: no such option of pde; did you mean pde=helmholtz? (options: "),
+    ("seed=abc", "error: seed: must be an integer, got 'abc'"),
+    ("trainer.max_steps=0", "error: trainer.max_steps: must be a positive integer, got 0"),
+    ("trainer.max_steps=-1", "error: trainer.max_steps: must be a positive integer, got -1"),
+    ("trainer.val_check_interval=0", "error: trainer.val_check_interval: must be a number of steps >= 1"),
+])
+def test_mistakes_caught_before_torch_loads(override, expected):
+    assert _last_line(override).startswith(expected)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("kernel.eps=-1", "error: kernel.eps: must be > 0, got -1"),
+    ("kernel.eps=abc", "error: kernel.eps: must be a number, got 'abc'"),
+    ("+model.kernal=gaussian", "error: model.kernal: no such key; did you mean model.kernel?"),
+    ("lr=abc", "error: lr: must be a number, got 'abc'"),
+    ("lr=-1", "error: lr: Invalid learning rate: -1"),
+    ("trainer.precision=13", "error: trainer: Precision 13 is invalid"),
+])
+def test_value_mistakes_name_the_key_the_user_typed(override, expected):
+    assert _last_line(override).startswith(expected)
+
+
+def test_full_hydra_error_stays_available():
+    proc = _train("model.kernal=gaussian", env={**__import__("os").environ, "HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "kernal" in proc.stderr
+
+
+def test_suggestions():
+    from dinf.cli import suggest, unknown_key, unknown_option
+
+    assert suggest("kernal", ["kernel", "eps", "rho"]) == "kernel"
+    assert suggest("zzz", ["kernel", "eps"]) is None
+    assert unknown_key("foo", ["seed", "pde"]) == "foo: no such key (valid: pde, seed); add a new one with +foo=…"
+    assert unknown_option("pde", "plat", ["plate", "poisson"]).startswith("pde=plat: no such option of pde; did you mean pde=plate?")
+
+
+def test_source_key_follows_interpolations():
+    from omegaconf import OmegaConf
+
+    from dinf.cli import source_key
+
+    cfg = OmegaConf.create({"kernel": {"eps": 1.0}, "grid": {"resolution": "${pde.resolution}"},
+                            "pde": {"resolution": 64},
+                            "model": {"eps": "${kernel.eps}", "resolution": "${grid.resolution}", "rho": 3}})
+    assert source_key(cfg, "model.eps") == "kernel.eps"
+    assert source_key(cfg, "model.resolution") == "pde.resolution"
+    assert source_key(cfg, "model.rho") == "model.rho"
