@@ -97,3 +97,33 @@ def test_source_key_follows_interpolations():
     assert source_key(cfg, "model.eps") == "kernel.eps"
     assert source_key(cfg, "model.resolution") == "pde.resolution"
     assert source_key(cfg, "model.rho") == "model.rho"
+
+
+def test_redirected_run_prints_a_line_per_validation_and_no_bar(tmp_path):
+    proc = _train(*[o for o in TINY if "progress_bar" not in o], "trainer.enable_progress_bar=auto",
+                  "trainer.max_steps=6", "trainer.val_check_interval=2", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert [line.split("] ", 1)[1].split(" · ")[0] for line in lines if "· loss" in line] == \
+        ["step 2/6", "step 4/6", "step 6/6"]
+    assert "it/s]" not in out and "Tip:" not in out and "LeafSpec" not in out and "GPU available" not in out
+    assert len(lines) <= 12, out
+
+
+def test_compilation_is_announced_once(caplog, monkeypatch):
+    import logging
+    import time
+
+    from dinf.fields import rbf_cpu
+
+    monkeypatch.setattr(rbf_cpu, "ANNOUNCE_AFTER_S", 0.05)
+    with caplog.at_level(logging.INFO, logger="dinf.fields.rbf_cpu"):
+        with rbf_cpu._announce_compile("forward", 9, 9, 9):
+            time.sleep(0.3)  # a first call as slow as a compilation
+        with rbf_cpu._announce_compile("forward", 9, 9, 9):
+            time.sleep(0.3)  # the same kernel again: already compiled, nothing to say
+        with rbf_cpu._announce_compile("backward", 9, 9, 9):
+            pass  # fast (loaded from numba's cache): nothing to say
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("compiling the fused CPU kernel (forward, order 9")

@@ -92,3 +92,27 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
     assert last.startswith("error: model.kernel:") and "gaussian" in last, proc.stderr[-2000:]
     saved = json.loads((tmp_path / "metrics.json").read_text())  # a sweep's report says why
     assert saved["status"] == "failed" and saved["error"].startswith("ConfigError: model.kernel:")
+
+
+def test_best_is_every_metric_at_the_best_primary_validation():
+    from dinf.run import best_entry
+
+    modes = {"energy": "min", "energy_membrane": "min", "energy_gravity": "min"}
+    history = [
+        {"step": 0, "train_time_s": 0.0, "energy": 0.7, "energy_membrane": 0.0, "energy_gravity": 0.7},
+        {"step": 5, "train_time_s": 1.0, "energy": -2.6, "energy_membrane": 1.2, "energy_gravity": -3.8},
+        {"step": 9, "train_time_s": 2.0, "energy": -2.5, "energy_membrane": 1.4, "energy_gravity": -3.9},
+    ]
+    # The parts of the best total, not each part's own minimum (membrane 0.0, gravity -3.9).
+    assert best_entry(history, modes) == {"energy": -2.6, "energy_membrane": 1.2, "energy_gravity": -3.8, "step": 5}
+    missing = best_entry(history, {"psnr": "max"})  # a metric never recorded: NaN, no step
+    assert list(missing) == ["psnr"] and missing["psnr"] != missing["psnr"]
+
+
+def test_cloth_metrics_best_holds_the_parts_of_the_best_total(tmp_path):
+    metrics, _ = _run(tmp_path, ["pde=cloth", "trainer.max_steps=6", "trainer.val_check_interval=2"])
+    best = metrics["best"]
+    at = next(h for h in metrics["history"] if h["step"] == best["step"])
+    assert best["energy"] == min(h["energy"] for h in metrics["history"])
+    for part in ("energy_membrane", "energy_bending", "energy_gravity"):
+        assert best[part] == at[part]

@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - numba is a dependency, but keep the li
 NUM_COMPONENTS = {0: 1, 1: 3, 2: 7}
 log = logging.getLogger(__name__)
 _CALLED: set = set()  # kernels called at least once in this process (compiled or loaded)
+ANNOUNCE_AFTER_S = 1.0  # a first call this slow is compiling; one loaded from the cache is faster
 
 
 @contextmanager
@@ -43,7 +44,7 @@ def _announce_compile(kind: str, order: int, rho: int, features: int) -> Iterato
     if key in _CALLED:
         yield
         return
-    timer = threading.Timer(1.0, log.info, args=(
+    timer = threading.Timer(ANNOUNCE_AFTER_S, log.info, args=(
         "compiling the fused CPU kernel (%s, order %d, ρ = %d, %d features): one-time, about 15 s "
         "in all; numba caches it on disk", kind, order, rho, features))
     timer.daemon = True
