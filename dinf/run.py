@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from dinf import cli
 from dinf.checkpoint import CheckpointAtValidation, attach, begin, finish
 from dinf.errors import ConfigError
+from dinf.fields.mapped import MappedField
 from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
 from dinf.progress import ValidationLines, quiet_third_parties, want_progress_bar
@@ -42,6 +43,9 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module]:
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
             raise ConfigError(f"model.{key}", f"{getattr(field, key)} does not match pde.{key}={getattr(problem, key)}")
+    bounds = getattr(problem, "bounds", None)
+    if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
+        field = MappedField(field, bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
     return problem, field
 
 

@@ -1,0 +1,67 @@
+"""A field on [-1, 1]^d shown on a box: problems state coordinates in their own units.
+
+``x_unit = 2 (x − lo) / (hi − lo) − 1`` per axis, so the jet's derivatives pick up the factors
+``s_a = 2 / (hi_a − lo_a)`` by the chain rule (the map is affine: no other terms). The wrapped
+field's basis is scaled the same way, so least squares sees the mapped field as it sees any other.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from dinf.fields.base import Field
+from dinf.jet import Jet
+
+
+class MappedField(Field):
+    """``inner`` (a field on [-1, 1]^d) on the box ``bounds`` ``[[lo, hi], …]``; every other
+    attribute (grids, levels, decoder, …) is the inner field's."""
+
+    # The pixel-grid least-squares operator reads the inner field's levels on unmapped
+    # coordinates; it must not apply to a mapped field (its sparse path does).
+    separable = False
+
+    def __init__(self, inner: Field, bounds: Sequence[Sequence[float]]):
+        super().__init__(inner.in_dim, inner.out_dim)
+        b = torch.as_tensor(bounds, dtype=torch.float64)
+        if b.shape != (inner.in_dim, 2) or not bool((b[:, 1] > b[:, 0]).all()):
+            raise ValueError(f"bounds must be {inner.in_dim} pairs lo < hi, got {bounds}")
+        self.inner = inner
+        self.register_buffer("lo", b[:, 0].clone(), persistent=False)
+        self.register_buffer("scale", 2.0 / (b[:, 1] - b[:, 0]), persistent=False)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            inner = self.__dict__["_modules"].get("inner")
+            if inner is None:
+                raise
+            return getattr(inner, name)
+
+    def unit(self, x: Tensor) -> Tensor:
+        """Coordinates on [-1, 1]^d."""
+        return (x - self.lo.to(x.dtype)) * self.scale.to(x.dtype) - 1.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(self.unit(x))
+
+    def jet(self, x: Tensor, order: int = 2) -> Jet:
+        j = self.inner.jet(self.unit(x), order)
+        s = self.scale.to(j.value.dtype)
+        grad = j.grad * s if j.grad is not None else None
+        hess = j.hess * (s[:, None] * s[None, :]) if j.hess is not None else None
+        return Jet(j.value, grad, hess)
+
+    def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
+        """The inner field's basis at the mapped points, its weight jets in box units."""
+        cols, w = self.inner.basis(self.unit(x), level, order)
+        s = self.scale.to(w.dtype)
+        factors = [torch.ones(1, dtype=w.dtype, device=w.device)]
+        if order >= 1:
+            factors.append(s)
+        if order >= 2:
+            factors.append((s[:, None] * s[None, :]).reshape(-1))
+        return cols, w * torch.cat(factors)[None, :, None]

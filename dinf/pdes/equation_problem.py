@@ -1,0 +1,441 @@
+"""A problem stated entirely in config: unknowns, domain, residuals, conditions, reference.
+
+```yaml
+_target_: dinf.pdes.EquationProblem
+unknowns: [u]
+domain: {space: {x: [-1, 1]}, time: {t: [0, 1]}}
+params: {nu: 0.0031830988618379067}
+residuals: {burgers: "u_t + u*u_x - nu*u_xx"}
+conditions:
+  initial: {type: initial, value: "-sin(pi*x)"}
+  walls: {type: dirichlet, on: box, value: 0}
+reference: {file: burgers1d.dat}
+```
+
+The loss is ``Σ_residuals w · mean_interior(r²) + Σ_conditions w · mean_points(r²)``. When every
+residual and condition is affine in the unknowns, ``linear_system`` gives that loss as
+least-squares rows (``optimizer=lsq``); otherwise it refuses, naming the nonlinear term.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dinf.equations import Residual, Unknowns, Vocabulary, parse
+from dinf.equations.evaluate import evaluate as evaluate_expr
+from dinf.errors import ConfigError, check, check_int
+from dinf.geometry import Domain
+from dinf.jet import Jet
+from dinf.linear import LinearSystem
+from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.conditions import Condition, build_conditions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(os.path.dirname(ROOT), "shared", "pinnacle")]
+
+
+class EquationProblem(Problem):
+    """A PDE from config (see the module doc and the README's "Your own equation")."""
+
+    def __init__(
+        self,
+        unknowns: Sequence[str] | Mapping[str, str],
+        domain: Mapping[str, Any],
+        residuals: Mapping[str, Any],
+        conditions: Mapping[str, Any] | None = None,
+        params: Mapping[str, float] | None = None,
+        functions: Mapping[str, str] | None = None,
+        reference: Mapping[str, Any] | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        batch_size: int = 8192,
+        name: str = "equation",
+        targets: Mapping[str, List[float]] | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        resolution: Any = None,
+    ):
+        self.unknowns = Unknowns(unknowns)
+        self.domain = Domain.from_config(dict(domain), key="domain")
+        self.coords: List[str] = list(self.domain.coords)
+        self.time: Optional[str] = _time_name(domain)
+        self.in_dim, self.out_dim = len(self.coords), self.unknowns.out_dim
+        for key, given, fixed, what in (("in_dim", in_dim, self.in_dim, ", ".join(self.coords)),
+                                        ("out_dim", out_dim, self.out_dim, ", ".join(self.unknowns.channel_names()))):
+            check(given is None or given == fixed, key, f"is {fixed} for this problem ({what}), got {given}")
+        self.params = _params(params or {})
+        self.functions = {str(k): str(v) for k, v in (functions or {}).items()}
+        vocab = Vocabulary(self.unknowns.names, self.coords, self.params, self.functions, time=self.time)
+        self.residuals: Dict[str, Residual] = {}
+        self.residual_weights: Dict[str, float] = {}
+        check(bool(residuals), "residuals", "at least one residual is needed, e.g. {pde: 'u_xx + u_yy'}")
+        for rname, spec in residuals.items():
+            text, weight = (spec.get("expr"), spec.get("weight", 1.0)) if isinstance(spec, Mapping) else (spec, 1.0)
+            self.residuals[rname] = Residual(text, vocab, self.unknowns, f"residuals.{rname}", self.params)
+            self.residual_weights[rname] = self.number(weight, f"residuals.{rname}.weight")
+        self.conditions: List[Condition] = build_conditions(
+            conditions or {}, self.unknowns, self.coords, self.time, self.params, self.functions,
+            self.domain.resolve, self.number, key="conditions")
+        self.jet_order = max([r.order for r in self.residuals.values()] + [c.order for c in self.conditions])
+        self.batch_size = check_int("batch_size", batch_size, 2)
+        self.name = str(name)
+        self.bounds = self.domain.bounds.tolist()
+        self.evaluation = dict(evaluation or {})
+        self.reference = _Reference(reference or {}, self)
+        modes = {"l2re": "min"}
+        if len(self.unknowns.names) > 1:
+            modes.update({f"l2re_{u}": "min" for u in self.unknowns.names})
+        if self.reference.exact is not None and self.reference.data is not None:
+            modes["l2re_file"] = "min"
+        modes["max_error"] = "min"
+        self.metric_modes = modes
+        super().__init__(targets, in_dim, out_dim)
+        x, values = self.reference.points_and_values()
+        self.register_buffer("eval_x", x, persistent=False)
+        self.register_buffer("eval_values", values, persistent=False)
+
+    # --- config helpers -------------------------------------------------------------------
+    def number(self, value: Any, key: str) -> float:
+        """A number from config, or an expression of the parameters (``1/(k^2 + 2*a^2*pi^2)^2``)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        expr = parse(value, Vocabulary([], [], self.params), key)
+        out = complex(expr.subs({s: self.params[s.name] for s in expr.free_symbols}).evalf())
+        check(out.imag == 0 and math.isfinite(out.real), key, f"{value!r} is not a finite real number")
+        return out.real
+
+    # --- sampling ---------------------------------------------------------------------------
+    def counts(self, n: int) -> List[int]:
+        """Points per batch: [interior, condition 1, …]; the conditions' counts shrink together
+        when they would take more than half of the batch."""
+        want = [c.points for c in self.conditions]
+        fixed = [c.kind == "point" for c in self.conditions]
+        free = sum(w for w, f in zip(want, fixed) if not f)
+        budget = max(n // 2 - sum(w for w, f in zip(want, fixed) if f), 0)
+        scale = min(1.0, budget / free) if free else 1.0
+        got = [w if f else max(1, int(w * scale)) for w, f in zip(want, fixed)]
+        return [max(n - sum(got), 1)] + got
+
+    def sample(self, n: int, generator: torch.Generator) -> Batch:
+        counts = self.counts(int(n))
+        xs, normals = [self.domain.sample_interior(counts[0], generator)], [None]
+        for c, m in zip(self.conditions, counts[1:]):
+            x, nrm = self._condition_points(c, m, generator)
+            xs.append(x)
+            normals.append(nrm)
+        n_all = sum(x.shape[0] for x in xs)
+        normal = torch.zeros(n_all, self.in_dim, dtype=torch.float64)
+        start = 0
+        for x, nrm in zip(xs, normals):
+            if nrm is not None:
+                normal[start:start + x.shape[0]] = nrm
+            start += x.shape[0]
+        sizes = torch.tensor([x.shape[0] for x in xs])
+        dev = self.device
+        x = torch.cat(xs).to(device=dev, dtype=torch.float32)
+        return Batch(x=x, data={"normal": normal.to(dev), "sizes": sizes, "x64": torch.cat(xs).to(dev)})
+
+    def _condition_points(self, c: Condition, m: int, generator: torch.Generator) -> Tuple[Tensor, Optional[Tensor]]:
+        if c.kind in ("initial", "initial_rate"):
+            return self.domain.sample_initial(m, generator), None
+        if c.kind == "point":
+            return c.at, None
+        if c.kind == "periodic":
+            lo_face = f"{self.coords[c.axis]}_min"
+            x, _ = self.domain.sample_boundary(lo_face, m, generator)
+            other = x.clone()
+            other[:, c.axis] = float(self.domain.bounds[c.axis, 1])
+            return torch.cat([x, other]), None
+        return self.domain.sample_boundary(c.piece, m, generator)
+
+    # --- loss -----------------------------------------------------------------------------
+    def _point_data(self, x: Tensor, normal: Optional[Tensor]) -> Dict[str, Tensor]:
+        data = {name: x[:, i] for i, name in enumerate(self.coords)}
+        if normal is not None:
+            space = [i for i, c in enumerate(self.coords) if c != self.time]
+            data.update({f"n_{self.coords[i]}": normal[:, i].to(x.dtype) for i in space})
+        return data
+
+    def _blocks(self, batch: Batch) -> List[slice]:
+        sizes = batch.data["sizes"].tolist()
+        starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
+
+    def loss(self, jet: Jet, batch: Batch) -> Dict[str, Tensor]:
+        blocks = self._blocks(batch)
+        x = batch.data["x64"].to(jet.value.dtype)  # the same points; float64 where the jet is
+        normal = batch.data["normal"]
+        terms: Dict[str, Tensor] = {}
+        inner = _slice_jet(jet, blocks[0])
+        data = self._point_data(x[blocks[0]], None)
+        for name, r in self.residuals.items():
+            terms[f"loss_{name}"] = self.residual_weights[name] * r.evaluate(inner, data).pow(2).sum(1).mean()
+        for c, block in zip(self.conditions, blocks[1:]):
+            cj = _slice_jet(jet, block)
+            data = self._point_data(x[block], normal[block])
+            values = torch.cat([r.evaluate(cj, data) for r in c.residuals], 1)
+            if c.kind == "periodic":
+                half = values.shape[0] // 2
+                values = values[:half] - values[half:]
+            terms[f"loss_{c.name}"] = c.weight * values.pow(2).sum(1).mean()
+        terms = {"loss": sum(terms.values()), **terms}
+        return terms
+
+    # --- least squares ----------------------------------------------------------------------
+    def check_linear(self) -> None:
+        """Raise a one-line ``ConfigError`` naming the first term that is not linear."""
+        for name, r in self.residuals.items():
+            if not r.linear:
+                raise ConfigError("optimizer", f"least squares needs a linear problem; residuals.{name} has the "
+                                  f"nonlinear term {r.nonlinear_term} (use optimizer=adam or lbfgs)")
+        for c in self.conditions:
+            for r in c.residuals:
+                if not r.linear:
+                    raise ConfigError("optimizer", f"least squares needs a linear problem; conditions.{c.name} has "
+                                      f"the nonlinear term {r.nonlinear_term} (use optimizer=adam or lbfgs)")
+
+    def linear_system(self, batch: Batch) -> LinearSystem:
+        """The loss as rows over the jet's entries; equals ``loss`` for any field (tested).
+        Periodic pairs become difference rows through ``mix``."""
+        self.check_linear()
+        x = batch.data["x64"].double()
+        normal = batch.data["normal"].double()
+        blocks = self._blocks(batch)
+        d, order = self.in_dim, self.jet_order
+        coefs: List[Tensor] = []
+        rhss: List[Tensor] = []
+        data = self._point_data(x[blocks[0]], None)
+        n0 = blocks[0].stop - blocks[0].start
+        parts = []
+        for name, r in self.residuals.items():
+            coef, rhs = r.rows(data, d, order, x[blocks[0], 0])
+            w = math.sqrt(self.residual_weights[name] / max(n0, 1))
+            parts.append((coef * w, rhs * w))
+        coef, rhs = _concat(parts)
+        coefs.append(coef)
+        rhss.append(rhs)
+        pairs: List[Tuple[int, int]] = []  # (first point, count) of each periodic block
+        for c, block in zip(self.conditions, blocks[1:]):
+            data = self._point_data(x[block], normal[block])
+            m = block.stop - block.start
+            coef, rhs = _concat([r.rows(data, d, order, x[block, 0]) for r in c.residuals])
+            if c.kind == "periodic":
+                pairs.append((block.start, m // 2))
+                m //= 2
+            w = math.sqrt(c.weight / max(m, 1))
+            coefs.append(coef * w)
+            rhss.append(rhs * w)
+        width = max(t.shape[1] for t in coefs)
+        coef = torch.cat([_pad(t, width, 1) for t in coefs])
+        rhs = torch.cat([_pad(t, width, 1) for t in rhss])
+        if not pairs:
+            return LinearSystem(x, coef, rhs)
+        return LinearSystem(x, coef, *_pair_rows(rhs, pairs))
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
+        """``field(x)`` at float64 points, in the field's own precision; CPU float64 ``[N, C]``."""
+        params = field.parameters() if hasattr(field, "parameters") else iter(())
+        dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+        return super().predict(field, x.to(dtype), chunk)
+
+    def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        pred = self.predict(field, self.eval_x)
+        return self.reference.metrics(pred)
+
+    def pictures(self, field: FieldLike) -> Dict[str, Any]:
+        from dinf.pdes.equation_pictures import pictures
+
+        return pictures(self, field)
+
+
+class _Reference:
+    """The problem's reference: an exact solution (expressions, or a registered function), a
+    data file, or both (the exact one is the truth then; the file is scored too)."""
+
+    def __init__(self, spec: Mapping[str, Any], problem: EquationProblem):
+        self.problem = problem
+        self.exact: Optional[Dict[str, Any]] = None
+        self.python: Optional[str] = None
+        self.data = None
+        known = {"exact", "file", "columns"}
+        extra = set(spec) - known
+        if extra:
+            raise ConfigError(f"reference.{sorted(extra)[0]}", f"not an option ({', '.join(sorted(known))})")
+        exact = spec.get("exact")
+        if exact is not None:
+            if isinstance(exact, Mapping) and "python" in exact:
+                from dinf.pdes.exact import REFERENCES
+
+                name = exact["python"]
+                if name not in REFERENCES:
+                    raise ConfigError("reference.exact.python", f"no reference function {name!r} ({', '.join(REFERENCES)})")
+                self.python = name
+                self.exact = {}
+            elif isinstance(exact, Mapping):
+                vocab = Vocabulary([], problem.coords, problem.params, problem.functions, time=problem.time)
+                missing = [u for u in problem.unknowns.names if u not in exact]
+                if missing:
+                    raise ConfigError("reference.exact", f"give an expression for every unknown; missing {', '.join(missing)}")
+                self.exact = {u: parse(exact[u], vocab, f"reference.exact.{u}") for u in problem.unknowns.names}
+                self.exact = {u: e.subs({s: problem.params[s.name] for s in e.free_symbols if s.name in problem.params})
+                              for u, e in self.exact.items()}
+            else:
+                raise ConfigError("reference.exact", "expected {u: expression, …} or {python: name}")
+        if spec.get("file"):
+            from dinf.pdes.reference_data import load_reference
+
+            if problem.unknowns.complex:
+                raise ConfigError("reference.file", "data files hold real outputs; a complex unknown needs "
+                                  "reference.exact")
+
+            self.data = load_reference(str(spec["file"]), problem.coords, problem.unknowns.names,
+                                       columns=dict(spec["columns"]) if spec.get("columns") else None,
+                                       key="reference.file", search_dirs=SEARCH_DIRS,
+                                       time_name=problem.time or "t")
+        if self.exact is None and self.data is None:
+            raise ConfigError("reference", "give an exact solution (reference.exact) or a data file (reference.file)")
+
+    def points_and_values(self) -> Tuple[Tensor, Tensor]:
+        """Evaluation points ``[M, dim]`` and reference values ``[M, C_ref]``: the file's nodes
+        (every output and snapshot) when there is a file, else a grid over the domain."""
+        p = self.problem
+        if self.data is not None:
+            pts = self.data.points(p.time or "t", order=p.coords)
+            x = torch.as_tensor(np.asarray(pts), dtype=torch.float64)
+            file_vals = torch.as_tensor(self.data.stacked(p.unknowns.names), dtype=torch.float64)
+        else:
+            x = evaluation_grid(p)
+            file_vals = None
+        exact_vals = self.exact_values(x) if self.exact is not None else None
+        cols = [v for v in (exact_vals, file_vals) if v is not None]
+        return x, torch.cat(cols, 1)
+
+    def exact_values(self, x: Tensor) -> Tensor:
+        """``[M, C]``: the exact solution per field channel (a complex unknown's real and
+        imaginary parts)."""
+        p = self.problem
+        coords = {c: x[:, i] for i, c in enumerate(p.coords)}
+        if self.python is not None:
+            from dinf.pdes.exact import REFERENCES
+
+            out = REFERENCES[self.python]({k: v.numpy() for k, v in coords.items()}, **p.params)
+            cols = []
+            for u in p.unknowns.names:
+                v = np.asarray(out[u])
+                cols += [v.real, v.imag] if u in p.unknowns.complex else [v.real]
+            return torch.stack([torch.as_tensor(c, dtype=torch.float64) for c in cols], 1)
+        like = x[:, 0]
+        cols = []
+        for u in p.unknowns.names:
+            re, im = self.exact[u].as_real_imag()
+            cols += [re, im] if u in p.unknowns.complex else [re]
+        return torch.stack([evaluate_expr(c, coords, like) for c in cols], 1)
+
+    def metrics(self, pred: Tensor) -> Dict[str, float]:
+        """PINNacle's L2RE: one number pooled over every unknown (and snapshot), and per unknown."""
+        p = self.problem
+        C = p.unknowns.out_dim
+        values = p.eval_values.cpu().double()
+        truth = values[:, :C]
+        out = {"l2re": _l2re(pred, truth)}
+        if len(p.unknowns.names) > 1:
+            for u in p.unknowns.names:
+                ch = list(p.unknowns.channels[u])
+                out[f"l2re_{u}"] = _l2re(pred[:, ch], truth[:, ch])
+        if "l2re_file" in p.metric_modes:
+            out["l2re_file"] = _l2re(pred, values[:, C:2 * C])
+        out["max_error"] = float((pred - truth).abs().max())
+        return out
+
+
+def _l2re(pred: Tensor, truth: Tensor) -> float:
+    return float(torch.linalg.norm(pred - truth) / torch.linalg.norm(truth))
+
+
+def evaluation_grid(p: EquationProblem) -> Tensor:
+    """A grid over the domain's bounding box (``evaluation.resolution`` points per space axis,
+    ``evaluation.times`` along time), without points outside the domain."""
+    res = p.evaluation.get("resolution", 128)
+    times = p.evaluation.get("times", 11)
+    axes = []
+    for i, c in enumerate(p.coords):
+        lo, hi = float(p.domain.bounds[i, 0]), float(p.domain.bounds[i, 1])
+        axes.append(torch.linspace(lo, hi, times if c == p.time else res, dtype=torch.float64))
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+    return x[closed_contains(p.domain, x)]
+
+
+def closed_contains(domain: Domain, x: Tensor) -> Tensor:
+    """Inside the domain or on its boundary (grid points on the box's faces count)."""
+    eps = 1e-9 * float((domain.bounds[:, 1] - domain.bounds[:, 0]).max())
+    inside = domain.contains(x)
+    lo, hi = domain.bounds[:, 0], domain.bounds[:, 1]
+    near = torch.zeros_like(inside)
+    for shift in (eps, -eps):
+        for a in range(x.shape[1]):
+            y = x.clone()
+            y[:, a] = (y[:, a] + shift).clamp(float(lo[a]), float(hi[a]))
+            near |= domain.contains(y)
+    return inside | near
+
+
+def _time_name(domain: Mapping[str, Any]) -> Optional[str]:
+    t = domain.get("time")
+    return str(next(iter(t))) if t else None
+
+
+def _params(params: Mapping[str, Any]) -> Dict[str, float]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"params.{k}", f"must be a number, got {v!r}")
+        if not str(k).isidentifier():
+            raise ConfigError(f"params.{k}", "a parameter's name is a Python-style identifier")
+        out[str(k)] = float(v)
+    return out
+
+
+def _pair_rows(rhs: Tensor, pairs: List[Tuple[int, int]]) -> Tuple[Tensor, None, Tensor]:
+    """``rhs`` and ``mix`` for a system whose periodic blocks hold point pairs (the first half on
+    one face, the second half opposite): each pair's rows are subtracted, the others kept."""
+    n, e = rhs.shape
+    keep = torch.ones(n, dtype=torch.bool)
+    out_of, minus = torch.arange(n), torch.full((n,), -1)
+    for start, count in pairs:
+        keep[start + count:start + 2 * count] = False
+        minus[start:start + count] = torch.arange(start + count, start + 2 * count)
+    kept = torch.nonzero(keep).squeeze(1)
+    r = kept.shape[0]
+    rows, cols, vals = [], [], []
+    for k in range(e):
+        rows.append(torch.arange(r) * e + k)
+        cols.append(out_of[kept] * e + k)
+        vals.append(torch.ones(r, dtype=rhs.dtype))
+        paired = minus[kept] >= 0
+        rows.append((torch.arange(r) * e + k)[paired])
+        cols.append(minus[kept][paired] * e + k)
+        vals.append(-torch.ones(int(paired.sum()), dtype=rhs.dtype))
+    mix = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
+                                  (r * e, n * e), check_invariants=False).coalesce()
+    return rhs[kept], None, mix.to(rhs.device)
+
+
+def _slice_jet(jet: Jet, s: slice) -> Jet:
+    return Jet(jet.value[s], jet.grad[s] if jet.grad is not None else None, jet.hess[s] if jet.hess is not None else None)
+
+
+def _concat(parts: List[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:
+    return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+
+def _pad(t: Tensor, width: int, dim: int) -> Tensor:
+    if t.shape[dim] == width:
+        return t
+    shape = list(t.shape)
+    shape[dim] = width - t.shape[dim]
+    return torch.cat([t, t.new_zeros(shape)], dim)
