@@ -68,7 +68,7 @@ class LeastSquares:
         check_linear(field, problem)
         self.info = {}
         t0 = time.perf_counter()
-        n = self.points or 16 * field.resolution ** field.in_dim
+        n = self.points or 16 * cells_total(field)
         batch = problem.sample(n, generator)
         with torch.no_grad():
             system = problem.linear_system(batch)
@@ -132,8 +132,17 @@ class LeastSquares:
         return z
 
 
+def cells_total(field: torch.nn.Module) -> int:
+    """Cells of the field's finest level over all axes: the product of its per-axis cells
+    (``resolution ** in_dim`` for a field that only knows an int resolution)."""
+    total = getattr(field, "cells_total", None)
+    return int(total) if total is not None else int(field.resolution) ** field.in_dim
+
+
 def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
     """Raise ``ConfigError`` unless ``field`` and ``problem`` make a linear least-squares problem."""
+    if hasattr(problem, "check_linear"):  # a config problem: linear or not depends on its equations
+        problem.check_linear()
     if not hasattr(field, "basis"):
         raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(field).__name__}")
     if not isinstance(getattr(field, "decoder", None), LinearDecoder):
@@ -144,6 +153,7 @@ def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
         raise ConfigError("grid.features", f"least squares needs features >= out_dim ({field.out_dim})")
     if not hasattr(problem, "linear_system"):
         raise ConfigError("optimizer", f"{type(problem).__name__} is not linear in the field: use adam or lbfgs")
+
 
 
 def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:

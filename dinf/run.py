@@ -150,10 +150,18 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         problem, field = build(cfg)
         opt_cfg = cfg.optimizer
         lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") else None
+        if lsq is not None and opt_cfg.get("auto", False):
+            try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer
+                check_linear(field, problem)
+                log.info("least squares applies: one solve")
+            except ConfigError as e:
+                log.info("least squares does not apply (%s); training with %s", e.detail,
+                         str(opt_cfg.optim._target_).rsplit(".", 1)[-1])
+                lsq = None
         solver = Solver(
             field,
             problem,
-            optimizer=_optimizer(cfg, field),
+            optimizer=_optimizer(cfg, field) if lsq is None else None,
             scheduler=_instantiate(cfg, "optimizer.scheduler") if opt_cfg.get("scheduler") else None,
             seed=cfg.seed,
             lsq=lsq,

@@ -61,15 +61,26 @@ def test_mistakes_caught_before_torch_loads(override, expected):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("kernel.eps=-1", "error: kernel.eps: must be > 0, got -1"),
-    ("kernel.eps=abc", "error: kernel.eps: must be a number, got 'abc'"),
-    ("+model.kernal=gaussian", "error: model.kernal: no such key; did you mean model.kernel?"),
-    ("lr=abc", "error: lr: must be a number, got 'abc'"),
-    ("lr=-1", "error: lr: Invalid learning rate: -1"),
-    ("trainer.precision=13", "error: trainer: Precision 13 is invalid"),
+    ("kernel.eps=-1", "kernel.eps: must be > 0, got -1"),
+    ("kernel.eps=abc", "kernel.eps: must be a number, got 'abc'"),
+    ("+model.kernal=gaussian", "model.kernal: no such key; did you mean model.kernel?"),
+    ("lr=abc", "lr: must be a number, got 'abc'"),
+    ("lr=-1", "lr: Invalid learning rate: -1"),
+    ("trainer.precision=13", "trainer: Precision 13 is invalid"),
 ])
-def test_value_mistakes_name_the_key_the_user_typed(override, expected):
-    assert _last_line(override).startswith(expected)
+def test_value_mistakes_name_the_key_the_user_typed(override, expected, tmp_path):
+    # In process (the same code path train.py takes after Hydra): torch is loaded once here.
+    from dinf.errors import ConfigError
+    from dinf.run import train
+    from tests.helpers import compose_cfg
+
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg([override]), output_dir=str(tmp_path))
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_a_value_mistake_on_the_command_line_is_one_line():
+    assert _last_line("kernel.eps=-1") == "error: kernel.eps: must be > 0, got -1"
 
 
 def test_full_hydra_error_stays_available():

@@ -41,11 +41,13 @@ def test_optimizers_build(optimizer):
     import torch
 
     cfg = compose_cfg([f"optimizer={optimizer}"])
-    if cfg.optimizer.get("lsq"):  # a solver, not a torch optimizer
+    if cfg.optimizer.get("lsq"):  # a solver, not a torch optimizer (auto: also one to fall back on)
         from dinf.lsq import LeastSquares
 
-        assert isinstance(instantiate(cfg.optimizer.lsq), LeastSquares) and cfg.optimizer.optim is None
-        return
+        assert isinstance(instantiate(cfg.optimizer.lsq), LeastSquares)
+        assert (cfg.optimizer.optim is None) != bool(cfg.optimizer.get("auto"))
+        if cfg.optimizer.optim is None:
+            return
     opt = instantiate(cfg.optimizer.optim)([torch.nn.Parameter(torch.zeros(3))])
     assert isinstance(opt, torch.optim.Optimizer)
     if cfg.optimizer.get("scheduler"):

@@ -219,6 +219,7 @@ def test_nonlinear_problem_refuses_least_squares_naming_the_term():
     ({"residuals": {"pde": "u_xx + w"}}, "residuals.pde", ["unknown symbol 'w'"]),
     ({"in_dim": 3}, "in_dim", ["x, y"]),
     ({"reference": {"exact": {"v": "x"}}}, "reference.exact", ["missing u"]),
+    ({"reference": {"exact": {"u": "x"}, "fille": "a.dat"}}, "reference.fille", ["file"]),
 ])
 def test_bad_problem_config_is_one_line(kw, key, words):
     with pytest.raises(ConfigError) as err:
@@ -234,3 +235,63 @@ def test_reference_file_with_other_columns_is_refused(tmp_path):
     with pytest.raises(ConfigError) as err:
         _problem(reference={"file": str(f)})
     assert err.value.key == "reference.file" and "u" in str(err.value) and "w" in str(err.value)
+
+
+# --- the Python path ------------------------------------------------------------------------
+from dinf.equations import register_residual  # noqa: E402
+
+
+@register_residual("test_burgers")
+def _burgers(env, params):
+    return env["u_t"] + env["u"] * env["u_x"] - params["nu"] * env["u_xx"]
+
+
+@register_residual("test_heat")
+def _heat(env, params):
+    return env["u_t"] - params["nu"] * env["u_xx"] + torch.sin(env["x"])
+
+
+def _time_problem(residual) -> EquationProblem:
+    return EquationProblem(unknowns=["u"], domain={"space": {"x": [-1, 1]}, "time": {"t": [0, 1]}},
+                           params={"nu": 0.1}, residuals={"pde": residual},
+                           conditions={"ic": {"type": "initial", "value": "-sin(pi*x)"}},
+                           reference={"exact": {"u": "x"}}, evaluation={"resolution": 9, "times": 5}, batch_size=256)
+
+
+def test_python_residual_equals_the_same_expression():
+    by_text = _time_problem("u_t + u*u_x - nu*u_xx")
+    by_python = _time_problem({"python": "test_burgers"})
+    batch = by_text.sample(256, torch.Generator().manual_seed(0))
+    field = Exact(lambda x: torch.sin(2 * x[:, :1]) * torch.exp(-x[:, 1:]), 2, 1)
+    jet = field.jet(batch.data["x64"], 2)
+    assert float(by_python.loss(jet, batch)["loss"]) == pytest.approx(float(by_text.loss(jet, batch)["loss"]), rel=1e-12)
+    assert not by_python.residuals["pde"].linear
+    with pytest.raises(ConfigError, match="test_burgers"):
+        by_python.check_linear()
+
+
+def test_linear_python_residual_gives_the_rows_of_the_expression():
+    by_text = _time_problem("u_t - nu*u_xx + sin(x)")
+    by_python = _time_problem({"python": "test_heat"})
+    assert by_python.residuals["pde"].linear
+    batch = by_text.sample(256, torch.Generator().manual_seed(1))
+    a, b = by_text.linear_system(batch), by_python.linear_system(batch)
+    torch.testing.assert_close(a.coef, b.coef)
+    torch.testing.assert_close(a.rhs, b.rhs)
+
+
+def test_python_residual_by_import_path_and_bad_names():
+    p = _time_problem({"python": "tests.test_equations:_heat"})
+    assert p.residuals["pde"].linear
+    with pytest.raises(ConfigError, match="no residual function 'nope'"):
+        _time_problem({"python": "nope"})
+    with pytest.raises(ConfigError, match="cannot import"):
+        _time_problem({"python": "tests.test_equations:missing"})
+
+
+def test_without_a_reference_a_run_reports_its_residual():
+    p = _problem(reference=None, conditions={"walls": {"type": "dirichlet", "piece": "box", "value": 0}})
+    assert p.metric_modes == {"residual_rms": "min"}
+    good = p.evaluate(Exact(_exact_2d, 2, 1))["residual_rms"]
+    bad = p.evaluate(Exact(_exact_2d, 2, 1, bump=0.05))["residual_rms"]
+    assert good < 1e-10 < 1e-3 < bad

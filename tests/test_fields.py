@@ -218,23 +218,25 @@ def test_dinf_jet_orders_agree(cfg: dict) -> None:
 def naive_dinf_forward(field: DInfGrid, x: torch.Tensor) -> torch.Tensor:
     """DInfGrid's value written from its definition: no patch tables, no fused gathers.
 
-    Level s: t = (x + 1) n / 2 in node units, neighbours floor(t) + {-ρ+1..ρ}^d (clamped into
-    [0, n] for ``edge="clamp"``, ghost nodes read from the padded grid for ``edge="pad"``),
-    weights ψ(|t - p|²) / Σ ψ, features concatenated over levels, then the decoder.
+    Level s: t_a = (x_a + 1) n_a / 2 in node units (n_a cells along axis a), neighbours
+    floor(t) + {-ρ+1..ρ}^d (clamped into [0, n_a] for ``edge="clamp"``, ghost nodes read from the
+    padded grid for ``edge="pad"``), weights ψ(|t - p|²) / Σ ψ, features concatenated over
+    levels, then the decoder.
     """
     psi = KERNELS[field.kernel]
     ghost = field.rho if field.edge == "pad" else 0
     offsets = range(-field.rho + 1, field.rho + 1)
     feats = []
-    for n, grid in zip(field.cells, field.grids):
+    for cells, grid in zip(field.cells_per_axis, field.grids):
+        n = torch.tensor(cells)  # [d]
         t = (x + 1.0) * (0.5 * n)
-        base = t.floor().clamp(0, n).long()
+        base = torch.minimum(t.floor().clamp_min(0), n).long()
         num = torch.zeros(x.shape[0], field.features)
         den = torch.zeros(x.shape[0], 1)
         for off in itertools.product(offsets, repeat=field.in_dim):
             node = base + torch.tensor(off)
             if field.edge == "clamp":
-                node = node.clamp(0, n)
+                node = torch.minimum(node.clamp_min(0), n)
             w = psi(((t - node) ** 2).sum(-1, keepdim=True), field.eps)[0]
             num = num + w * grid[tuple((node + ghost).t())]
             den = den + w
@@ -422,11 +424,17 @@ def test_mlp_matches_finite_differences(activation: str) -> None:
     [
         (lambda: DInfGrid(kernel="foo"), "kernel", ["gaussian", "inverse_quadratic", "inverse_multiquadric", "multiquadric"]),
         (lambda: DInfGrid(resolution=100, levels=4), "resolution", ["100", "8"]),
+        (lambda: DInfGrid(resolution=[64, 100], levels=4), "resolution", ["[64, 100]", "axis 1", "100 cells", "8"]),
+        (lambda: DInfGrid(resolution=[64, 64, 64], levels=4), "resolution", ["in_dim = 2", "[64, 64, 64]"]),
+        (lambda: DInfGrid(in_dim=3, resolution=[8, 4, 2], levels=3), "resolution", ["axis 2 (2 cells)", "4"]),
+        (lambda: DInfGrid(resolution=[16, 8.0], levels=2), "resolution", ["integers"]),
+        (lambda: DInfGrid(resolution="16", levels=2), "resolution", ["'16'"]),
         (lambda: DInfGrid(rho=0), "rho", []),
         (lambda: DInfGrid(decoder="foo"), "decoder", ["linear", "mlp"]),
         (lambda: DInfGrid(edge="foo"), "edge", ["pad", "clamp"]),
         (lambda: DInfGrid(levels=0), "levels", []),
         (lambda: LinearGrid(resolution=100, levels=4), "resolution", ["100", "8"]),
+        (lambda: LinearGrid(resolution=[10, 16], levels=3), "resolution", ["axis 0 (10 cells)", "4"]),
         (lambda: LinearGrid(decoder="foo"), "decoder", ["linear", "mlp"]),
         (lambda: LinearGrid(features=0), "features", []),
         (lambda: Siren(layers=0), "layers", []),

@@ -10,9 +10,9 @@ from dinf.fields import rbf_cpu
 pytestmark = pytest.mark.skipif(not rbf_cpu.AVAILABLE, reason="numba not installed")
 
 
-def _grid(edge: str, decoder: str = "linear", eps: float = 1.0) -> DInfGrid:
+def _grid(edge: str, decoder: str = "linear", eps: float = 1.0, resolution=16) -> DInfGrid:
     torch.manual_seed(0)
-    g = DInfGrid(2, 2, resolution=16, levels=3, edge=edge, decoder=decoder, eps=eps).double()
+    g = DInfGrid(2, 2, resolution=resolution, levels=3, edge=edge, decoder=decoder, eps=eps).double()
     for p in g.grids:
         p.data.normal_()
     return g
@@ -50,6 +50,20 @@ def test_fused_kernel_matches_torch_and_reference(edge, decoder, order, eps):
             assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * b.abs().max().item()), (other, (a - b).abs().max())
 
 
+@pytest.mark.parametrize("edge", ["pad", "clamp"])
+@pytest.mark.parametrize("resolution", [[16, 4], [8, 32]])
+def test_fused_kernel_per_axis_cells(edge, resolution):
+    """Per-axis cells (1D + t style grids): each axis has its own node count, row stride and
+    dt/dx; the kernel matches the PyTorch path forward and backward."""
+    g = _grid(edge, "mlp", resolution=resolution)
+    assert g.cells == [tuple(r // 2**s for r in resolution) for s in range(3)]
+    x = _points()
+    fused, fused_grads = _jets(g, "numba", x, 2)
+    parts, grads = _jets(g, "torch", x, 2)
+    for a, b in zip(fused + list(fused_grads), parts + list(grads)):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item()), (a - b).abs().max()
+
+
 def test_float32_kernel_close_to_float64():
     g64 = _grid("pad")
     g32 = copy.deepcopy(g64).float()
@@ -67,11 +81,14 @@ def test_auto_uses_the_kernel_only_where_it_applies():
     assert not g._fused(x.clone().requires_grad_(True))  # autograd through x needs PyTorch ops
     radial = DInfGrid(2, 1, resolution=16, levels=2, kernel="inverse_quadratic")
     assert not radial._fused(x)
+    assert DInfGrid(3, 1, resolution=8, levels=2, rho=2)._fused(torch.zeros(4, 3)) == "numba"
+    assert not DInfGrid(1, 1, resolution=8, levels=2)._fused(torch.zeros(4, 1))
     g.backend = "torch"
     assert not g._fused(x)
 
 
-def test_numba_backend_refuses_what_it_cannot_do():
-    g = DInfGrid(3, 1, resolution=8, levels=2, rho=2, backend="numba")
-    with pytest.raises(ValueError, match="2D Gaussian"):
-        g.jet(torch.zeros(4, 3), 1)
+@pytest.mark.parametrize("in_dim,kernel", [(1, "gaussian"), (3, "inverse_quadratic")])
+def test_numba_backend_refuses_what_it_cannot_do(in_dim, kernel):
+    g = DInfGrid(in_dim, 1, resolution=8, levels=2, rho=2, kernel=kernel, backend="numba")
+    with pytest.raises(ValueError, match="2D or 3D Gaussian"):
+        g.jet(torch.zeros(4, in_dim), 1)

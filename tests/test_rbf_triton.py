@@ -41,9 +41,9 @@ def test_in_subprocess():
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
 
-def _grid(edge: str, rho: int, features: int, resolution: int = 8, levels: int = 2, eps: float = 1.3):
+def _grid(edge: str, rho: int, features: int, resolution=8, levels: int = 2, eps: float = 1.3, in_dim: int = 2):
     torch.manual_seed(0)
-    g = DInfGrid(2, 1, resolution=resolution, levels=levels, features=features, rho=rho, edge=edge,
+    g = DInfGrid(in_dim, 1, resolution=resolution, levels=levels, features=features, rho=rho, edge=edge,
                  eps=eps).double()
     for p in g.grids:
         p.data.normal_()
@@ -51,6 +51,7 @@ def _grid(edge: str, rho: int, features: int, resolution: int = 8, levels: int =
 
 
 def _points(n: int = 24, dtype=torch.float64) -> torch.Tensor:
+    """Random points, the corners, cell borders of every level, and points outside."""
     torch.manual_seed(1)
     x = torch.rand(n, 2, dtype=dtype) * 2 - 1
     corners = torch.tensor([[-1, -1], [1, 1], [1, -1], [-1, 1]], dtype=dtype)
@@ -94,6 +95,63 @@ def test_triton_matches_torch(edge, order, rho, features):
         _close(a, b, 1e-10)
     for a, b in zip(tri_grads, ref_grads):  # backward: the atomic scatter-add into the table
         _close(a, b, 1e-10)
+
+
+def _points_3d(n: int = 16, dtype=torch.float64) -> torch.Tensor:
+    torch.manual_seed(3)
+    x = torch.rand(n, 3, dtype=dtype) * 2 - 1
+    special = torch.tensor([[-1, -1, -1], [1, 1, 1], [1, -1, 0.25], [0, 0, 0], [-0.75, 0.125, 1 - 1e-9],
+                            [1.05, 0.2, -1.1]], dtype=dtype)
+    return torch.cat([special, x])
+
+
+@in_process
+@pytest.mark.parametrize("edge", ["pad", "clamp"])
+@pytest.mark.parametrize("order,rho,features,resolution", [
+    (0, 2, 1, 8), (1, 3, 2, [8, 4, 16]), (2, 2, 3, 8), (2, 3, 1, [4, 8, 8]), (2, 1, 2, [8, 16, 4]),
+])
+def test_triton_3d_matches_torch(edge, order, rho, features, resolution):
+    """The 3D kernel (with per-axis cells) against the PyTorch path, forward and backward."""
+    g = _grid(edge, rho, features, resolution=resolution, in_dim=3)
+    x = _points_3d()  # 22 points: one or two programs, the last one masked
+    g.backend = "triton"
+    assert g._fused(x) == "triton"
+    tri, tri_grads = _jet_and_grads(g, "triton", x, order)
+    ref, ref_grads = _jet_and_grads(g, "torch", x, order)
+    assert tri[-1].shape[2:] == (3,) * order
+    for a, b in zip(tri, ref):
+        _close(a, b, 1e-10)
+    for a, b in zip(tri_grads, ref_grads):
+        _close(a, b, 1e-10)
+
+
+@in_process
+@pytest.mark.parametrize("edge", ["pad", "clamp"])
+def test_triton_per_axis_2d_matches_torch(edge):
+    g = _grid(edge, 2, 2, resolution=[16, 4], levels=3)
+    x = _points(20)
+    tri, tri_grads = _jet_and_grads(g, "triton", x, 2)
+    ref, ref_grads = _jet_and_grads(g, "torch", x, 2)
+    for a, b in zip(tri + list(tri_grads), ref + list(ref_grads)):
+        _close(a, b, 1e-10)
+
+
+@in_process
+def test_function_matches_numba_3d():
+    """``grid_jet_triton`` and ``rbf_cpu.grid_jet``: same signature, same numbers in 3D."""
+    g = _grid("clamp", 2, 2, resolution=[8, 4, 4], levels=2, in_dim=3)
+    table = torch.cat([p.detach().reshape(-1, 2) for p in g.grids]).requires_grad_(True)
+    sizes = [tuple(p.shape[:-1]) for p in g.grids]
+    x = _points_3d(6)
+    args = (g.cells_per_axis, sizes, g.ghost, True, 2, g.eps, 2)
+    out_t = rbf_triton.grid_jet_triton(x, table, *args)
+    out_n = rbf_cpu.grid_jet(x, table, *args)
+    assert out_t.shape == (12, 2, 2, 13)
+    _close(out_t, out_n, 1e-10)
+    w = torch.randn_like(out_n)
+    (gt,) = torch.autograd.grad((out_t * w).sum(), table)
+    (gn,) = torch.autograd.grad((out_n * w).sum(), table)
+    _close(gt, gn, 1e-10)
 
 
 @in_process
@@ -154,9 +212,11 @@ def test_dispatch():
     g.backend = "numba"
     with pytest.raises(ValueError, match="numba"):
         g._fused(cuda_x)
-    g3 = DInfGrid(3, 1, resolution=8, levels=2, rho=2, backend="triton")
-    with pytest.raises(ValueError, match="2D Gaussian"):
-        g3.jet(torch.zeros(4, 3), 1)
+    g3 = DInfGrid(3, 1, resolution=8, levels=2, rho=2)
+    assert g3._fused(cuda_x) == "triton"  # three axes: the 3D kernel
+    g1 = DInfGrid(1, 1, resolution=8, levels=2, rho=2, backend="triton")
+    with pytest.raises(ValueError, match="2D or 3D Gaussian"):
+        g1.jet(torch.zeros(4, 1), 1)
     g.backend = "triton"
     with pytest.raises(ValueError, match="without grad"):
         g._fused(torch.zeros(4, 2, requires_grad=True))
@@ -171,23 +231,26 @@ from triton.runtime.jit import JITFunction
 from dinf.fields import rbf_triton
 
 assert not rbf_triton.interpreting()
-names = list(JITFunction(rbf_triton._jet_kernel).arg_names)
-for dt, rho, clamp, backward, f in [("fp64", 3, True, False, 2), ("fp64", 3, False, True, 2), ("fp32", 4, True, True, 8)]:
+for dims, dt, rho, clamp, backward, f in [(2, "fp64", 3, True, False, 2), (2, "fp64", 3, False, True, 2),
+                                          (2, "fp32", 4, True, True, 8), (3, "fp64", 3, True, False, 2),
+                                          (3, "fp32", 3, False, True, 2)]:
+    names = list(JITFunction(rbf_triton._jet_kernel if dims == 2 else rbf_triton._jet_kernel_3d).arg_names)
     kp = triton.next_power_of_2(2 * rho)
     sig = {n: "*" + dt for n in names[:4]}
     sig.update({n: "*i64" for n in names[4:7]}, N="i32", S="i32", ghost="i32")
-    const = dict(RHO=rho, KP=kp, F=f, ORDER=2, A=7, CLAMP=clamp, BACKWARD=backward,
+    const = dict(RHO=rho, KP=kp, F=f, ORDER=2, A=1 + dims + dims * dims, CLAMP=clamp, BACKWARD=backward,
                  BLOCK=rbf_triton._block(kp, 8 if dt == "fp64" else 4))
     sig.update({n: "constexpr" for n in const})
-    src = ASTSource(rbf_triton._kernel(), sig, {(names.index(n),): v for n, v in const.items()})
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+    src = ASTSource(rbf_triton._kernel(dims), sig, {(names.index(n),): v for n, v in const.items()})
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": rbf_triton.num_warps(dims)})
     assert kernel.asm["cubin"] and ("red.global" in kernel.asm["ptx"]) == backward
 """
 
 
 def test_compiles_for_a_gpu():
-    """What the interpreter does not check: the kernel goes through Triton's compiler down to a
-    cubin for sm_90 (triton ships ptxas; no GPU needed), forward and backward, both dtypes."""
+    """What the interpreter does not check: the kernels (2D and 3D) go through Triton's compiler
+    down to a cubin for sm_90 (triton ships ptxas; no GPU needed), forward and backward, both
+    dtypes."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     run = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=300,

@@ -4,12 +4,16 @@ Derivatives come in closed form from the kernel weights: no autograd with respec
 double backward. Each level's features are stored so that every query's (2ρ)^d neighbours are
 one contiguous row of a "patch table" (an unfolded view of the grid); the gather is then one
 row per point and level, and its backward one dense ``index_add_``.
+
+Each axis may have its own number of cells (``resolution=[256, 64]`` for 1D + t); the grid still
+covers [-1, 1]^d, so a cell is 2 / n_a wide along axis a and derivatives scale per axis.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +25,7 @@ from dinf.fields.decoders import DECODERS
 from dinf.fields import rbf_cpu
 from dinf.fields.gates import LevelGates
 from dinf.fields.gather import gather_rows
-from dinf.fields.grid_checks import check_grid
+from dinf.fields.grid_checks import Resolution, check_grid, is_int, level_cells
 from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights
 from dinf.jet import Jet
 
@@ -30,6 +34,7 @@ EDGES = ("pad", "clamp")
 # reference: the paper code's way, neighbours gathered by indexing and jets by autograd (double
 # backward), for comparisons. triton forced on CPU tensors runs under Triton's interpreter (slow).
 BACKENDS = ("auto", "torch", "numba", "triton", "reference")
+FUSED_DIMS = (2, 3)  # axes the fused kernels handle (both numba and Triton)
 
 
 @dataclass
@@ -39,28 +44,44 @@ class LevelBasis:
     ``rows`` ``[N]``: row of the level's patch table holding the point's neighbourhood.
     ``weights``: per-axis ``[N, d, order+1, K]`` (separable kernels) or ``[N, A, K^d]``
     (value, gradient, Hessian rows; radial kernels), derivatives in index units.
-    ``scale``: dt/dx of the level, to turn index-unit derivatives into x-derivatives.
+    ``scales``: dt_a/dx_a per axis (n_a / 2), to turn index-unit derivatives into x-derivatives.
+    ``nodes`` ``[N, d, K]``: the neighbours' node indices per axis (clamped for
+    ``edge="clamp"``, before the ghost offset).
     """
 
     rows: Tensor
     weights: Tensor
-    scale: float
+    scales: Tuple[float, ...]
     separable: bool
+    nodes: Optional[Tensor] = None
+
+    @property
+    def scale(self) -> float:
+        """dt/dx shared by all axes; only defined when every axis has the same cells."""
+        if any(s != self.scales[0] for s in self.scales):
+            raise ValueError(f"the axes have different scales {self.scales}: read LevelBasis.scales")
+        return self.scales[0]
 
 
 class DInfGrid(Field):
     """Multi-resolution co-located RBF feature grid with a linear or MLP decoder (SPEC §1).
 
-    Level s has ``resolution / 2^s`` cells per axis on [-1, 1]^d. ``edge="pad"`` stores ρ ghost
-    nodes beyond the domain on every side; ``edge="clamp"`` clamps neighbour indices to the
-    grid as the reference code does.
+    ``resolution``: cells of the finest level, an int (every axis) or one int per axis. Level s
+    has ``r_a / 2^s`` cells along axis a on [-1, 1]^d. ``edge="pad"`` stores ρ ghost nodes
+    beyond the domain on every side; ``edge="clamp"`` clamps neighbour indices to the grid as
+    the reference code does.
+
+    Attributes other code reads: ``resolution`` (as given: an int or a list),
+    ``resolution_per_axis`` (a tuple), ``cells_per_axis`` (per level, a tuple per axis),
+    ``cells`` (per level an int when all axes agree, as for an int resolution, else the tuple)
+    and ``cells_total`` (the finest level's cell count, ``resolution ** in_dim`` for an int).
     """
 
     def __init__(
         self,
         in_dim: int = 2,
         out_dim: int = 1,
-        resolution: int = 256,
+        resolution: Resolution = 256,
         levels: int = 6,
         features: int = 2,
         kernel: str = "gaussian",
@@ -81,43 +102,79 @@ class DInfGrid(Field):
         check_choice("backend", backend, BACKENDS)
         check(backend != "numba" or rbf_cpu.AVAILABLE, "backend", "numba is not installed")
         check(backend != "triton" or _rbf_triton() is not None, "backend", "triton is not installed")
-        check_grid(in_dim, resolution, levels, features)
+        axes = check_grid(in_dim, resolution, levels, features)
         check(rho >= 1, "rho", f"must be >= 1, got {rho}")
         check(eps > 0, "eps", f"must be > 0, got {eps}")
-        self.resolution, self.levels, self.features = resolution, levels, features
+        self.resolution: Resolution = int(resolution) if is_int(resolution) else list(axes)
+        self.levels, self.features = levels, features
         self.kernel, self.eps, self.rho, self.edge = kernel, float(eps), rho, edge
         self.backend = backend
         self.separable = kernel in SEPARABLE
-        self.cells: List[int] = [resolution // 2**s for s in range(levels)]
+        self.resolution_per_axis: Tuple[int, ...] = axes
+        self.cells_per_axis: List[Tuple[int, ...]] = level_cells(axes, levels)
+        self.isotropic = len(set(axes)) == 1  # the same cells on every axis
+        # One int per level when the axes agree: code written for square grids reads it so.
+        self.cells: List[Union[int, Tuple[int, ...]]] = (
+            [c[0] for c in self.cells_per_axis] if self.isotropic else list(self.cells_per_axis))
         self.ghost = rho if edge == "pad" else 0  # ghost nodes beyond [-1, 1] on each side
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(*([n + 1 + 2 * self.ghost] * in_dim), features).uniform_(-init_scale, init_scale))
-            for n in self.cells
+            nn.Parameter(torch.empty(*[n + 1 + 2 * self.ghost for n in cells], features).uniform_(-init_scale, init_scale))
+            for cells in self.cells_per_axis
         )
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
         self.decoder = DECODERS[decoder](levels * features, out_dim, **kwargs)
         self.register_buffer("offsets", torch.arange(-rho + 1, rho + 1), persistent=False)
         self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge)
 
+    @property
+    def cells_total(self) -> int:
+        """Cells of the finest level over all axes (``resolution ** in_dim`` for an int)."""
+        return math.prod(self.resolution_per_axis)
+
+    # --- index space of a level ---------------------------------------------------------
+    def _to_index(self, x: Tensor, level: int) -> Tensor:
+        """t = (x + 1) n_a / 2: node units of the level, per axis."""
+        cells = self.cells_per_axis[level]
+        if self.isotropic:  # a Python float, as before per-axis cells: same ops, same numbers
+            return (x + 1.0) * (0.5 * cells[0])
+        return (x + 1.0) * x.new_tensor([0.5 * n for n in cells])
+
+    def _clamp_nodes(self, v: Tensor, level: int, axis_dim: int) -> Tensor:
+        """``v`` clamped into [0, n_a], the axis index a running along dimension ``axis_dim``."""
+        cells = self.cells_per_axis[level]
+        if self.isotropic:
+            return v.clamp(0, cells[0])
+        shape = [1] * v.dim()
+        shape[axis_dim] = len(cells)
+        return torch.minimum(v.clamp_min(0), torch.tensor(cells, dtype=v.dtype, device=v.device).reshape(shape))
+
+    def _scaled(self, t: Tensor, level: int, power: int) -> Tensor:
+        """Index-unit derivatives ``t`` ``[..., d]`` (power 1) or ``[..., d, d]`` (power 2) in x units."""
+        scales = [0.5 * n for n in self.cells_per_axis[level]]
+        if self.isotropic:
+            return t * scales[0] ** power
+        s = t.new_tensor(scales)
+        return t * (s if power == 1 else s[:, None] * s[None, :])
+
     # --- the basis: neighbour rows and weight jets, independent of the features ---------
     def level_basis(self, x: Tensor, level: int, order: int) -> LevelBasis:
-        n, d = self.cells[level], self.in_dim
-        t = (x + 1.0) * (0.5 * n)  # index space of this level
-        base = t.detach().floor().clamp(0, n).long()  # [N, d]
+        cells, d = self.cells_per_axis[level], self.in_dim
+        t = self._to_index(x, level)  # index space of this level
+        base = self._clamp_nodes(t.detach().floor(), level, 1).long()  # [N, d]
         nodes = base.unsqueeze(-1) + self.offsets  # [N, d, K]
         if self.edge == "clamp":
-            nodes = nodes.clamp(0, n)
+            nodes = self._clamp_nodes(nodes, level, 1)
         r = t.unsqueeze(-1) - nodes.to(t.dtype)  # [N, d, K]
-        # Patch tables have n + 2 rows per axis; a neighbourhood starts at padded index base + 1.
+        # Patch tables have n_a + 2 rows along axis a; a neighbourhood starts at padded index base + 1.
         rows = torch.zeros_like(base[:, 0])
         for a in range(d):
-            rows = rows * (n + 2) + base[:, a] + 1
+            rows = rows * (cells[a] + 2) + base[:, a] + 1
         if self.separable:
             weights = gaussian_weights_1d(r, self.eps, order)
         else:
             delta = _tensor_offsets(r)
             weights = radial_weights(delta, KERNELS[self.kernel], self.eps, order)
-        return LevelBasis(rows, weights, 0.5 * n, self.separable)
+        return LevelBasis(rows, weights, tuple(0.5 * n for n in cells), self.separable, nodes)
 
     def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
         """One level's sparse basis at N points: ``cols`` ``[N, K^d]`` (rows of
@@ -128,24 +185,21 @@ class DInfGrid(Field):
         linear in its features, which is what least-squares solvers use.
         """
         b = self.level_basis(x, level, order)
-        n, d, k = self.cells[level], self.in_dim, 2 * self.rho
-        base = (x.detach() + 1.0).mul(0.5 * n).floor().clamp(0, n).long()
-        nodes = base.unsqueeze(-1) + self.offsets  # [N, d, K]
-        if self.edge == "clamp":
-            nodes = nodes.clamp(0, n)
-        side = self.grids[level].shape[0]
+        d, k = self.in_dim, 2 * self.rho
+        sides = self.grids[level].shape[:-1]  # nodes per axis, ghosts included
         cols = torch.zeros(x.shape[0], *([1] * d), dtype=torch.long, device=x.device)
         for a in range(d):
             shape = [x.shape[0]] + [1] * d
             shape[1 + a] = k
-            cols = cols * side + (nodes[:, a] + self.ghost).reshape(shape)
+            cols = cols * sides[a] + (b.nodes[:, a] + self.ghost).reshape(shape)
         cols = cols.reshape(x.shape[0], k**d)
         if not b.separable:
             rows = [b.weights[:, :1]]
             if order >= 1:
-                rows.append(b.weights[:, 1 : 1 + d] * b.scale)
+                rows.append(self._scaled(b.weights[:, 1 : 1 + d].transpose(1, 2), level, 1).transpose(1, 2))
             if order >= 2:
-                rows.append(b.weights[:, 1 + d :] * b.scale**2)
+                hess = b.weights[:, 1 + d :].transpose(1, 2).reshape(x.shape[0], k**d, d, d)
+                rows.append(self._scaled(hess, level, 2).reshape(x.shape[0], k**d, d * d).transpose(1, 2))
             return cols, torch.cat(rows, 1)
         rows = []
         for combo in _component_combos(d, order):
@@ -155,11 +209,14 @@ class DInfGrid(Field):
                 shape[1 + a] = k
                 wa = b.weights[:, a, m].reshape(shape)
                 w = wa if w is None else w * wa
-            rows.append(w.reshape(x.shape[0], k**d) * b.scale ** sum(combo))
+            scale = math.prod(sc**m for sc, m in zip(b.scales, combo))  # d^|m| / dx^m = Π (n_a/2)^m_a
+            rows.append(w.reshape(x.shape[0], k**d) * scale)
         return cols, torch.stack(rows, 1)
 
     def patch_table(self, level: int) -> Tensor:
-        """``[(n + 2)^d, K^d · F]``: row i holds the features of one (2ρ)^d neighbourhood."""
+        """``[Π_a (n_a + 2), K^d · F]``: row i holds the features of one (2ρ)^d neighbourhood.
+
+        K^d times the level's memory: the fused kernels read the grid itself instead."""
         g = self.grids[level]
         d, k = self.in_dim, 2 * self.rho
         if self.edge == "clamp":
@@ -193,30 +250,31 @@ class DInfGrid(Field):
         if self.backend in ("torch", "reference"):
             return ""
         # The kernels give no derivative with respect to x: autograd through it needs PyTorch.
-        ok = self.in_dim == 2 and self.separable and not x.requires_grad
+        ok = self.in_dim in FUSED_DIMS and self.separable and not x.requires_grad
         if self.backend == "triton":
             if not ok:
-                raise ValueError("backend='triton' needs a 2D Gaussian grid and x without grad")
+                raise ValueError("backend='triton' needs a 2D or 3D Gaussian grid and x without grad")
             return "triton"
         if x.device.type == "cuda" and self.backend == "auto":
             return "triton" if ok and _rbf_triton() is not None else ""
         ok = ok and x.device.type == "cpu" and rbf_cpu.AVAILABLE
         if self.backend == "numba" and not ok:
-            raise ValueError("backend='numba' needs a 2D Gaussian grid on the CPU and x without grad")
+            raise ValueError("backend='numba' needs a 2D or 3D Gaussian grid on the CPU and x without grad")
         return "numba" if ok else ""
 
     def _fused_jet(self, x: Tensor, order: int, kernel: str = "numba") -> Jet:
-        f = self.features
+        f, d = self.features, self.in_dim
         table = torch.cat([g.reshape(-1, f) for g in self.grids])
-        sizes = [g.shape[0] for g in self.grids]
-        jet_fn = rbf_cpu.grid_jet_2d if kernel == "numba" else _rbf_triton().grid_jet_2d_triton
+        sizes = [tuple(g.shape[:-1]) for g in self.grids]
+        jet_fn = rbf_cpu.grid_jet if kernel == "numba" else _rbf_triton().grid_jet_triton
         out = jet_fn(
-            x.to(table.dtype), table, self.cells, sizes, self.ghost, self.edge == "clamp", self.rho, self.eps, order
+            x.to(table.dtype), table, self.cells_per_axis, sizes, self.ghost, self.edge == "clamp", self.rho,
+            self.eps, order,
         )  # [N, S, F, A]
         n, c = x.shape[0], out.shape[1] * out.shape[2]  # c, not -1: n may be 0
         value = out[..., 0].reshape(n, c)
-        grad = out[..., 1:3].reshape(n, c, 2) if order >= 1 else None
-        hess = out[..., 3:7].reshape(n, c, 2, 2) if order >= 2 else None
+        grad = out[..., 1 : 1 + d].reshape(n, c, d) if order >= 1 else None
+        hess = out[..., 1 + d : 1 + d + d * d].reshape(n, c, d, d) if order >= 2 else None
         return Jet(value, grad, hess)
 
     def _level_jet(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, ...]:
@@ -232,10 +290,10 @@ class DInfGrid(Field):
         value = out[:, :, 0]
         if order == 0:
             return (value,)
-        grad = out[:, :, 1 : 1 + d] * b.scale
+        grad = self._scaled(out[:, :, 1 : 1 + d], level, 1)
         if order == 1:
             return value, grad
-        hess = out[:, :, 1 + d :].reshape(n, f, d, d) * (b.scale * b.scale)
+        hess = self._scaled(out[:, :, 1 + d :].reshape(n, f, d, d), level, 2)
         return value, grad, hess
 
     def forward(self, x: Tensor) -> Tensor:
@@ -252,13 +310,13 @@ class DInfGrid(Field):
     def _reference_level(self, x: Tensor, level: int) -> Tensor:
         """One level's features the way the reference code computes them: all (2ρ)^d
         neighbours gathered by advanced indexing, weights from differentiable PyTorch ops."""
-        n, d, f = self.cells[level], self.in_dim, self.features
-        t = (x + 1.0) * (0.5 * n)
-        base = t.detach().floor().clamp(0, n).long()
+        d, f = self.in_dim, self.features
+        t = self._to_index(x, level)
+        base = self._clamp_nodes(t.detach().floor(), level, 1).long()
         combos = torch.cartesian_prod(*([self.offsets] * d)).reshape(-1, d)  # [K^d, d]
         nodes = base.unsqueeze(1) + combos  # [N, K^d, d]
         if self.edge == "clamp":
-            nodes = nodes.clamp(0, n)
+            nodes = self._clamp_nodes(nodes, level, 2)
         delta = t.unsqueeze(1) - nodes.to(t.dtype)
         phi = KERNELS[self.kernel]((delta * delta).sum(-1), self.eps)[0]
         w = phi / phi.sum(-1, keepdim=True)

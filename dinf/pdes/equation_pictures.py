@@ -31,6 +31,8 @@ def _reference(problem: Any, x: torch.Tensor) -> Optional[np.ndarray]:
     """Reference values ``[M, C]`` at ``x``, or None where only a file exists and it has no
     value there (nearest-neighbour interpolation of the file's nodes otherwise)."""
     ref = problem.reference
+    if not ref.given:
+        return None
     if ref.exact is not None:
         return ref.exact_values(x).numpy()
     from scipy.interpolate import griddata

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from dinf.equations import Residual, Unknowns, Vocabulary, parse
 from dinf.equations.evaluate import evaluate as evaluate_expr
+from dinf.equations.python_residual import PythonResidual
 from dinf.errors import ConfigError, check, check_int
 from dinf.geometry import Domain
 from dinf.jet import Jet
@@ -74,9 +75,17 @@ class EquationProblem(Problem):
         self.residual_weights: Dict[str, float] = {}
         check(bool(residuals), "residuals", "at least one residual is needed, e.g. {pde: 'u_xx + u_yy'}")
         for rname, spec in residuals.items():
-            text, weight = (spec.get("expr"), spec.get("weight", 1.0)) if isinstance(spec, Mapping) else (spec, 1.0)
-            self.residuals[rname] = Residual(text, vocab, self.unknowns, f"residuals.{rname}", self.params)
-            self.residual_weights[rname] = self.number(weight, f"residuals.{rname}.weight")
+            key = f"residuals.{rname}"
+            spec = dict(spec) if isinstance(spec, Mapping) else {"expr": spec}
+            extra = set(spec) - {"expr", "python", "order", "weight"}
+            if extra:
+                raise ConfigError(f"{key}.{sorted(extra)[0]}", "not an option of a residual (expr, python, order, weight)")
+            if "python" in spec:
+                self.residuals[rname] = PythonResidual(str(spec["python"]), vocab, self.unknowns, key, self.params,
+                                                       self.domain.bounds, spec.get("order", 2))
+            else:
+                self.residuals[rname] = Residual(spec.get("expr"), vocab, self.unknowns, key, self.params)
+            self.residual_weights[rname] = self.number(spec.get("weight", 1.0), f"{key}.weight")
         self.conditions: List[Condition] = build_conditions(
             conditions or {}, self.unknowns, self.coords, self.time, self.params, self.functions,
             self.domain.resolve, self.number, key="conditions")
@@ -92,7 +101,8 @@ class EquationProblem(Problem):
         if self.reference.exact is not None and self.reference.data is not None:
             modes["l2re_file"] = "min"
         modes["max_error"] = "min"
-        self.metric_modes = modes
+        # Without a reference a run reports the RMS of its residuals on the evaluation grid.
+        self.metric_modes = modes if self.reference.given else {"residual_rms": "min"}
         super().__init__(targets, in_dim, out_dim)
         x, values = self.reference.points_and_values()
         self.register_buffer("eval_x", x, persistent=False)
@@ -244,8 +254,26 @@ class EquationProblem(Problem):
         return super().predict(field, x.to(dtype), chunk)
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        if not self.reference.given:
+            return {"residual_rms": self.residual_rms(field, self.eval_x)}
         pred = self.predict(field, self.eval_x)
         return self.reference.metrics(pred)
+
+    def residual_rms(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> float:
+        """RMS of the residuals (weights left out) at points ``x`` inside the domain."""
+        params = field.parameters() if hasattr(field, "parameters") else iter(())
+        p0 = next(iter(params), None)
+        device, dtype = (p0.device, p0.dtype) if p0 is not None else (torch.device("cpu"), torch.float32)
+        total, count = 0.0, 0
+        for c in x.split(chunk):
+            with torch.enable_grad():
+                jet = field.jet(c.to(device=device, dtype=dtype), self.jet_order)
+            data = self._point_data(c.to(device=device, dtype=jet.value.dtype), None)
+            for r in self.residuals.values():
+                values = r.evaluate(jet, data).detach()
+                total += float(values.double().pow(2).sum())
+                count += values.numel()
+        return math.sqrt(total / max(count, 1))
 
     def pictures(self, field: FieldLike) -> Dict[str, Any]:
         from dinf.pdes.equation_pictures import pictures
@@ -297,8 +325,11 @@ class _Reference:
                                        columns=dict(spec["columns"]) if spec.get("columns") else None,
                                        key="reference.file", search_dirs=SEARCH_DIRS,
                                        time_name=problem.time or "t")
-        if self.exact is None and self.data is None:
-            raise ConfigError("reference", "give an exact solution (reference.exact) or a data file (reference.file)")
+
+    @property
+    def given(self) -> bool:
+        """Whether there is anything to compare with (without, runs report the residual)."""
+        return self.exact is not None or self.data is not None
 
     def points_and_values(self) -> Tuple[Tensor, Tensor]:
         """Evaluation points ``[M, dim]`` and reference values ``[M, C_ref]``: the file's nodes
@@ -313,7 +344,7 @@ class _Reference:
             file_vals = None
         exact_vals = self.exact_values(x) if self.exact is not None else None
         cols = [v for v in (exact_vals, file_vals) if v is not None]
-        return x, torch.cat(cols, 1)
+        return x, torch.cat(cols, 1) if cols else x.new_zeros(x.shape[0], 0)
 
     def exact_values(self, x: Tensor) -> Tensor:
         """``[M, C]``: the exact solution per field channel (a complex unknown's real and
