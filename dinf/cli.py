@@ -79,7 +79,19 @@ def describe(error: BaseException) -> Optional[str]:
         return " ".join(str(error).split("\n")[:1])
     if isinstance(error, OverrideParseException):
         return f"cannot read the command line: {str(error).splitlines()[0]}"
+    if isinstance(error, ValueError) and _raised_in_hydra(error):  # e.g. two of --cfg, -m, --info
+        return f"cannot read the command line: {str(error).splitlines()[0]}"
     return None
+
+
+def _raised_in_hydra(error: BaseException) -> bool:
+    """Whether Hydra itself raised ``error`` (its argument handling), not the run."""
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and os.sep + "hydra" + os.sep in last
 
 
 def _typed_key(message: str) -> Optional[str]:

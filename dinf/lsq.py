@@ -143,8 +143,9 @@ def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
     """Raise ``ConfigError`` unless ``field`` and ``problem`` make a linear least-squares problem."""
     if hasattr(problem, "check_linear"):  # a config problem: linear or not depends on its equations
         problem.check_linear()
-    if not hasattr(field, "basis"):
-        raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(field).__name__}")
+    inner = getattr(field, "inner", field)  # a box-mapped field has a basis when the field inside has
+    if not hasattr(inner, "basis"):
+        raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(inner).__name__}")
     if not isinstance(getattr(field, "decoder", None), LinearDecoder):
         raise ConfigError("model.decoder", "least squares needs the linear decoder (model.decoder=linear)")
     if getattr(getattr(field, "gates", None), "mode", "none") != "none":

@@ -12,7 +12,8 @@ import pytorch_lightning as pl
 log = logging.getLogger("dinf.progress")
 
 # Lightning's info lines that say nothing about this run (real warnings pass untouched).
-_NOISE = ("💡 Tip", "TPU available", "HPU available", "GPU available: False", "`Trainer.fit` stopped")
+_NOISE = ("💡 Tip", "TPU available", "HPU available", "GPU available: False", "`Trainer.fit` stopped",
+          "`Trainer(val_check_interval=1)` was configured")
 
 
 class _DropNoise(logging.Filter):
@@ -28,8 +29,9 @@ def quiet_third_parties() -> None:
             logger.addFilter(_DropNoise())
     # Lightning's pytree helper uses a torch class torch has deprecated: not the user's concern.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    # A least-squares run has no optimizer on purpose.
+    # A least-squares run has no optimizer and one step on purpose.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`.*")
+    warnings.filterwarnings("ignore", message=r".*number of training batches \(1\) is smaller than the logging.*")
 
 
 def want_progress_bar(setting: Any) -> bool:

@@ -155,7 +155,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
                 check_linear(field, problem)
                 log.info("least squares applies: one solve")
             except ConfigError as e:
-                log.info("least squares does not apply (%s); training with %s", e.detail,
+                log.info("least squares does not apply (%s); training with %s", e.detail.split(" (use ")[0],
                          str(opt_cfg.optim._target_).rsplit(".", 1)[-1])
                 lsq = None
         solver = Solver(
@@ -236,6 +236,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "metric_modes": dict(problem.metric_modes),
         "time_to_target": solver.time_to_target,
         "pde": type(problem).__name__,
+        "published": dict(getattr(problem, "published", None) or {}),
         "model": type(field).__name__,
         "history": solver.history,
         "config": OmegaConf.to_container(cfg, resolve=True),

@@ -155,7 +155,7 @@ def run_overrides(problem: str, method: str, mode: Mode, args: argparse.Namespac
     elif method != "dinf-lsq":
         every = args.siren_val_every if method == "siren" else args.val_every
         o += [f"trainer.max_steps={mode.max_steps}", f"trainer.val_check_interval={every}",
-              f"+trainer.max_time={max_time(args.budgets[method])}"]
+              f"trainer.max_time={max_time(args.budgets[method])}"]
     return dedupe(o + list(args.set))
 
 

@@ -77,7 +77,7 @@ def test_overrides_and_budgets():
     o = bench.run_overrides("helmholtz", "dinf-lsq", bench.MODES["quick"], args)
     assert "experiment=helmholtz_lsq" in o and not any("max_time" in x for x in o)
     o = bench.run_overrides("poisson_laplacian", "siren", bench.MODES["quick"], args)
-    assert "+trainer.max_time=00:00:00:09" in o and "trainer.val_check_interval=10" in o
+    assert "trainer.max_time=00:00:00:09" in o and "trainer.val_check_interval=10" in o
     cfg = bench.compose_cfg(o + ["grid.levels=3"])  # a later override of a key wins
     assert cfg.grid.levels == 3 and cfg.trainer.max_time == "00:00:00:09"
     with pytest.raises(SystemExit):

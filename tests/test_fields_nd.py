@@ -18,8 +18,10 @@ from dinf import lsq, lsq_tensor
 from dinf.fields import MLP, DInfGrid, LinearGrid, Siren, autograd_jet
 from dinf.fields import rbf_cpu
 from dinf.linear import LinearSystem
-from tests.test_fields import (
+from tests.test_fields import (  # noqa: F401 - _float64 and _one_thread: the same autouse fixtures
     EXACT_REL,
+    _float64,
+    _one_thread,
     assert_close_rel,
     check_against_fd,
     edge_points,
@@ -29,23 +31,6 @@ from tests.test_fields import (
 )
 
 numba_only = pytest.mark.skipif(not rbf_cpu.AVAILABLE, reason="numba not installed")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
 
 
 # --- helpers -----------------------------------------------------------------------------

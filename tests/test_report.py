@@ -178,3 +178,18 @@ def test_reads_a_real_run(tmp_path):
     cols, rows = tables([run])[run.problem]
     assert rows[0][cols.index("speed-up")] == 1.0 and rows[0][cols.index("params")] == metrics["params"]
     assert write_report(tmp_path).exists()
+
+
+def test_published_results_sit_beside_the_runs(tmp_path):
+    s = tmp_path / "sweep"
+    common = {"status": "completed", "metric_modes": {"l2re": "min", "l2re_file": "min"}, "pde": "EquationProblem",
+              "published": {"l2re_file": 1.45e-2, "source": "PINNacle"}, "train_time_s": 3.0, "steps": 1,
+              "history": _history("l2re", [(0.0, 1.0), (3.0, 2e-3)])}
+    _metrics(s / "0", choices={"pde": "burgers1d", "model": "dinf"}, overrides=["model=dinf"],
+             final={"l2re": 2e-3, "l2re_file": 1.45e-3}, best={"l2re": 2e-3, "l2re_file": 1.45e-3}, **common)
+    _metrics(s / "1", choices={"pde": "burgers1d", "model": "siren"}, overrides=["model=siren"],
+             final={"l2re": 5e-2, "l2re_file": 2.9e-2}, best={"l2re": 5e-2, "l2re_file": 2.9e-2}, **common)
+    columns, rows = tables(load_runs(s))["burgers1d"]
+    pub, ratio = columns.index("published l2re_file"), columns.index("l2re_file vs published")
+    assert [r[pub] for r in rows] == [1.45e-2, 1.45e-2]
+    assert [r[ratio] for r in rows] == [pytest.approx(10.0), pytest.approx(0.5)]  # 10× below it; 2× above it

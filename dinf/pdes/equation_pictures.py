@@ -83,6 +83,8 @@ def _images(problem: Any, field: Any, times: List[Optional[float]], n: int) -> F
         ref = _reference(problem, x)
         ext = [float(problem.domain.bounds[free[0], 0]), float(problem.domain.bounds[free[0], 1]),
                float(problem.domain.bounds[free[1], 0]), float(problem.domain.bounds[free[1], 1])]
+        # Space against space at true proportions (a disk stays round); (x, t) fills the panel.
+        aspect = "equal" if ti not in free and (ext[1] - ext[0]) <= 4 * (ext[3] - ext[2]) else "auto"
         for c, name in enumerate(names):
             p = np.where(inside, pred[:, c], np.nan).reshape(n, n).T
             when = f" at {problem.time} = {t:g}" if t is not None and ti not in free else ""
@@ -90,9 +92,13 @@ def _images(problem: Any, field: Any, times: List[Optional[float]], n: int) -> F
             if ref is not None:
                 q = np.where(inside, ref[:, c], np.nan).reshape(n, n).T
                 panels += [(q, f"reference {name}", "RdBu_r"), (np.abs(p - q), f"|error| {name}", "inferno")]
+            # The field and its reference share one colour scale, so the eye can compare them.
+            shown = np.concatenate([np.ravel(q) for q, _, cm in panels if cm == "RdBu_r"])
+            lim = (float(np.nanmin(shown)), float(np.nanmax(shown))) if np.isfinite(shown).any() else (None, None)
             for k, (img, title, cmap) in enumerate(panels):
                 ax = axes[r, k]
-                im = ax.imshow(img, origin="lower", extent=ext, cmap=cmap, aspect="auto")
+                scale = {"vmin": lim[0], "vmax": lim[1]} if cmap == "RdBu_r" else {}
+                im = ax.imshow(img, origin="lower", extent=ext, cmap=cmap, aspect=aspect, **scale)
                 ax.set_title(title)
                 ax.set_xlabel(problem.coords[free[0]])
                 ax.set_ylabel(problem.coords[free[1]])

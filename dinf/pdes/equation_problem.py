@@ -59,6 +59,7 @@ class EquationProblem(Problem):
         in_dim: int | None = None,
         out_dim: int | None = None,
         resolution: Any = None,
+        published: Mapping[str, Any] | None = None,
     ):
         self.unknowns = Unknowns(unknowns)
         self.domain = Domain.from_config(dict(domain), key="domain")
@@ -103,6 +104,11 @@ class EquationProblem(Problem):
         modes["max_error"] = "min"
         # Without a reference a run reports the RMS of its residuals on the evaluation grid.
         self.metric_modes = modes if self.reference.given else {"residual_rms": "min"}
+        # Published results to compare with (e.g. PINNacle's best L2RE): metric -> value, and a source.
+        self.published: Dict[str, Any] = dict(published or {})
+        for k, v in self.published.items():
+            if k != "source" and (k not in modes or isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ConfigError(f"published.{k}", f"give a number for a metric of this problem ({', '.join(modes)})")
         super().__init__(targets, in_dim, out_dim)
         x, values = self.reference.points_and_values()
         self.register_buffer("eval_x", x, persistent=False)

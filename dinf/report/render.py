@@ -71,7 +71,10 @@ def _definitions() -> List[str]:
         "**final / best**: the primary metric at the end of training / the best over the validations; the "
         "other metric columns are final values. **time to X (s)**: training time at the first validation "
         "that met the target (– if never). **overrides**: the settings that differ between the runs of a "
-        "problem (also the plot legend). **it/s**: training steps per second of training time.",
+        "problem (also the plot legend). **it/s**: training steps per second of training time. "
+        "**published m**: a result published for the same problem (the problem file's `published`, e.g. "
+        "PINNacle's best L2RE); **m vs published**: how many times better than it the run's final m is "
+        "(published ÷ final for a lower-is-better metric; below 1× is worse).",
         "Plots: metrics against training time (symmetric-log x-axis, linear below the smallest positive "
         "time so that the starting point at t = 0 shows), one marker per validation.",
     ]

@@ -66,17 +66,34 @@ def tables(runs: Sequence[Run]) -> Dict[str, Tuple[List[str], List[List[Any]]]]:
         columns = ["run", "model", "overrides", "status"]
         columns += [f"final {primary}", f"best {primary}"] if primary else []
         columns += others + [f"time to {t} (s)" for t in targets]
+        published = _published(ordered)
+        columns += [c for m in published for c in (f"published {m}", f"{m} vs published")]
         columns += ["speed-up", "train time (s)", "steps", "it/s", "params", "note"]
         rows = []
         for r in ordered:
             row: List[Any] = [r.name, r.model, r.setting, r.status]
             row += [r.final.get(primary), r.best.get(primary)] if primary else []
             row += [r.final.get(k) for k in others] + [r.time_to_target.get(t) for t in targets]
+            for m, value in published.items():
+                mine = r.final.get(m)
+                better = r.metric_modes.get(m, _guess_mode(m))
+                ratio = None if not _finite(mine) or not mine else (value / mine if better == "min" else mine / value)
+                row += [value, ratio]
             row += [speed_up(ref, r, primary, mode) if ref and primary else None,
                     r.train_time_s, r.steps, r.iterations_per_s, r.params,
                     "; ".join(filter(None, (r.error, r.note)))]
             rows.append(row)
         out[problem] = (columns, rows)
+    return out
+
+
+def _published(group: Sequence[Run]) -> Dict[str, float]:
+    """Published values of the problem's metrics (e.g. PINNacle's best L2RE), from its runs."""
+    out: Dict[str, float] = {}
+    for r in group:
+        for k, v in r.published.items():
+            if k != "source" and _finite(v):
+                out.setdefault(k, float(v))
     return out
 
 
@@ -91,7 +108,7 @@ def _cell(column: str, v: Any) -> str:
         return "∞" if v > 0 else "-∞"
     if column in ("params", "steps"):
         return f"{int(v):,}"
-    if column == "speed-up":
+    if column == "speed-up" or column.endswith("vs published"):
         return f"{v:.3g}×"
     if column.endswith("(s)") or column == "it/s":
         return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"

@@ -1,0 +1,70 @@
+"""PINNacle's six problems as config files, their sweep, and the README's worked example."""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dinf.errors import ConfigError
+from dinf.lsq import check_linear
+from dinf.run import build
+from tests.helpers import CONF, compose_cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = OmegaConf.load(Path(CONF) / "experiment" / "pinnacle.yaml").hydra.sweeper.params
+EXPERIMENTS = SWEEP.experiment.split(",")
+LINEAR = {"pinnacle_poisson2d_c", "pinnacle_poisson2d_cg", "pinnacle_heat2d_ms", "pinnacle_wave1d"}
+
+
+def test_the_sweep_covers_the_six_problems_and_three_models():
+    assert len(EXPERIMENTS) == 6 and SWEEP.model.split(",") == ["dinf", "siren", "pinnacle_mlp"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_each_problem_builds_and_least_squares_applies_exactly_to_the_linear_ones(experiment):
+    cfg = compose_cfg([f"experiment={experiment}"], tiny=False)
+    assert cfg.optimizer.get("auto") and cfg.trainer.max_time == "00:00:05:00"
+    assert cfg.pde._target_ == "dinf.pdes.EquationProblem"  # a config file, no problem-specific class
+    problem, field = build(cfg)
+    if experiment in LINEAR:
+        check_linear(field, problem)
+    else:
+        with pytest.raises(ConfigError, match="nonlinear term"):
+            check_linear(field, problem)
+
+
+def test_reference_data_and_exact_solutions_agree_with_the_statement():
+    problem, _ = build(compose_cfg(["pde=heat2d_ms"]))
+    x = torch.tensor([[0.025, 0.5, 2.0]], dtype=torch.float64)  # sin(20π·0.025) = 1
+    assert float(problem.reference.exact_values(x)) == pytest.approx(math.exp(-1.0016 * 2.0), rel=1e-12)
+    burgers, _ = build(compose_cfg(["pde=burgers1d"]))
+    assert 1.0e-2 < burgers.reference.metrics(burgers.eval_values[:, 1:2])["l2re"] < 1.6e-2  # the file vs exact
+    ns, _ = build(compose_cfg(["pde=ns2d_c"]))
+    assert ns.eval_x.shape == (10201, 2) and ns.eval_values.shape == (10201, 3)
+
+
+def test_readme_example_is_the_config_file_and_solves(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```yaml\n# conf/pde/example_hole.yaml\n(.*?)```", readme, re.S)
+    assert block, "README's worked example is missing"
+    shown = block.group(1)
+    assert len(shown.strip().splitlines()) <= 30
+    assert shown.strip() == _without_comment_header((Path(CONF) / "pde" / "example_hole.yaml").read_text())
+    cfg = compose_cfg(["pde=example_hole", "optimizer=lsq", "kernel=gaussian_wide", "grid.levels=1",
+                       "grid.resolution=[32,16]", "~logger", "checkpoint.registry=null",
+                       "trainer.enable_progress_bar=false"], tiny=False)
+    from dinf.run import train
+
+    metrics = train(cfg, output_dir=str(tmp_path))
+    assert metrics["l2re"] < 1e-3, metrics["l2re"]
+
+
+def _without_comment_header(text: str) -> str:
+    lines = text.splitlines()
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
