@@ -15,7 +15,7 @@ from dinf.pdes.reference_data import l2re, load_reference
 
 NU = 0.01 / np.pi
 ROOT = Path(__file__).resolve().parents[1]
-PINNACLE = ROOT.parent / "shared" / "pinnacle"
+PINNACLE = ROOT / "data" / "pinnacle"
 
 
 def trapezoid(x: float, t: float, nu: float = NU, half_width: float = 40.0, n: int = 40001) -> float:
@@ -142,7 +142,6 @@ def test_importable_without_torch():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(not (PINNACLE / "burgers1d.dat").is_file(), reason="no PINNacle files")
 def test_pinnacle_burgers_file_against_exact():
     """PINNacle's COMSOL solution is known to differ from the exact one by ~1.3e-2 (L2RE, pooled
     over the 11 snapshots; worst near the front's formation, t ≈ 0.3–0.4)."""

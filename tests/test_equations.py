@@ -295,3 +295,60 @@ def test_without_a_reference_a_run_reports_its_residual():
     good = p.evaluate(Exact(_exact_2d, 2, 1))["residual_rms"]
     bad = p.evaluate(Exact(_exact_2d, 2, 1, bump=0.05))["residual_rms"]
     assert good < 1e-10 < 1e-3 < bad
+
+
+# --- exact (hard) conditions -----------------------------------------------------------------
+def _hard_problem(**kw) -> EquationProblem:
+    base = dict(unknowns=["u"], domain={"space": {"x": [-1, 1]}, "time": {"t": [0, 1]}},
+                residuals={"pde": "u_t - 0.1*u_xx"},
+                conditions={"ic": {"type": "initial", "value": "-sin(pi*x)", "hard": True},
+                            "walls": {"type": "dirichlet", "piece": "box", "value": 0, "hard": True}},
+                reference={"exact": {"u": "x"}}, evaluation={"resolution": 9, "times": 5}, batch_size=256)
+    base.update(kw)
+    return EquationProblem(**base)
+
+
+def test_hard_conditions_hold_for_any_field_and_their_jets_are_right():
+    p = _hard_problem()
+    assert p.conditions == [] and p.hard  # no loss terms for them
+    field = Exact(lambda x: torch.cos(3 * x[:, :1]) * torch.exp(x[:, 1:]) + x[:, 1:], 2, 1)
+    x = torch.tensor([[-1.0, 0.3], [1.0, 0.7], [0.2, 0.0], [-0.4, 0.0]], dtype=torch.float64)
+    u = p.predict(field, x)[:, 0]
+    torch.testing.assert_close(u, torch.tensor([0.0, 0.0, -math.sin(0.2 * math.pi), math.sin(0.4 * math.pi)],
+                                                dtype=torch.float64), atol=1e-12, rtol=0)
+
+    def composite(y):  # u = g + B·N with g = −sin(πx), B = (t − 0)(x + 1)/2 (1 − x)/2
+        g = -torch.sin(math.pi * y[:, :1])
+        b = y[:, 1:] * (y[:, :1] + 1) / 2 * (1 - y[:, :1]) / 2
+        return g + b * field(y)
+
+    y = torch.rand(11, 2, dtype=torch.float64) * torch.tensor([2.0, 1.0]) - torch.tensor([1.0, 0.0])
+    want = autograd_jet(composite, y, 2)
+    got = p.hard.jet(field.jet(y, 2), y)
+    for a, b in ((got.value, want.value), (got.grad, want.grad), (got.hess, want.hess)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_hard_conditions_keep_least_squares_equal_to_the_loss():
+    p = _hard_problem()
+    batch = p.sample(256, torch.Generator().manual_seed(0))
+    system = p.linear_system(batch)
+    field = Exact(lambda x: torch.sin(2 * x[:, :1]) * torch.exp(x[:, 1:]), 2, 1)
+    jet = field.jet(batch.data["x64"], 2)
+    assert float(system.loss(jet)) == pytest.approx(float(p.loss(jet, batch)["loss"]), rel=1e-9)
+
+
+def test_hard_conditions_that_no_one_lift_meets_are_refused():
+    conditions = {"ic": {"type": "initial", "value": "1", "hard": True},
+                  "walls": {"type": "dirichlet", "piece": "box", "value": 0, "hard": True}}
+    with pytest.raises(ConfigError, match="give pde.lift.u"):
+        _hard_problem(conditions=conditions)
+    # A lift that meets both (1 at t = 0 is not 0 at x = ±1: still refused) …
+    with pytest.raises(ConfigError, match="lift"):
+        _hard_problem(conditions=conditions, lift={"u": "1 - x^2"})
+    # … and one that does: 1 − x² is 0 on the walls, so initial value 1 − x² with walls 0 works.
+    ok = _hard_problem(conditions={"ic": {"type": "initial", "value": "1 - x^2", "hard": True},
+                                   "walls": {"type": "dirichlet", "piece": "box", "value": 0, "hard": True}})
+    assert ok.hard
+    with pytest.raises(ConfigError, match="not neumann"):
+        _hard_problem(conditions={"n": {"type": "neumann", "piece": "x_min", "value": 0, "hard": True}})

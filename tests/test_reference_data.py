@@ -11,8 +11,7 @@ from dinf.pdes.reference_data import (
     ReferenceData, l2re, load_reference, max_abs_error, read_comsol, read_table,
 )
 
-PINNACLE = Path(__file__).resolve().parents[1].parent / "shared" / "pinnacle"
-needs_pinnacle = pytest.mark.skipif(not (PINNACLE / "burgers1d.dat").is_file(), reason="no PINNacle files")
+PINNACLE = Path(__file__).resolve().parents[1] / "data" / "pinnacle"
 
 STEADY_2D = """\
 % Model:              test.mph
@@ -119,7 +118,6 @@ def test_complex_values(tmp_path):
     np.testing.assert_array_equal(ref.values["u"], [1 + 2j, -0.5 - 1e-3j, 3])
 
 
-@needs_pinnacle
 @pytest.mark.parametrize("name, nodes, outputs, dim", [
     ("burgers1d.dat", 101, ["u"], 1),
     ("poisson1_cg_data.dat", 1246, ["u"], 2),
@@ -143,7 +141,6 @@ def test_pinnacle_files(name, nodes, outputs, dim):
     assert all(np.isfinite(v).all() for v in ref.values.values())
 
 
-@needs_pinnacle
 def test_load_reference_search_dirs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not found in the current directory: found in a search dir
     ref = load_reference("lid_driven_a4.dat", ["x", "y"], ["p", "U"], search_dirs=[tmp_path / "nope", PINNACLE])

@@ -22,7 +22,7 @@ from dinf.errors import ConfigError
 KINDS = ("dirichlet", "neumann", "robin", "initial", "initial_rate", "point", "periodic", "residual")
 ON_PIECE = ("dirichlet", "neumann", "robin", "residual")
 DEFAULT_POINTS = {"initial": 1024, "initial_rate": 1024, "periodic": 512}
-_KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr"}
+_KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard"}
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Condition:
     at: Optional[Tensor] = None  # [P, dim]: point constraints' points
     axis: Optional[int] = None  # periodic: the coordinate whose two faces are paired
     unknowns: List[str] = field(default_factory=list)
+    targets: Dict[str, Any] = field(default_factory=dict)  # unknown -> prescribed value (text)
+    hard: bool = False  # exact, through the ansatz u = g + B·N (dinf.pdes.hard), not a loss term
 
     @property
     def order(self) -> int:
@@ -114,8 +116,11 @@ def _condition(name: str, kind: str, c: Mapping[str, Any], unknowns: Unknowns, c
     if not isinstance(points, int) or isinstance(points, bool) or points < 1:
         raise ConfigError(f"{k}.points", f"must be a positive integer, got {points!r}")
     weight = weight_of(c.get("weight", 1.0), f"{k}.weight")
+    hard = c.get("hard", False)
+    if not isinstance(hard, bool):
+        raise ConfigError(f"{k}.hard", f"must be true or false, got {hard!r}")
     return Condition(name, kind, residuals, weight, points, piece=str(piece) if piece else None, at=at, axis=axis,
-                     unknowns=list(targets))
+                     unknowns=list(targets), targets=dict(targets), hard=hard)
 
 
 def _targets(c: Mapping[str, Any], unknowns: Unknowns, k: str, kind: str) -> Dict[str, Any]:

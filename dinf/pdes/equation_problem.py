@@ -35,9 +35,12 @@ from dinf.jet import Jet
 from dinf.linear import LinearSystem
 from dinf.pdes.base import Batch, FieldLike, Problem
 from dinf.pdes.conditions import Condition, build_conditions
+from dinf.pdes.hard import build_hard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(os.path.dirname(ROOT), "shared", "pinnacle")]
+# Where a reference file named without a folder is looked for (after the working directory):
+# the repository, its data/ and data/pinnacle/ (PINNacle's files, MIT, with their LICENSE).
+SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(ROOT, "data", "pinnacle")]
 
 
 class EquationProblem(Problem):
@@ -60,6 +63,7 @@ class EquationProblem(Problem):
         out_dim: int | None = None,
         resolution: Any = None,
         published: Mapping[str, Any] | None = None,
+        lift: Mapping[str, str] | None = None,
     ):
         self.unknowns = Unknowns(unknowns)
         self.domain = Domain.from_config(dict(domain), key="domain")
@@ -87,10 +91,13 @@ class EquationProblem(Problem):
             else:
                 self.residuals[rname] = Residual(spec.get("expr"), vocab, self.unknowns, key, self.params)
             self.residual_weights[rname] = self.number(spec.get("weight", 1.0), f"{key}.weight")
-        self.conditions: List[Condition] = build_conditions(
-            conditions or {}, self.unknowns, self.coords, self.time, self.params, self.functions,
-            self.domain.resolve, self.number, key="conditions")
+        every = build_conditions(conditions or {}, self.unknowns, self.coords, self.time, self.params,
+                                 self.functions, self.domain.resolve, self.number, key="conditions")
+        self.conditions: List[Condition] = [c for c in every if not c.hard]  # the loss terms
         self.jet_order = max([r.order for r in self.residuals.values()] + [c.order for c in self.conditions])
+        # Exact conditions: the unknowns are u = g + B·N of the field's output N.
+        self.hard = build_hard(every, dict(lift or {}), self.unknowns, self.coords, self.time, self.domain.bounds,
+                               self.domain, self.params, self.functions, self.jet_order)
         self.batch_size = check_int("batch_size", batch_size, 2)
         self.name = str(name)
         self.bounds = self.domain.bounds.tolist()
@@ -185,6 +192,8 @@ class EquationProblem(Problem):
         blocks = self._blocks(batch)
         x = batch.data["x64"].to(jet.value.dtype)  # the same points; float64 where the jet is
         normal = batch.data["normal"]
+        if self.hard:
+            jet = self.hard.jet(jet, x)
         terms: Dict[str, Tensor] = {}
         inner = _slice_jet(jet, blocks[0])
         data = self._point_data(x[blocks[0]], None)
@@ -248,6 +257,8 @@ class EquationProblem(Problem):
         width = max(t.shape[1] for t in coefs)
         coef = torch.cat([_pad(t, width, 1) for t in coefs])
         rhs = torch.cat([_pad(t, width, 1) for t in rhss])
+        if self.hard:
+            coef, rhs = self.hard.rows(coef, rhs, x)
         if not pairs:
             return LinearSystem(x, coef, rhs)
         return LinearSystem(x, coef, *_pair_rows(rhs, pairs))
@@ -257,7 +268,8 @@ class EquationProblem(Problem):
         """``field(x)`` at float64 points, in the field's own precision; CPU float64 ``[N, C]``."""
         params = field.parameters() if hasattr(field, "parameters") else iter(())
         dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
-        return super().predict(field, x.to(dtype), chunk)
+        out = super().predict(field, x.to(dtype), chunk)
+        return self.hard.values(out, x.double()) if self.hard else out
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
         if not self.reference.given:
@@ -275,6 +287,8 @@ class EquationProblem(Problem):
             with torch.enable_grad():
                 jet = field.jet(c.to(device=device, dtype=dtype), self.jet_order)
             data = self._point_data(c.to(device=device, dtype=jet.value.dtype), None)
+            if self.hard:
+                jet = self.hard.jet(jet, c.to(device=device, dtype=jet.value.dtype))
             for r in self.residuals.values():
                 values = r.evaluate(jet, data).detach()
                 total += float(values.double().pow(2).sum())
