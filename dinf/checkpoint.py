@@ -85,6 +85,10 @@ def begin(cfg: DictConfig, output_dir: str) -> RunState:
             state.save()
             _register(registry, state)
             return state
+    stale = os.path.join(output_dir, CHECKPOINT)
+    if os.path.exists(stale):  # another run's (a finished one, or another config's): never ours to resume
+        log.info("starting afresh in %s: removing the checkpoint a previous run left there", output_dir)
+        os.remove(stale)
     state = RunState(key=key, output_dir=os.path.abspath(output_dir), pid=os.getpid(), host=socket.gethostname())
     state.save()
     _register(registry, state)

@@ -90,10 +90,25 @@ def test_resume_false_starts_afresh(tmp_path):
     state = json.loads((out / STATE).read_text())
     state["status"] = "running"  # as if killed
     (out / STATE).write_text(json.dumps(state))
-    assert begin(compose_cfg(["checkpoint.resume=false"]), str(out)).attempts == 1
     assert begin(cfg, str(out)).attempts == 2
+    state["status"] = "running"
+    (out / STATE).write_text(json.dumps(state))
+    assert begin(compose_cfg(["checkpoint.resume=false"]), str(out)).attempts == 1
+    assert not (out / CHECKPOINT).exists()  # afresh: the old checkpoint can no longer be picked up
 
 
 def test_resume_names_a_folder_without_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint.resume"):
         begin(compose_cfg([f"checkpoint.resume={tmp_path}"]), str(tmp_path / "new"))
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_inherit_the_folders_old_one(tmp_path):
+    # Run A completes and leaves its checkpoint; run B (another config) fails while being built;
+    # run C (B's config, fixed) must start afresh, not continue from A's checkpoint.
+    train(compose_cfg(["trainer.max_steps=4"]), output_dir=str(tmp_path))
+    assert (tmp_path / CHECKPOINT).exists()
+    with pytest.raises(Exception):
+        train(compose_cfg(["trainer.max_steps=6", "kernel.eps=-1"]), output_dir=str(tmp_path))
+    assert not (tmp_path / CHECKPOINT).exists()
+    state = begin(compose_cfg(["trainer.max_steps=6", "kernel.eps=-1"]), str(tmp_path))
+    assert state.attempts == 1

@@ -150,10 +150,21 @@ def build_hard(conditions: Sequence, lifts: Mapping[str, str], unknowns, coords:
         factor = sp.Mul(*[b for _, b, _ in items])
         if u in lifts:
             lift = parse(lifts[u], vocab, f"lift.{u}").subs(values)
-        else:
-            lift = items[0][0]
-        for g, b, c in items:
-            _check_lift(lift, g, b, coords, bounds, f"conditions.{c.name}", u)
+            for g, b, c in items:
+                _check_lift(lift, g, b, coords, bounds, f"conditions.{c.name}", u)
+        else:  # the first of the conditions' own values that meets all of them
+            lift, failure = None, None
+            for candidate in dict.fromkeys(g for g, _, _ in items):
+                try:
+                    for g, b, c in items:
+                        _check_lift(candidate, g, b, coords, bounds, f"conditions.{c.name}", u)
+                except ConfigError as e:
+                    failure = failure or e
+                    continue
+                lift = candidate
+                break
+            if lift is None:
+                raise failure
         ansatz.append(Ansatz(unknowns.channels[u][0], lift, factor))
     return HardConditions(ansatz, coords, order)
 
