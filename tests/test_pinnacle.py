@@ -16,12 +16,17 @@ from tests.helpers import CONF, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = OmegaConf.load(Path(CONF) / "experiment" / "pinnacle.yaml").hydra.sweeper.params
-EXPERIMENTS = SWEEP.experiment.split(",")
+EXPERIMENTS = SWEEP.preset.split(",")  # the presets the sweep varies; experiment=<same name> runs one
 LINEAR = {"pinnacle_poisson2d_c", "pinnacle_poisson2d_cg", "pinnacle_heat2d_ms", "pinnacle_wave1d"}
 
 
 def test_the_sweep_covers_the_six_problems_and_three_models():
     assert len(EXPERIMENTS) == 6 and SWEEP.model.split(",") == ["dinf", "siren", "pinnacle_mlp"]
+    for name in EXPERIMENTS:  # a sweep job (experiment=pinnacle preset=…) is the single experiment
+        job = compose_cfg(["experiment=pinnacle", f"preset={name}"], tiny=False)
+        single = compose_cfg([f"experiment={name}"], tiny=False)
+        assert OmegaConf.to_container(job.pde) == OmegaConf.to_container(single.pde)
+        assert (job.grid, job.kernel, job.optimizer) == (single.grid, single.kernel, single.optimizer)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
