@@ -36,6 +36,10 @@ def plot_problem(problem: str, group: Sequence[Run], path: PathLike) -> Optional
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=3, label=r.label)
                 ys += [y for _, y in pts]
+        published = next((float(r.published[metric]) for r in group if _finite(r.published.get(metric))), None)
+        if published is not None:  # a published result for this metric (e.g. PINNacle's best)
+            ax.axhline(published, color="k", linestyle="--", linewidth=1, label="published")
+            ys.append(published)
         # symlog keeps the t = 0 validation (the starting point) on an otherwise logarithmic axis.
         if positive_times:
             ax.set_xscale("symlog", linthresh=min(positive_times))
@@ -45,8 +49,11 @@ def plot_problem(problem: str, group: Sequence[Run], path: PathLike) -> Optional
         ax.set_ylabel(f"{metric} ({'higher' if m == 'max' else 'lower'} is better)")
         ax.set_title(f"{problem}: {metric}" + (" (primary)" if metric == primary else ""))
         ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    handles: dict = {}
+    for ax in axes:  # every axis's entries once (the published line may be on one metric only)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     fig.savefig(path, dpi=100)
     return Path(path)
 
