@@ -22,6 +22,7 @@ from dinf import lsq_tensor
 from dinf.errors import ConfigError, check, check_choice
 from dinf.fields.decoders import LinearDecoder
 from dinf.linear import LinearSystem, mix_matrix
+from dinf.sparse_solve import check_backend, normal_matrix, solve_spd
 
 METHODS = ("auto", "direct", "cg", "lsqr")
 DIRECT_LIMIT = 30_000  # unknowns up to which "auto" factorises (11 k: 31 s on 2 cores)
@@ -48,17 +49,18 @@ class LeastSquares:
     the normal equations), ``cg`` (Jacobi-preconditioned conjugate gradients on them),
     ``lsqr`` (matrix-free LSQR on the column-scaled A, never forming AᵀA) or ``auto`` (direct
     up to ``DIRECT_LIMIT`` unknowns, else LSQR); ``tol`` and ``maxiter`` apply to the iterative
-    ones. LSQR's iterate count also regularises: Poisson-gradient 256² peaks near 50 (33.17 dB)
+    ones; ``backend``: the direct solve's (``dinf.sparse_solve``: auto, pardiso, superlu). LSQR's iterate count also regularises: Poisson-gradient 256² peaks near 50 (33.17 dB)
     and drifts down as the loss keeps falling (200: 33.18, tol 1e-6: 32.84 dB).
     """
 
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, method: str = "auto",
-                 tol: float = 1e-10, maxiter: int = 2000):
+                 tol: float = 1e-10, maxiter: int = 2000, backend: str = "auto"):
         check_choice("method", method, METHODS)
+        check_backend(backend)
         check(damping >= 0, "damping", f"must be >= 0, got {damping!r}")
         check(points is None or int(points) > 0, "points", f"must be > 0, got {points!r}")
         self.points, self.damping, self.method = points, float(damping), method
-        self.tol, self.maxiter = float(tol), int(maxiter)
+        self.tol, self.maxiter, self.backend = float(tol), int(maxiter), backend
         self.info: Dict[str, Any] = {}
 
     # --- the solve -----------------------------------------------------------------------
@@ -118,14 +120,13 @@ class LeastSquares:
     def _normal_equations(self, asm: Assembly, method: str, linear: np.ndarray) -> np.ndarray:
         """``(AᵀA + λI) z = Aᵀb + g``: the stationary point of ‖Az − b‖² − 2 gᵀz."""
         A, b = asm.matrix, asm.rhs
-        AtA = (A.T @ A).tocsr()
+        AtA = normal_matrix(A)
         Atb = A.T @ b + linear
         diag = AtA.diagonal()
         lam = self.damping * float(diag.mean())
         AtA = AtA + lam * sp.identity(AtA.shape[0], format="csr")
         if method == "direct":
-            # COLAMD ordering: experiment=helmholtz_lsq runs in 31 s, 51 s with MMD_AT_PLUS_A.
-            return spla.spsolve(AtA.tocsc(), Atb, permc_spec="COLAMD")
+            return solve_spd(AtA, Atb, self.backend)
         inv = 1.0 / (diag + lam)
         M = spla.LinearOperator(AtA.shape, matvec=lambda v: inv * v)
         z, _ = spla.cg(AtA, Atb, rtol=self.tol, maxiter=self.maxiter, M=M)
@@ -143,18 +144,23 @@ def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
     """Raise ``ConfigError`` unless ``field`` and ``problem`` make a linear least-squares problem."""
     if hasattr(problem, "check_linear"):  # a config problem: linear or not depends on its equations
         problem.check_linear()
-    inner = getattr(field, "inner", field)  # a box-mapped field has a basis when the field inside has
-    if not hasattr(inner, "basis"):
-        raise ConfigError("optimizer", f"least squares needs a grid field with a basis, not {type(inner).__name__}")
-    if not isinstance(getattr(field, "decoder", None), LinearDecoder):
-        raise ConfigError("model.decoder", "least squares needs the linear decoder (model.decoder=linear)")
-    if getattr(getattr(field, "gates", None), "mode", "none") != "none":
-        raise ConfigError("model.gates", "least squares needs ungated levels (model.gates=none)")
-    if field.features < field.out_dim:
-        raise ConfigError("grid.features", f"least squares needs features >= out_dim ({field.out_dim})")
+    check_basis(field, "least squares")
     if not hasattr(problem, "linear_system"):
         raise ConfigError("optimizer", f"{type(problem).__name__} is not linear in the field: use adam or lbfgs")
 
+
+def check_basis(field: torch.nn.Module, solver: str) -> None:
+    """Raise ``ConfigError`` unless ``field`` is linear in its parameters through a basis: a grid
+    with the linear decoder and ungated levels (what ``solver`` needs)."""
+    inner = getattr(field, "inner", field)  # a box-mapped field has a basis when the field inside has
+    if not hasattr(inner, "basis"):
+        raise ConfigError("optimizer", f"{solver} needs a grid field with a basis, not {type(inner).__name__}")
+    if not isinstance(getattr(field, "decoder", None), LinearDecoder):
+        raise ConfigError("model.decoder", f"{solver} needs the linear decoder (model.decoder=linear)")
+    if getattr(getattr(field, "gates", None), "mode", "none") != "none":
+        raise ConfigError("model.gates", f"{solver} needs ungated levels (model.gates=none)")
+    if field.features < field.out_dim:
+        raise ConfigError("grid.features", f"{solver} needs features >= out_dim ({field.out_dim})")
 
 
 def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
@@ -200,15 +206,39 @@ def linear_vector(field: torch.nn.Module, system: LinearSystem) -> np.ndarray:
     return assemble(field, rows).matrix.T @ np.ones(n)
 
 
-def write_back(field: torch.nn.Module, z: np.ndarray, asm: Assembly) -> None:
+def layout(field: torch.nn.Module) -> Assembly:
+    """Where each level's columns start (``matrix`` and ``rhs`` left empty): for ``read_back``
+    and ``write_back`` without an assembly."""
+    sizes = [g.shape[:-1].numel() for g in field.grids]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    return Assembly(sp.csr_matrix((0, 0)), np.zeros(0), offsets, int(sum(sizes)))
+
+
+def read_back(field: torch.nn.Module) -> tuple:
+    """The field as node values ``z`` (float64, the columns' order) and a per-channel constant
+    ``bias``: the linear decoder folded into the levels, ``z_c = Σ_f W[c, (s, f)] · grid_s[:, f]``."""
+    asm = layout(field)
+    f, n_ch = field.features, field.out_dim
+    W = field.decoder.layer.weight.detach().double()
+    z = np.zeros((n_ch, asm.nodes))
+    for s, grid in enumerate(field.grids):
+        values = grid.detach().double().reshape(-1, f)  # [nodes of level s, F]
+        block = values @ W[:, s * f:(s + 1) * f].t()  # [nodes, C]
+        z[:, asm.offsets[s]:asm.offsets[s] + values.shape[0]] = block.t().numpy()
+    return z.reshape(-1), field.decoder.layer.bias.detach().double().numpy().copy()
+
+
+def write_back(field: torch.nn.Module, z: np.ndarray, asm: Assembly, bias: Optional[np.ndarray] = None) -> None:
     """Store node values ``z`` in the field: feature c of each level holds channel c, and the
-    linear decoder sums the levels (weight 1 on those features, 0 elsewhere, no bias)."""
+    linear decoder sums the levels (weight 1 on those features, 0 elsewhere; ``bias`` or none)."""
     f, n_ch = field.features, field.out_dim
     zt = torch.as_tensor(z).reshape(n_ch, asm.nodes)
     layer = field.decoder.layer
     with torch.no_grad():
         layer.weight.zero_()
         layer.bias.zero_()
+        if bias is not None:
+            layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
         for s, grid in enumerate(field.grids):
             count = grid.shape[:-1].numel()
             block = zt[:, asm.offsets[s] : asm.offsets[s] + count]  # [C, nodes of level s]

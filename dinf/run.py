@@ -150,6 +150,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         problem, field = build(cfg)
         opt_cfg = cfg.optimizer
         lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") else None
+        gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") else None
         if lsq is not None and opt_cfg.get("auto", False):
             try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer
                 check_linear(field, problem)
@@ -158,20 +159,24 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
                 log.info("least squares does not apply (%s); training with %s", e.detail.split(" (use ")[0],
                          str(opt_cfg.optim._target_).rsplit(".", 1)[-1])
                 lsq = None
+        if gauss_newton is not None:
+            gauss_newton.check(field, problem)
         solver = Solver(
             field,
             problem,
-            optimizer=_optimizer(cfg, field) if lsq is None else None,
+            optimizer=_optimizer(cfg, field) if lsq is None and gauss_newton is None else None,
             scheduler=_instantiate(cfg, "optimizer.scheduler") if opt_cfg.get("scheduler") else None,
             seed=cfg.seed,
-            lsq=lsq,
+            lsq=lsq if gauss_newton is None else gauss_newton,
         )
         if lsq is not None:
             check_linear(field, problem)
         loggers = build_loggers(cfg, output_dir, state, info)
         log_config(loggers, cfg, problem.metric_modes, info)
         # A least-squares run is one solve: one step, validated after it.
-        steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None else _validation_cadence(cfg.trainer)
+        # A Gauss–Newton run's steps are its solves (trainer.max_steps bounds them).
+        steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None and gauss_newton is None \
+            else _validation_cadence(cfg.trainer)
         callbacks = [CheckpointAtValidation(state.checkpoint)] if _checkpoints_on(cfg) else []
         bar = want_progress_bar(cfg.trainer.get("enable_progress_bar"))
         if not bar:

@@ -25,7 +25,8 @@ class Solver(pl.LightningModule):
 
     ``optimizer``: a partial taking the parameters (``torch.optim.Adam``, ``LBFGS``, ...);
     ``scheduler``: an optional partial taking the optimizer, stepped once per training step.
-    ``lsq``: a least-squares solver used instead of the optimizer; each step is one solve.
+    ``lsq``: a least-squares solver used instead of the optimizer; each step is one solve
+    (``dinf.lsq.LeastSquares``: the whole solve; ``dinf.gauss_newton.GaussNewton``: one step).
     ``history`` collects ``{"step", "train_time_s", **metrics}`` at every validation.
     """
 
@@ -90,6 +91,8 @@ class Solver(pl.LightningModule):
         # A resumed run's clock starts at the training time its checkpoint had reached.
         self._train_start = time.perf_counter() - self._resumed_time
         self._val_time = 0.0
+        if self.history and getattr(self.lsq, "cold_start", False):
+            self.lsq.cold_start = False  # a resumed Gauss–Newton run goes on from its checkpoint's field
         if not self.history:  # the starting point of every curve
             self.record(self.evaluate(), train_time=0.0)
             self._val_time = time.perf_counter() - self._train_start
@@ -175,10 +178,13 @@ class Solver(pl.LightningModule):
         self.last_loss = info["loss"]
         if self.first_loss is None:
             self.first_loss = info["loss_zero"]
-        logs = {f"train/lsq_{k}": float(v) for k, v in info.items() if k != "loss" and not isinstance(v, str)}
+        prefix = getattr(self.lsq, "prefix", "lsq")
+        logs = {f"train/{prefix}_{k}": float(v) for k, v in info.items() if k != "loss" and not isinstance(v, str)}
         logs["train/loss"] = info["loss"]
         logs["train/time_s"] = self.training_time()
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+        if info.get("converged"):  # a Gauss–Newton run that stopped improving ends here
+            self.trainer.should_stop = True
 
     @property
     def steps(self) -> int:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from dinf.equations import Residual, Unknowns, Vocabulary, parse
 from dinf.equations.evaluate import evaluate as evaluate_expr
+from dinf.equations.linearize import linearized_rows
 from dinf.equations.python_residual import PythonResidual
 from dinf.errors import ConfigError, check, check_int
 from dinf.geometry import Domain
@@ -227,17 +228,33 @@ class EquationProblem(Problem):
         """The loss as rows over the jet's entries; equals ``loss`` for any field (tested).
         Periodic pairs become difference rows through ``mix``."""
         self.check_linear()
+        d, order = self.in_dim, self.jet_order
+        return self._system(batch, lambda r, jet, data: r.rows(data, d, order, data[self.coords[0]]))
+
+    def linearized_system(self, batch: Batch, jet: Jet) -> LinearSystem:
+        """The rows of the loss linearised around the field's ``jet`` at ``batch.x`` (float64,
+        before exact conditions): a Gauss–Newton step solves them (``dinf.gauss_newton``). For a
+        linear problem they are ``linear_system``'s. Their squares at ``jet`` sum to ``loss``."""
+        x = batch.data["x64"].double()
+        if self.hard:
+            jet = self.hard.jet(jet, x)
+        d, order = self.in_dim, self.jet_order
+        return self._system(batch, lambda r, j, data: linearized_rows(r, j, data, d, order), jet)
+
+    def _system(self, batch: Batch, rows: Any, jet: Optional[Jet] = None) -> LinearSystem:
+        """Rows of every residual and condition, weighted as ``loss`` weighs them; ``rows(residual,
+        jet block, point data)`` gives one residual's ``coef, rhs`` (``jet`` None: linear rows)."""
         x = batch.data["x64"].double()
         normal = batch.data["normal"].double()
         blocks = self._blocks(batch)
-        d, order = self.in_dim, self.jet_order
         coefs: List[Tensor] = []
         rhss: List[Tensor] = []
         data = self._point_data(x[blocks[0]], None)
+        inner = _slice_jet(jet, blocks[0]) if jet is not None else None
         n0 = blocks[0].stop - blocks[0].start
         parts = []
         for name, r in self.residuals.items():
-            coef, rhs = r.rows(data, d, order, x[blocks[0], 0])
+            coef, rhs = rows(r, inner, data)
             w = math.sqrt(self.residual_weights[name] / max(n0, 1))
             parts.append((coef * w, rhs * w))
         coef, rhs = _concat(parts)
@@ -247,7 +264,8 @@ class EquationProblem(Problem):
         for c, block in zip(self.conditions, blocks[1:]):
             data = self._point_data(x[block], normal[block])
             m = block.stop - block.start
-            coef, rhs = _concat([r.rows(data, d, order, x[block, 0]) for r in c.residuals])
+            cj = _slice_jet(jet, block) if jet is not None else None
+            coef, rhs = _concat([rows(r, cj, data) for r in c.residuals])
             if c.kind == "periodic":
                 pairs.append((block.start, m // 2))
                 m //= 2
@@ -473,7 +491,10 @@ def _pair_rows(rhs: Tensor, pairs: List[Tuple[int, int]]) -> Tuple[Tensor, None,
         vals.append(-torch.ones(int(paired.sum()), dtype=rhs.dtype))
     mix = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
                                   (r * e, n * e), check_invariants=False).coalesce()
-    return rhs[kept], None, mix.to(rhs.device)
+    # A pair's right side is the difference of its points' sides (zero for linear periodic rows;
+    # not for rows linearised around a jet, where each side is coef·J₀ − r(J₀)).
+    measured = torch.sparse.mm(mix, rhs.reshape(-1, 1)).reshape(r, e)
+    return measured, None, mix.to(rhs.device)
 
 
 def _slice_jet(jet: Jet, s: slice) -> Jet:

@@ -1,0 +1,85 @@
+"""Direct solves of the symmetric positive definite normal equations ``(AᵀA + μI) z = b``.
+
+Intel's PARDISO (``pip install pypardiso``, x86-64) when it is installed, else scipy's SuperLU.
+PARDISO factorises SPD matrices by a supernodal Cholesky on a nested-dissection ordering; SuperLU
+does a general LU. On a Gauss–Newton step of NS2d-C (64² cells, 15 k unknowns, 4.8 M nonzeros in
+AᵀA) PARDISO takes 0.56 s and SuperLU 16.4 s, agreeing to 6e-12 (``experiments/bench_sparse.py``).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+BACKENDS = ("auto", "pardiso", "superlu")
+
+
+def pardiso_available() -> bool:
+    """Whether pypardiso (and its MKL) can be imported."""
+    if importlib.util.find_spec("pypardiso") is None:
+        return False
+    try:
+        import pypardiso  # noqa: F401 - loads MKL; fails when the library is missing
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def backend_for(name: str = "auto") -> str:
+    """The backend ``name`` resolves to (``auto``: PARDISO when available)."""
+    if name not in BACKENDS:
+        raise ValueError(f"no sparse backend {name!r} ({', '.join(BACKENDS)})")
+    if name == "auto":
+        return "pardiso" if pardiso_available() else "superlu"
+    if name == "pardiso" and not pardiso_available():
+        raise ImportError("the pardiso backend needs pypardiso: pip install pypardiso (x86-64)")
+    return name
+
+
+def check_backend(name: str) -> None:
+    """Raise a one-line ``ConfigError`` for an unknown backend or a missing PARDISO."""
+    from dinf.errors import ConfigError
+
+    if name not in BACKENDS:
+        raise ConfigError("backend", f"{name!r} is not one of {', '.join(BACKENDS)}")
+    if name == "pardiso" and not pardiso_available():
+        raise ConfigError("backend", 'pardiso needs pypardiso: pip install -e ".[pardiso]" (x86-64)')
+
+
+def solve_spd(M: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarray:
+    """``M⁻¹ b`` for a symmetric positive definite sparse ``M``."""
+    if backend_for(backend) == "pardiso":
+        import pypardiso
+
+        solver = pypardiso.PyPardisoSolver(mtype=2)  # real SPD: reads the upper triangle
+        solver.set_statistical_info_off()
+        x = solver.solve(sp.triu(M, format="csr"), np.asarray(b, dtype=np.float64))
+        solver.free_memory(everything=True)
+        return x
+    # COLAMD ordering: experiment=helmholtz_lsq runs in 31 s, 51 s with MMD_AT_PLUS_A.
+    return spla.spsolve(sp.csc_matrix(M), b, permc_spec="COLAMD")
+
+
+def normal_matrix(A: sp.csr_matrix, threads: int = 0) -> sp.csr_matrix:
+    """``AᵀA`` summed over row blocks in threads (scipy's product releases the GIL): 6.6 s
+    against 10.3 s on 2 cores for a 197 k × 20 k ``A`` with 28 M nonzeros (NS2d-C, 64², 2 levels)."""
+    threads = threads or min(os.cpu_count() or 1, 4)
+    n = A.shape[0]
+    if threads <= 1 or n < 10_000:
+        return (A.T @ A).tocsr()
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+
+    def block(k: int) -> sp.csr_matrix:
+        part = A[bounds[k]:bounds[k + 1]]
+        return (part.T.tocsr() @ part).tocsr()
+
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(block, range(threads)))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total.tocsr()
