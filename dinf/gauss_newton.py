@@ -31,7 +31,8 @@ from dinf.equations.residual import jet_width
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
 from dinf.linear import LinearSystem, mix_matrix
-from dinf.lsq import DIRECT_LIMIT, assemble, cells_total, check_basis, layout, read_back, write_back
+from dinf.lsq import DIRECT_LIMIT, cells_total, check_basis, read_back, write_back
+from dinf.node_jets import NodeJets, random_jet
 from dinf.sparse_solve import check_backend, normal_matrix, solve_spd
 
 METHODS = ("auto", "direct", "cg", "lsqr")
@@ -181,16 +182,12 @@ class GaussNewton:
 
 
 class _State:
-    """What the steps share: the points, the jet-entry matrix ``E``, the node values and ``λ``."""
+    """What the steps share: the points, their jets in the node values (``NodeJets``), the
+    linearisation at the current jet, and ``λ``."""
 
     def __init__(self, field: torch.nn.Module, problem: torch.nn.Module, batch: Any, lam: float):
         self.problem, self.batch, self.lam = problem, batch, lam
-        self.layout = layout(field)
-        self.out_dim, self.dim = field.out_dim, field.in_dim
-        self.width = jet_width(problem.jet_order, self.dim)
-        self.x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
-        self.z = np.zeros(self.layout.nodes * self.out_dim)
-        self.bias = np.zeros(self.out_dim)
+        self.x = x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
         self.steps = 0
         self.method = "direct"
         self.jet: Optional[Jet] = None
@@ -200,22 +197,20 @@ class _State:
         self._fixed = None if hasattr(problem, "linearized_system") else problem.linear_system(batch)
         # The jet entries (channel, entry) the loss reads: the pattern of a linearisation at a
         # random jet (a linear problem's rows do not depend on it).
-        probe = self.linearize(_random_jet(self.x.shape[0], self.out_dim, self.dim, self.width))
+        width = jet_width(problem.jet_order, field.in_dim)
+        probe = self.linearize(random_jet(x.shape[0], field.out_dim, field.in_dim, width))
         used = probe.coef.abs().amax(dim=(0, 1)) > 0  # [C, A]
         if probe.linear is not None:
             used |= probe.linear.abs().amax(dim=0) > 0
-        self.used: List[Tuple[int, int]] = [tuple(ca) for ca in torch.nonzero(used).tolist()]
-        if not self.used:
-            raise ConfigError("pde", "the loss reads no entry of the field's jet")
         self.has_linear = probe.linear is not None
-        n, u = self.x.shape[0], len(self.used)
-        one_hot = torch.zeros(n, u, self.out_dim, self.width, dtype=torch.float64)
-        for k, (c, a) in enumerate(self.used):
-            one_hot[:, k, c, a] = 1.0
-        rows = LinearSystem(self.x, one_hot, torch.zeros(n, u, dtype=torch.float64))
-        with torch.no_grad():
-            self.entries = assemble(field, rows).matrix  # [N·U, columns]: J = E z
+        self.nodes = NodeJets(field, x, problem.jet_order, used)
+        self.layout, self.used, self.entries = self.nodes.layout, self.nodes.used, self.nodes.entries
+        self.z = np.zeros(self.entries.shape[1])
+        self.bias = np.zeros(field.out_dim)
         self._mix = None
+
+    def jet_at(self, z: np.ndarray) -> Jet:
+        return self.nodes.jet_at(z, self.bias)
 
     def linearize(self, jet: Jet) -> LinearSystem:
         """The problem's rows linearised at ``jet`` (a linear problem's own rows)."""
@@ -223,21 +218,6 @@ class _State:
             return self._fixed
         with torch.no_grad():
             return self.problem.linearized_system(self.batch, jet)
-
-    def jet_at(self, z: np.ndarray) -> Jet:
-        """The field's jet at the points for node values ``z`` (float64; unread entries zero)."""
-        n, c, d = self.x.shape[0], self.out_dim, self.dim
-        values = torch.as_tensor(self.entries @ z).reshape(n, len(self.used))
-        full = torch.zeros(n, c, self.width, dtype=torch.float64)
-        for k, (ch, a) in enumerate(self.used):
-            full[:, ch, a] = values[:, k]
-        full[:, :, 0] += torch.as_tensor(self.bias)[None, :]
-        grad = full[:, :, 1:1 + d] if self.width > 1 else None
-        hess = None
-        if self.width > 1 + d:
-            hess = full[:, :, 1 + d:].reshape(n, c, d, d)
-            hess = torch.where(hess != 0, hess, hess.transpose(-1, -2))  # an unread mixed entry: its twin
-        return Jet(full[:, :, 0], grad, hess)
 
     def jacobian(self, system: LinearSystem) -> sp.csr_matrix:
         """``A = mix · diag(coef) · E``: the residual rows' derivatives in the node values."""
@@ -261,14 +241,3 @@ class _State:
             return np.zeros(self.entries.shape[1])
         lin = torch.stack([system.linear.double()[:, c, a] for c, a in self.used], -1).reshape(-1).numpy()
         return self.entries.T @ lin
-
-
-def _random_jet(n: int, c: int, d: int, width: int) -> Jet:
-    g = torch.Generator().manual_seed(12345)
-    value = torch.randn(n, c, generator=g, dtype=torch.float64)
-    grad = torch.randn(n, c, d, generator=g, dtype=torch.float64) if width > 1 else None
-    hess = None
-    if width > 1 + d:
-        h = torch.randn(n, c, d, d, generator=g, dtype=torch.float64)
-        hess = h + h.transpose(-1, -2)
-    return Jet(value, grad, hess)

@@ -151,6 +151,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         opt_cfg = cfg.optimizer
         lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") else None
         gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") else None
+        if opt_cfg.get("newton"):  # Newton on an energy: the same kind of stepping solver
+            gauss_newton = _instantiate(cfg, "optimizer.newton")
         if lsq is not None and opt_cfg.get("auto", False):
             try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer
                 check_linear(field, problem)

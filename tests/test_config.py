@@ -41,10 +41,11 @@ def test_optimizers_build(optimizer):
     import torch
 
     cfg = compose_cfg([f"optimizer={optimizer}"])
-    if cfg.optimizer.get("gauss_newton"):  # a solver: its steps are linearised solves
+    if cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton"):  # a solver: its steps are solves
         from dinf.gauss_newton import GaussNewton
 
-        assert isinstance(instantiate(cfg.optimizer.gauss_newton), GaussNewton)
+        node = cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton")
+        assert isinstance(instantiate(node), GaussNewton)  # Newton is one too
         assert cfg.optimizer.optim is None and cfg.optimizer.lsq is None
         return
     if cfg.optimizer.get("lsq"):  # a solver, not a torch optimizer (auto: also one to fall back on)
@@ -79,11 +80,12 @@ def test_experiments_compose(experiment):
         from dinf.run import build
 
         check_linear(*reversed(build(cfg)))
-    elif cfg.optimizer.get("gauss_newton"):  # a few solves on a problem and grid it applies to
+    elif cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton"):  # a few solves that apply
         from dinf.gauss_newton import GaussNewton
+        from dinf.newton import Newton
         from dinf.run import build
 
-        GaussNewton().check(*reversed(build(cfg)))
+        (GaussNewton if cfg.optimizer.get("gauss_newton") else Newton)().check(*reversed(build(cfg)))
         assert cfg.trainer.max_steps <= 50
     elif not experiment.startswith(("ablation_", "compare_plate")):  # CPU-sized sweeps
         assert cfg.trainer.max_steps > 1000  # paper-sized

@@ -129,6 +129,14 @@ class Cloth(Problem):
             "gravity": self.weight * u.value[:, 1],
         }
 
+    energy_measure = AREA  # the loss is energy_measure · mean(energy_density): what Newton minimises
+
+    def energy_density(self, jet: Jet, x: Tensor) -> Tensor:
+        """The total energy per unit reference area ``[N]`` at points ``x`` for the field's jet."""
+        x = x.to(jet.value.dtype)
+        dens = self.energy_densities(self.displacement_jet(jet, x))
+        return dens["membrane"] + dens["bending"] + dens["gravity"] + self.weight * x[:, 1]
+
     def _energies(self, jet: Jet, x: Tensor) -> Dict[str, Tensor]:
         dens = self.energy_densities(self.displacement_jet(jet, x))
         # The reference's own height ξ2 adds a constant to the gravity energy; it is kept so
