@@ -12,15 +12,16 @@ then searches along ``δ`` (halving until the objective falls). ``μ ‖z‖²``
 least squares (``damping``, relative to ``m`` at the start): the levels overlap, so the loss has
 directions it barely sees, and without it the steps drift along them (NS2d-C, 32² cells: L2RE
 1.0e-2 after 3 steps, then 0.27 after 12 while the loss kept falling). ``λ`` is Levenberg–
-Marquardt's: it adapts by the ratio of the actual to the predicted decrease. A linear problem (``linear_system``, or a linearisation that does not
-depend on the jet) is solved by the first step, to what ``optimizer=lsq`` gives.
+Marquardt's: it adapts by the ratio of the actual to the predicted decrease. A linear problem
+(``linear_system``, or a linearisation that does not depend on the jet) is solved by the first
+step, to what ``optimizer=lsq`` gives.
 
 The points are drawn once: the steps minimise one loss, so each step's decrease is real.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,8 +45,9 @@ class GaussNewton:
     ``points``: collocation points, drawn once (default 16 per finest-level cell, as least
     squares). ``damping``: the Tikhonov weight on the node values, as least squares' (relative to
     the mean diagonal of AᵀA at the start). ``lm``: the initial Levenberg–Marquardt ``λ`` on the
-    step, relative to the mean diagonal. ``method``: the inner solve, as in ``dinf.lsq.LeastSquares`` (``auto``: direct up to
-    ``DIRECT_LIMIT`` unknowns, else LSQR, which damps the column-scaled system). ``rtol``: stop when
+    step, relative to the mean diagonal. ``method``: the inner solve, as in
+    ``dinf.lsq.LeastSquares`` (``auto``: direct up to ``DIRECT_LIMIT`` unknowns, else LSQR, which
+    damps the column-scaled system). ``rtol``: stop when
     a step lowers the loss by less than this fraction. ``halvings``: line-search halvings before
     the step is refused and ``λ`` raised. ``cold_start``: start from the zero field (else from the
     field as it is, e.g. after Adam). ``backend``: the direct solve's (auto, pardiso, superlu).
@@ -53,8 +55,8 @@ class GaussNewton:
 
     prefix = "gn"
 
-    def __init__(self, points: Optional[int] = None, damping: float = 1e-10, lm: float = 1e-6, method: str = "auto",
-                 tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
+    def __init__(self, points: Optional[int] = None, damping: float = 1e-10, lm: float = 1e-6,
+                 method: str = "auto", tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
                  cold_start: bool = True, backend: str = "auto"):
         check_choice("method", method, METHODS)
         check_backend(backend)
@@ -103,30 +105,24 @@ class GaussNewton:
         Ad = A @ delta
         predicted = float(np.sum((r0 + Ad) ** 2) - np.sum(r0**2) - 2.0 * g @ delta
                           + st.mu * (2.0 * st.z @ delta + delta @ delta))
-        alpha, accepted = 1.0, None
-        for _ in range(self.halvings + 1):
-            z1 = st.z + alpha * delta
+
+        def evaluate(z1: np.ndarray) -> Tuple[float, Any]:
             jet1 = st.jet_at(z1)
             system1 = st.linearize(jet1)
             loss1 = float(system1.loss(jet1))
-            objective1 = loss1 + st.mu * float(z1 @ z1)
-            if np.isfinite(objective1) and objective1 < st.objective:
-                accepted = (z1, jet1, system1, loss1, objective1)
-                break
-            alpha *= 0.5
-        t4 = time.perf_counter()
+            return loss1 + st.mu * float(z1 @ z1), (jet1, system1, loss1)
+
         before = st.objective
-        if accepted is None:  # no decrease along δ: a shorter, more gradient-like step next time
-            st.lam = max(lam, 1e-12) * 10.0
-            alpha, decrease = 0.0, 0.0
-        else:
-            st.z, st.jet, st.system, st.loss, st.objective = accepted
-            decrease = before - st.objective
-            gain = decrease / max(-predicted, 1e-300) if alpha == 1.0 else 0.0
-            st.lam = lam / 3.0 if gain > 0.75 else (lam * 2.0 if gain < 0.25 else lam)
+        alpha, z1, objective1, payload = line_search(evaluate, st.z, delta, before, self.halvings)
+        t4 = time.perf_counter()
+        decrease = before - objective1
+        st.lam = next_lm(lam, alpha, decrease, predicted)
+        if z1 is not None:
+            st.z, st.objective = z1, objective1
+            st.jet, st.system, st.loss = payload
             write_back(field, st.z, st.layout, st.bias)
         st.steps += 1
-        converged = accepted is not None and decrease <= self.rtol * before
+        converged = z1 is not None and decrease <= self.rtol * before
         self.info = {"loss": st.loss, "loss_zero": st.loss_start, "step": alpha, "lm": lam,
                      "inner_iterations": inner, "assemble_s": t2 - t1 + (t1 - t0), "solve_s": t3 - t2,
                      "line_search_s": t4 - t3, "rows": A.shape[0], "unknowns": A.shape[1], "nnz": A.nnz,
@@ -179,6 +175,30 @@ class GaussNewton:
         out, _ = spla.cg(M, rhs, rtol=self.tol, maxiter=self.maxiter, callback=counted,
                          M=spla.LinearOperator(M.shape, matvec=lambda v: inv * v))
         return out, count[0]
+
+
+def line_search(evaluate: Callable[[np.ndarray], Tuple[float, Any]], z: np.ndarray, delta: np.ndarray,
+                current: float, halvings: int) -> Tuple[float, Optional[np.ndarray], float, Any]:
+    """Halve the step along ``delta`` until ``evaluate(z + α δ)``'s objective falls below
+    ``current``: ``(α, z + α δ, objective, payload)``, or ``(0, None, current, None)``."""
+    alpha = 1.0
+    for _ in range(halvings + 1):
+        z1 = z + alpha * delta
+        objective, payload = evaluate(z1)
+        if np.isfinite(objective) and objective < current:
+            return alpha, z1, objective, payload
+        alpha *= 0.5
+    return 0.0, None, current, None
+
+
+def next_lm(lam: float, alpha: float, decrease: float, predicted: float) -> float:
+    """Levenberg–Marquardt's ``λ`` after a step: ×10 when no step was taken (a shorter, more
+    gradient-like one next time), ÷3 when a full step gained > 3/4 of the predicted decrease, ×2
+    when it gained < 1/4 or needed halving."""
+    if alpha == 0.0:
+        return max(lam, 1e-12) * 10.0
+    gain = decrease / max(-predicted, 1e-300) if alpha == 1.0 else 0.0
+    return lam / 3.0 if gain > 0.75 else (lam * 2.0 if gain < 0.25 else lam)
 
 
 class _State:

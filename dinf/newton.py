@@ -13,7 +13,7 @@ solves, Tikhonov term, Levenberg–Marquardt ``λ`` and line search.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from dinf.equations.residual import jet_width
 from dinf.errors import ConfigError
-from dinf.gauss_newton import GaussNewton
+from dinf.gauss_newton import GaussNewton, line_search, next_lm
 from dinf.jet import Jet
 from dinf.lsq import cells_total, check_basis, read_back, write_back
 from dinf.node_jets import NodeJets, random_jet
@@ -65,26 +65,19 @@ class Newton(GaussNewton):
         t2 = time.perf_counter()
         Ad = A @ delta
         predicted = float(grad @ delta + 0.5 * Ad @ Ad + st.mu * (st.z @ delta + 0.5 * delta @ delta))
-        alpha, accepted = 1.0, None
-        for _ in range(self.halvings + 1):
-            z1 = st.z + alpha * delta
-            e1 = st.total(z1)
-            o1 = e1 + st.mu * float(z1 @ z1)
-            if np.isfinite(o1) and o1 < objective:
-                accepted = (z1, e1, o1)
-                break
-            alpha *= 0.5
+
+        def evaluate(z1: np.ndarray) -> Tuple[float, float]:
+            energy = st.total(z1)
+            return energy + st.mu * float(z1 @ z1), energy
+
+        alpha, z1, objective1, energy1 = line_search(evaluate, st.z, delta, objective, self.halvings)
         t3 = time.perf_counter()
-        if accepted is None:
-            st.lam = max(lam, 1e-12) * 10.0
-            alpha, decrease = 0.0, 0.0
-        else:
-            st.z, st.energy, o1 = accepted
-            decrease = objective - o1
-            gain = decrease / max(-predicted, 1e-300) if alpha == 1.0 else 0.0
-            st.lam = lam / 3.0 if gain > 0.75 else (lam * 2.0 if gain < 0.25 else lam)
+        decrease = objective - objective1
+        st.lam = next_lm(lam, alpha, decrease, predicted)
+        if z1 is not None:
+            st.z, st.energy = z1, energy1
             write_back(field, st.z, st.nodes.layout, st.bias)
-        converged = accepted is not None and decrease <= self.rtol * abs(objective)
+        converged = z1 is not None and decrease <= self.rtol * abs(objective)
         self.info = {"loss": st.energy, "loss_zero": st.loss_start, "step": alpha, "lm": lam,
                      "assemble_s": t1 - t0, "solve_s": t2 - t1, "line_search_s": t3 - t2,
                      "unknowns": A.shape[1], "nnz": AtA.nnz, "method": "direct", "converged": converged}

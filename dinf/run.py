@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import re
-import sys
 import time
 import traceback
 from typing import Any, Dict, Iterable, List, Optional, Tuple

@@ -164,9 +164,10 @@ def _kernel_points(seed: int = 7) -> torch.Tensor:
 
 
 @numba_only
-@pytest.mark.parametrize("edge", ["pad", "clamp"])
+@pytest.mark.parametrize("edge", ["pad", pytest.param("clamp", marks=pytest.mark.slow)])
 # Each case compiles its own kernel specialisation on a fresh machine (15-28 s each in a fresh
-# CI): two cover orders 1 and 2 with per-axis resolutions by default, the rest run with -m slow.
+# CI): two cover orders 1 and 2 with per-axis resolutions and edge padding by default; the rest
+# (clamped edges, other orders, ρ and features) run with -m slow, which .ci/run runs too.
 @pytest.mark.parametrize("order,rho,features,resolution", [
     pytest.param(0, 1, 1, 8, marks=pytest.mark.slow),
     (1, 2, 3, [8, 4, 16]),

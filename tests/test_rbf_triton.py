@@ -33,6 +33,8 @@ in_process = pytest.mark.skipif(not INTERPRETING, reason="triton was imported wi
                                 "test_in_subprocess runs these")
 
 
+# 58 s in a fresh CI (21 s warm): with -m slow, which .ci/run runs after the default tests.
+@pytest.mark.slow
 @pytest.mark.skipif(INTERPRETING, reason="the interpreter is on: the tests run in this process")
 def test_in_subprocess():
     env = dict(os.environ, TRITON_INTERPRET="1")
