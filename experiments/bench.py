@@ -3,7 +3,8 @@
 Runs each method through the library as ``train.py`` does (``dinf.run.train`` on a composed
 config) on Poisson from gradients (256²; and with ``pde.sobel_smoothing``, the measurement
 model of its Sobel targets), Poisson from the Laplacian (256², ∂∞-Grid with 4 levels as in the
-paper) and Helmholtz (k = 20, point source with a PML). Methods:
+paper), Helmholtz (k = 20, point source with a PML) and two nonlinear PINNacle problems,
+Burgers1d-C and NS2d-C (``--problems burgers1d,ns2d_c``). Methods:
 
 * ``dinf`` (∂∞-Grid, Adam, closed-form jets), ``siren``, ``linear_grid``: each trained for a
   wall-clock budget (Lightning's ``max_time``, which counts validation too; the tables report
@@ -11,7 +12,8 @@ paper) and Helmholtz (k = 20, point source with a PML). Methods:
 * ``dinf-ref``: ∂∞-Grid computed as the paper's reference code does (indexed neighbours,
   autograd double backward), a few dozen steps, for its time per iteration only;
 * ``dinf-lsq``: one least-squares solve (50 LSQR iterations for Poisson, ``experiment=
-  helmholtz_lsq`` for Helmholtz), on the CPU (scipy); its time includes assembly.
+  helmholtz_lsq`` for Helmholtz), on the CPU (scipy); its time includes assembly. On the
+  nonlinear problems, Gauss–Newton's solves (``experiment=pinnacle_<problem>_gn``).
 
 Per (problem, method): s/iteration, peak memory (CPU: growth of the resident set's high-water
 mark; GPU: ``max_memory_allocated``), parameters, final and best primary metric (PSNR, higher is
@@ -25,8 +27,9 @@ time Adam needs for the solve's quality. Written to ``--out`` (default ``bench_r
 <date-time>/``): ``bench.json`` (rows with histories, ratios, machine, command; rewritten after
 every run), ``bench.md``, and each run's folder (``metrics.json``, pictures).
 
-Modes: ``--quick`` (default on a CPU; all 4 × 5 in ~9 min on 2 idle cores: grids 20 s, SIREN
-45 s, reference-style 20 steps, at 16 384 points per step), ``--full`` (default on a GPU:
+Modes: ``--quick`` (default on a CPU; the four linear problems × 5 methods in ~9 min on 2 idle
+cores, the two nonlinear ones 6 min more: grids 20 s, SIREN 45 s, reference-style 20 steps, at
+16 384 points per step), ``--full`` (default on a GPU:
 65 536 points per step, the paper's SIREN per problem, grids 120 s, SIREN 600 s: ~1 h),
 ``--smoke`` (32² problems, 4 steps: seconds; what the test runs). OMP_WAIT_POLICY is PASSIVE
 unless set: numba's spinning OpenMP workers otherwise slow the PyTorch method that follows.
@@ -86,6 +89,9 @@ PROBLEMS: Dict[str, Problem] = {
                                  ["siren.hidden=512"]),
     "helmholtz": Problem(["pde=helmholtz"], [0.5, 0.1, 0.05], ["experiment=helmholtz_lsq"],
                          ["siren.hidden=512", "siren.layers=4", "siren.lr=2e-5"]),
+    # Nonlinear (PINNacle's): Adam on the presets' grids against Gauss–Newton's experiments.
+    "burgers1d": Problem(["experiment=pinnacle_burgers1d"], [0.2, 0.1, 0.05], ["experiment=pinnacle_burgers1d_gn"]),
+    "ns2d_c": Problem(["experiment=pinnacle_ns2d_c"], [0.1, 0.03, 0.01], ["experiment=pinnacle_ns2d_c_gn"]),
 }
 METHODS: Dict[str, List[str]] = {
     "dinf": ["model=dinf"],

@@ -26,7 +26,7 @@ from dinf.run import jsonable  # noqa: F401  (re-exported: bench.py writes bench
 
 History = Sequence[Dict[str, Any]]
 LABELS = {"dinf": "∂∞-Grid", "dinf-ref": "reference-style", "siren": "SIREN",
-          "linear_grid": "linear grid", "dinf-lsq": "least squares"}
+          "linear_grid": "linear grid", "dinf-lsq": "least squares / Gauss–Newton"}
 
 
 # --- curves ---------------------------------------------------------------------------------
