@@ -3,7 +3,8 @@
 Intel's PARDISO (``pip install pypardiso``, x86-64) when it is installed, else scipy's SuperLU.
 PARDISO factorises SPD matrices by a supernodal Cholesky on a nested-dissection ordering; SuperLU
 does a general LU. On a Gauss–Newton step of NS2d-C (64² cells, 15 k unknowns, 4.8 M nonzeros in
-AᵀA) PARDISO takes 0.56 s and SuperLU 16.4 s, agreeing to 6e-12 (``experiments/bench_sparse.py``).
+AᵀA) PARDISO takes 0.88–0.98 s and SuperLU 14.8–15.5 s, agreeing to 5e-12
+(``python experiments/bench_sparse.py``, two runs).
 """
 from __future__ import annotations
 
