@@ -242,13 +242,7 @@ class _State:
     def jacobian(self, system: LinearSystem) -> sp.csr_matrix:
         """``A = mix · diag(coef) · E``: the residual rows' derivatives in the node values."""
         coef = system.coef.double()
-        n, e = coef.shape[:2]
-        u = len(self.used)
-        vals = torch.stack([coef[:, :, c, a] for c, a in self.used], -1)  # [N, E, U]
-        cols = (torch.arange(n)[:, None, None] * u + torch.arange(u)[None, None, :]).expand(n, e, u)
-        indptr = np.arange(0, n * e * u + 1, u, dtype=np.int64)
-        D = sp.csr_matrix((vals.reshape(-1).numpy(), cols.reshape(-1).numpy(), indptr), shape=(n * e, n * u))
-        A = (D @ self.entries).tocsr()
+        A = self.nodes.combine(torch.stack([coef[:, :, c, a] for c, a in self.used], -1))  # [N, E, U] weights
         if system.mix is not None:
             if self._mix is None:
                 self._mix = mix_matrix(system)

@@ -49,8 +49,9 @@ class LeastSquares:
     the normal equations), ``cg`` (Jacobi-preconditioned conjugate gradients on them),
     ``lsqr`` (matrix-free LSQR on the column-scaled A, never forming AᵀA) or ``auto`` (direct
     up to ``DIRECT_LIMIT`` unknowns, else LSQR); ``tol`` and ``maxiter`` apply to the iterative
-    ones; ``backend``: the direct solve's (``dinf.sparse_solve``: auto, pardiso, superlu). LSQR's iterate count also regularises: Poisson-gradient 256² peaks near 50 (33.17 dB)
-    and drifts down as the loss keeps falling (200: 33.18, tol 1e-6: 32.84 dB).
+    ones; ``backend``: the direct solve's (``dinf.sparse_solve``: auto, pardiso, superlu).
+    LSQR's iterate count also regularises: Poisson-gradient 256² peaks near 50 (33.17 dB) and
+    drifts down as the loss keeps falling (200: 33.18, tol 1e-6: 32.84 dB).
     """
 
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, method: str = "auto",

@@ -137,11 +137,6 @@ class _EnergyState:
         """The gradient ``Eᵀg`` and ``A`` with ``AᵀA = Eᵀ H₊ E`` (``H₊``: each point's Hessian,
         projected onto the positive semi-definite matrices)."""
         g, H = self.point_derivatives(z)
-        n, u = g.shape
         lam, Q = torch.linalg.eigh(H)
         L = lam.clamp(min=0.0).sqrt()[:, :, None] * Q.transpose(1, 2)  # H₊ = LᵀL
-        cols = torch.arange(n * u).reshape(n, u)[:, None, :].expand(n, u, u)
-        block = sp.csr_matrix((L.reshape(-1).numpy(), cols.reshape(-1).numpy(),
-                               np.arange(0, n * u * u + 1, u)), shape=(n * u, n * u))
-        A = (block @ self.nodes.entries).tocsr()
-        return self.nodes.entries.T @ g.reshape(-1).numpy(), A
+        return self.nodes.entries.T @ g.reshape(-1).numpy(), self.nodes.combine(L)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -39,6 +40,15 @@ class NodeJets:
         rows = LinearSystem(x, one_hot, torch.zeros(n, u, dtype=torch.float64))
         with torch.no_grad():
             self.entries = assemble(field, rows).matrix  # [N·U, columns]: J = E z
+
+    def combine(self, weights: Tensor) -> sp.csr_matrix:
+        """``blockdiag(weights) · E`` ``[N·R, columns]``: ``R`` rows per point, each a combination
+        of that point's read entries (``weights`` ``[N, R, U]``, float64)."""
+        n, r, u = weights.shape
+        cols = (torch.arange(n)[:, None, None] * u + torch.arange(u)[None, None, :]).expand(n, r, u)
+        indptr = np.arange(0, n * r * u + 1, u, dtype=np.int64)
+        block = sp.csr_matrix((weights.reshape(-1).numpy(), cols.reshape(-1).numpy(), indptr), shape=(n * r, n * u))
+        return (block @ self.entries).tocsr()
 
     def jet_at(self, z: np.ndarray, bias: Optional[np.ndarray] = None) -> Jet:
         """The field's jet at the points for node values ``z`` (float64; unread entries zero)."""
