@@ -114,6 +114,17 @@ def test_model_lr_defaults_follow_the_paper():
     assert compose_cfg(["model=dinf"]).optimizer.optim.lr == pytest.approx(5e-3)
 
 
+@pytest.mark.parametrize("model, exact", [("dinf", True), ("linear_grid", True), ("siren", False),
+                                          ("pinnacle_mlp", False), ("mlp", False)])
+def test_preset_exact_conditions_are_for_the_grids(model, exact):
+    """Heat2d-MS's preset makes its conditions exact for the grid models; the networks keep soft
+    ones, as PINNacle trains them, and build with the conditions as loss terms."""
+    cfg = compose_cfg(["experiment=pinnacle_heat2d_ms", f"model={model}", "pde.batch_size=256"])
+    problem, _ = build(cfg)
+    assert bool(problem.hard) is exact
+    assert {c.name for c in problem.conditions} == (set() if exact else {"initial", "walls"})
+
+
 @pytest.mark.parametrize(
     "overrides, key, words",
     [

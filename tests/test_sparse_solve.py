@@ -55,3 +55,67 @@ def test_missing_pardiso_is_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="pardiso needs pypardiso"):
         GaussNewton(backend="pardiso")
     assert sparse_solve.backend_for("auto") == "superlu"
+
+
+def _grouped_rows(seed=0, groups=300, cols=3_000, k=40):
+    """Rows in groups that share one sorted column set (as a cell's collocation points do),
+    shuffled, with some rows of their own."""
+    rng = np.random.default_rng(seed)
+    sets = [np.sort(rng.choice(cols, k, replace=False)) for _ in range(groups)]
+    rows = [(s, rng.standard_normal(k)) for s in sets for _ in range(rng.integers(1, 30))]
+    rows += [(np.sort(rng.choice(cols, 7, replace=False)), rng.standard_normal(7)) for _ in range(50)]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    indptr = np.cumsum([0] + [len(c) for c, _ in rows])
+    A = sp.csr_matrix((np.concatenate([v for _, v in rows]), np.concatenate([c for c, _ in rows]), indptr),
+                      shape=(len(rows), cols))
+    return A
+
+
+def test_grouped_normal_matrix_equals_the_plain_product():
+    from dinf.gram import MIN_ROWS_PER_GROUP, groups, normal_matrix_grouped
+
+    A = _grouped_rows()
+    order, bounds = groups(A)
+    assert order.size >= MIN_ROWS_PER_GROUP * (bounds.size - 1) and bounds.size - 1 <= 350 and sorted(order) == list(range(A.shape[0]))
+    M = normal_matrix_grouped(A)
+    assert M is not None
+    plain = (A.T @ A).tocsr()
+    assert abs(M - plain).max() < 1e-12 * abs(plain).max()
+    assert (M != M.T).nnz == 0
+    # Unsorted columns within rows and an empty row give the same product.
+    B = sp.vstack([A, sp.csr_matrix((1, A.shape[1]))]).tocsr()
+    B.indices, B.data = B.indices.copy(), B.data.copy()
+    for r in range(0, B.shape[0] - 1, 3):
+        lo, hi = B.indptr[r], B.indptr[r + 1]
+        B.indices[lo:hi], B.data[lo:hi] = B.indices[lo:hi][::-1].copy(), B.data[lo:hi][::-1].copy()
+    B.has_sorted_indices = False
+    assert abs(normal_matrix(B) - plain).max() < 1e-12 * abs(plain).max()
+
+
+def test_grouped_normal_matrix_declines_rows_of_their_own():
+    from dinf.gram import normal_matrix_grouped
+
+    A = sp.random(2_000, 500, density=0.02, format="csr", random_state=np.random.default_rng(3))
+    assert normal_matrix_grouped(A) is None  # every row its own group: the plain product is cheaper
+    assert abs(normal_matrix(A) - (A.T @ A)).max() < 1e-12
+
+
+def test_least_squares_matrix_from_groups_equals_the_plain_product():
+    """On an assembled config problem (Poisson2d-C, holes, soft conditions): the rows of one cell share
+    their columns, so the grouped path applies, and it equals scipy's product."""
+    import torch
+
+    from helpers import compose_cfg
+    from dinf.gram import MIN_ROWS_PER_GROUP, groups
+    from dinf.lsq import assemble
+    from dinf.run import build
+
+    cfg = compose_cfg(["pde=poisson2d_c", "kernel=gaussian_wide", "grid.levels=1", "grid.resolution=16"])
+    problem, field = build(cfg)
+    batch = problem.sample(8_000, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        A = assemble(field, problem.linear_system(batch)).matrix
+    order, bounds = groups(A.sorted_indices())
+    assert A.shape[0] >= MIN_ROWS_PER_GROUP * (bounds.size - 1)  # the grouped path applies
+    plain = (A.T @ A).tocsr()
+    assert abs(normal_matrix(A) - plain).max() < 1e-12 * abs(plain).max()
