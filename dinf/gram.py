@@ -77,6 +77,14 @@ def normal_matrix_grouped(A: sp.csr_matrix) -> Optional[sp.csr_matrix]:
     return (upper + sp.triu(upper, k=1, format="csr").T).tocsr()
 
 
+def warm_up() -> None:
+    """Compile the kernels (about 9 s on a fresh machine, then cached on disk) on a tiny matrix,
+    so that a solve's timing does not include it."""
+    if AVAILABLE:
+        rows = MIN_ROWS_PER_GROUP * 2
+        normal_matrix_grouped(sp.csr_matrix(np.ones((int(rows), 3))))
+
+
 if AVAILABLE:
 
     @njit(cache=True)

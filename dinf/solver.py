@@ -119,9 +119,14 @@ class Solver(pl.LightningModule):
         self.solves = int(state["solves"])
 
     def _warm_up(self) -> float:
-        """One jet and backward on a few points, so one-time work (the fused kernel's
-        compilation on a fresh machine) is not counted as training time. Returns its seconds."""
+        """One jet and backward on a few points, so one-time work (the fused kernel's and, for
+        solves, the normal matrix's compilation on a fresh machine) is not counted as training
+        time. Returns its seconds."""
         start = time.perf_counter()
+        if self.lsq is not None:  # the solves' normal matrices (dinf.gram)
+            from dinf.gram import warm_up
+
+            warm_up()
         sample = self.problem.sample(8, torch.Generator().manual_seed(0))
         with torch.enable_grad():
             jet = self.field.jet(sample.x, self.problem.jet_order)
