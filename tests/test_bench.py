@@ -102,6 +102,7 @@ def test_every_run_composes(mode):
                 assert cfg.grid.levels == 4
 
 
+@pytest.mark.slow  # every method of the suite through Lightning, ~13 s; .ci/run runs it with -m slow
 def test_smoke_suite(tmp_path):
     # ∂∞-Grid last: pytest imported torch before bench.py could set OMP_WAIT_POLICY=PASSIVE, and
     # numba's spinning OpenMP workers would slow the PyTorch methods after it on a busy machine.

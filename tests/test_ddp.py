@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # two DDP processes, ~18 s; .ci/run runs it with -m slow
 def test_ddp_run_takes_every_step_and_writes_one_result(tmp_path):
     run = tmp_path / "run"
     overrides = [o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.val_check"))]

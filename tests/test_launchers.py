@@ -108,6 +108,7 @@ def _jobs(tmp_path: Path) -> dict:
     return {r["x"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "multi").glob("*/job.json"))}
 
 
+@pytest.mark.slow  # five launched jobs, ~10 s; .ci/run runs it with -m slow
 def test_devices_pin_one_gpu_per_concurrent_job_and_survive_failures(tmp_path):
     app = _app(tmp_path)
     cmd = [sys.executable, str(app), "-m", "hydra/launcher=devices", "hydra.launcher.devices=[0,1]",
@@ -143,6 +144,7 @@ def test_one_cpu_job_runs_in_process_like_basic_launcher(tmp_path):
     assert {r["CUDA_VISIBLE_DEVICES"] for r in jobs.values()} == {""}
 
 
+@pytest.mark.slow  # a two-worker sweep through train.py, ~15 s; .ci/run runs it with -m slow
 def test_train_py_runs_two_cpu_workers(tmp_path):
     sweep = tmp_path / "multi"
     tiny = [o for o in TINY if not o.startswith("trainer.max_steps")]

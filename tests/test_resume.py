@@ -36,6 +36,7 @@ def _checkpoint_step(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=False)["global_step"]
 
 
+@pytest.mark.slow  # three train.py runs, one killed, ~24 s; .ci/run runs it with -m slow
 def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     reference = train(compose_cfg(SETTINGS), output_dir=str(tmp_path / "reference"))
 

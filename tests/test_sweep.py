@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dinf.tracking import sweep_group
 from tests.helpers import TINY
 
@@ -30,6 +32,7 @@ def _offline_run(job: Path) -> bytes:
     return runs[0].read_bytes()
 
 
+@pytest.mark.slow  # a four-job W&B sweep through train.py, ~20 s; .ci/run runs it with -m slow
 def test_multirun_groups_wandb_runs_reports_and_survives_a_failing_job(tmp_path):
     sweep = tmp_path / "sweep"
     overrides = [o for o in TINY if o != "~logger"] + ["logger=wandb", f"hydra.sweep.dir={sweep}"]
