@@ -8,7 +8,7 @@ file's nodes against the finest one: the file, the coarser meshes, and ∂∞-Gr
 solve (``experiment=pinnacle_<problem>``). It tells whether ∂∞-Grid's L2RE against the file is
 its own error or the file's.
 
-    pip install scikit-fem gmsh        # not dependencies of the project
+    pip install -e ".[fem]"            # scikit-fem and gmsh, an optional extra
     python experiments/fem_reference.py --problem poisson2d_cg --h 0.04 0.02 0.01
     python experiments/fem_reference.py --problem poisson2d_c --h 0.02 0.01 0.005
     python experiments/fem_reference.py --problem poisson2d_cg grid.resolution=128   # ∂∞-Grid overrides
