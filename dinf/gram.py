@@ -29,7 +29,7 @@ MIN_ROWS_PER_GROUP = 8.0
 
 def groups(A: sp.csr_matrix):
     """Rows of ``A`` (sorted indices) ordered so that rows with the same column set are adjacent:
-    ``(order, starts)``; group ``g`` is ``order[starts[g]:starts[g + 1]]``. Empty rows are left out.
+    ``(order, bounds)``; group ``g`` is ``order[bounds[g]:bounds[g + 1]]``. Empty rows are left out.
     Rows are matched by two random 64-bit sums of their columns and then checked entry by entry
     (``None`` if a check fails, which two colliding sums would need)."""
     lengths = np.diff(A.indptr)
@@ -64,7 +64,7 @@ def normal_matrix_grouped(A: sp.csr_matrix) -> Optional[sp.csr_matrix]:
     order, bounds = found
     if order.size < MIN_ROWS_PER_GROUP * (bounds.size - 1):
         return None
-    # The pattern: row r holds the union of the column sets of the groups that read column r.
+    # The upper triangle's pattern: row r holds the columns ≥ r of the groups that read column r.
     lead = A[order[bounds[:-1]]]
     by_column = lead.T.tocsr()  # column r → the groups that read it
     indptr, indices = _pattern(by_column.indptr, by_column.indices, lead.indptr, lead.indices, A.shape[1])
@@ -73,7 +73,6 @@ def normal_matrix_grouped(A: sp.csr_matrix) -> Optional[sp.csr_matrix]:
     _scatter_grams(A.indptr, A.indices, A.data.astype(np.float64), order, bounds, pattern.indptr,
                    pattern.indices, data)
     upper = sp.csr_matrix((data, pattern.indices, pattern.indptr), shape=pattern.shape)
-    upper = sp.triu(upper, format="csr")  # the scatter filled the upper triangle only
     return (upper + sp.triu(upper, k=1, format="csr").T).tocsr()
 
 
@@ -102,14 +101,15 @@ if AVAILABLE:
 
     @njit(cache=True)
     def _row_union(r, g_indptr, g_indices, l_indptr, l_indices, mark, out, start):  # pragma: no cover
-        """The columns of the groups that read column ``r``, each once; written to ``out[start:]``
-        when ``out`` has room (the counting pass gives an empty one). Returns their count."""
+        """The columns ``≥ r`` of the groups that read column ``r`` (row ``r`` of the upper
+        triangle), each once; written to ``out[start:]`` when ``out`` has room (the counting pass
+        gives an empty one). Returns their count."""
         k = 0
         for q in range(g_indptr[r], g_indptr[r + 1]):
             g = g_indices[q]
             for p in range(l_indptr[g], l_indptr[g + 1]):
                 col = l_indices[p]
-                if mark[col] != r:
+                if col >= r and mark[col] != r:
                     mark[col] = r
                     if out.size:
                         out[start + k] = col
@@ -118,7 +118,8 @@ if AVAILABLE:
 
     @njit(cache=True, parallel=True)
     def _pattern(g_indptr, g_indices, l_indptr, l_indices, n):  # pragma: no cover - compiled
-        """CSR pattern (sorted) of Σ_g 1_gᵀ 1_g from each column's groups and each group's columns."""
+        """CSR pattern (sorted) of the upper triangle of Σ_g 1_gᵀ 1_g, from each column's groups
+        and each group's columns."""
         chunks = 64
         counts = np.zeros(n + 1, np.int64)
         none = np.empty(0, np.int32)

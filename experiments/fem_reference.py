@@ -145,11 +145,10 @@ def _pieces(pde) -> tuple:
 
 def ours(cfg):
     """∂∞-Grid's least-squares solution at the file's nodes, and its training time."""
-    from dinf.lsq import LeastSquares
+    from hydra.utils import instantiate
 
     problem, field = build(cfg)
-    lsq = cfg.optimizer.lsq
-    solver = LeastSquares(points=lsq.get("points"), damping=lsq.damping, method=lsq.method, backend=lsq.backend)
+    solver = instantiate(cfg.optimizer.lsq)  # the solver train.py builds, every option included
     t0 = time.perf_counter()
     solver.solve(field, problem, torch.Generator().manual_seed(int(cfg.seed)))
     return problem, problem.predict(field, problem.eval_x)[:, 0].numpy(), time.perf_counter() - t0

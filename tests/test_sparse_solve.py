@@ -76,7 +76,8 @@ def test_grouped_normal_matrix_equals_the_plain_product():
 
     A = _grouped_rows()
     order, bounds = groups(A)
-    assert order.size >= MIN_ROWS_PER_GROUP * (bounds.size - 1) and bounds.size - 1 <= 350 and sorted(order) == list(range(A.shape[0]))
+    assert order.size >= MIN_ROWS_PER_GROUP * (bounds.size - 1) and bounds.size - 1 <= 350
+    assert sorted(order) == list(range(A.shape[0]))
     M = normal_matrix_grouped(A)
     assert M is not None
     plain = (A.T @ A).tocsr()
@@ -105,10 +106,10 @@ def test_least_squares_matrix_from_groups_equals_the_plain_product():
     their columns, so the grouped path applies, and it equals scipy's product."""
     import torch
 
-    from helpers import compose_cfg
     from dinf.gram import MIN_ROWS_PER_GROUP, groups
     from dinf.lsq import assemble
     from dinf.run import build
+    from tests.helpers import compose_cfg
 
     cfg = compose_cfg(["pde=poisson2d_c", "kernel=gaussian_wide", "grid.levels=1", "grid.resolution=16"])
     problem, field = build(cfg)
