@@ -29,6 +29,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dinf.equations.residual import jet_width
+from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
 from dinf.linear import LinearSystem, mix_matrix
@@ -131,7 +132,7 @@ class GaussNewton:
 
     def _start(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> "_State":
         n = self.points or 16 * cells_total(field)
-        batch = problem.sample(n, generator)
+        batch = sample_for(field, problem, n, generator)
         st = _State(field, problem, batch, self.lm)
         method = self.method
         if method == "auto":

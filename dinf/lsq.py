@@ -21,6 +21,7 @@ import torch
 from dinf import lsq_tensor
 from dinf.errors import ConfigError, check, check_choice
 from dinf.fields.decoders import LinearDecoder
+from dinf.fields.warped import sample_for
 from dinf.linear import LinearSystem, mix_matrix
 from dinf.sparse_solve import check_backend, normal_matrix, solve_spd
 
@@ -72,7 +73,7 @@ class LeastSquares:
         self.info = {}
         t0 = time.perf_counter()
         n = self.points or 16 * cells_total(field)
-        batch = problem.sample(n, generator)
+        batch = sample_for(field, problem, n, generator)
         with torch.no_grad():
             system = problem.linear_system(batch)
         method = self.method

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from dinf.equations.residual import jet_width
+from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError
 from dinf.gauss_newton import GaussNewton, line_search, next_lm
 from dinf.jet import Jet
@@ -90,7 +91,7 @@ class _EnergyState:
     def __init__(self, field: torch.nn.Module, problem: torch.nn.Module, n: int, generator: torch.Generator,
                  lam: float):
         self.problem, self.lam = problem, lam
-        batch = problem.sample(n, generator)
+        batch = sample_for(field, problem, n, generator)
         self.x = batch.x.double()
         self.weight = float(problem.energy_measure) / self.x.shape[0]
         width = jet_width(problem.jet_order, field.in_dim)

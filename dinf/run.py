@@ -26,6 +26,7 @@ from dinf import cli
 from dinf.checkpoint import CheckpointAtValidation, attach, begin, finish
 from dinf.errors import ConfigError
 from dinf.fields.mapped import MappedField
+from dinf.fields.warped import WarpedField, focus_axes
 from dinf.lsq import check_linear
 from dinf.pdes.base import Problem
 from dinf.progress import ValidationLines, quiet_third_parties, want_progress_bar
@@ -45,6 +46,13 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module]:
     bounds = getattr(problem, "bounds", None)
     if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
         field = MappedField(field, bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
+    focus = cfg.get("focus")
+    if focus:
+        if "spacing" not in inspect.signature(problem.sample).parameters:
+            raise ConfigError("grid.focus", f"needs a problem stated in a config file; {type(problem).__name__} "
+                              "draws its own points")
+        field = WarpedField(field, focus_axes(OmegaConf.to_container(focus, resolve=True), problem.coords,
+                                              problem.bounds))
     return problem, field
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dinf.errors import NonFiniteLossError  # noqa: F401 - raised here, imported from here by callers
+from dinf.fields.warped import sample_for
 from dinf.lsq import LeastSquares
 from dinf.pdes.base import Problem
 
@@ -138,7 +139,7 @@ class Solver(pl.LightningModule):
         if self.lsq is not None:
             return self._solve_step()
         opt = self.optimizers()
-        sample = self.problem.sample(self.problem.batch_size, self.generator)
+        sample = sample_for(self.field, self.problem, self.problem.batch_size, self.generator)
         terms: Dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:

@@ -90,8 +90,8 @@ PROBLEMS: Dict[str, Problem] = {
     "helmholtz": Problem(["pde=helmholtz"], [0.5, 0.1, 0.05], ["experiment=helmholtz_lsq"],
                          ["siren.hidden=512", "siren.layers=4", "siren.lr=2e-5"]),
     # Nonlinear (PINNacle's): Adam on the presets' grids against Gauss–Newton's experiments.
-    "burgers1d": Problem(["experiment=pinnacle_burgers1d"], [0.2, 0.1, 0.05], ["experiment=pinnacle_burgers1d_gn"]),
-    "ns2d_c": Problem(["experiment=pinnacle_ns2d_c"], [0.1, 0.03, 0.01], ["experiment=pinnacle_ns2d_c_gn"]),
+    "burgers1d": Problem(["experiment=pinnacle_burgers1d"], [0.1, 0.05, 1.5e-3], ["experiment=pinnacle_burgers1d_gn"]),
+    "ns2d_c": Problem(["experiment=pinnacle_ns2d_c"], [0.03, 0.01, 3.6e-3], ["experiment=pinnacle_ns2d_c_gn"]),
 }
 METHODS: Dict[str, List[str]] = {
     "dinf": ["model=dinf"],

@@ -3,7 +3,7 @@ PINNacle's file (lid_driven_a4.dat), pooled L2RE at the file's nodes, everywhere
 lid's strip (y < 0.9). If the two agree far better than either agrees with the file, the
 remaining error against the file is not resolution.
 
-    python experiments/ns_self_convergence.py        # about 4 minutes on 2 cores
+    python experiments/ns_self_convergence.py        # about 6 minutes on 2 cores
 """
 import sys
 import time

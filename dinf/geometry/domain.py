@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -35,6 +35,7 @@ GROUPS = ("box", "holes", "additions", "boundary")
 MIN_ACCEPTANCE = 1e-3       # below this share of its shape, a piece counts as having no boundary
 MEASURE_SAMPLES = 1 << 15   # Monte-Carlo points per piece measure (about 0.3 % error)
 VOLUME_SAMPLES = 1 << 16    # stratified points for the region's volume
+Spacing = Optional[Mapping[int, Callable[[Tensor], Tensor]]]  # per axis: even coordinates -> graded ones
 MEASURE_SEED = 0            # measures are estimates, but the same ones on every call and run
 
 
@@ -75,6 +76,18 @@ def _jittered_grid(counts: List[int], lo: Tensor, hi: Tensor, generator: torch.G
     cells = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(counts))
     jitter = torch.rand(cells.shape, generator=generator, dtype=DTYPE)
     return lo + (cells + jitter) / torch.tensor(counts, dtype=DTYPE) * (hi - lo)
+
+
+def _spaced(pts: Tensor, spacing: Spacing) -> Tensor:
+    """``pts`` with ``spacing[a]`` applied to coordinate ``a`` (time last: spatial-only points
+    skip it)."""
+    if not spacing:
+        return pts
+    pts = pts.clone()
+    for a, move in spacing.items():
+        if a < pts.shape[1]:
+            pts[:, a] = move(pts[:, a])
+    return pts
 
 
 class Domain:
@@ -265,7 +278,7 @@ class Domain:
             solid |= shape.sdf(pts) < 0
         return bool((solid & (hole.sdf(pts) < 0)).any())
 
-    def _stratified(self, n: int, generator: torch.Generator, with_time: bool) -> Tensor:
+    def _stratified(self, n: int, generator: torch.Generator, with_time: bool, spacing: Spacing = None) -> Tensor:
         """Exactly ``n`` points inside the region (spatial, or space-time ``with_time``).
 
         One jittered point per cell of a grid over the bounding box with about ``n / p`` cells
@@ -286,6 +299,7 @@ class Domain:
         counts = [max(1, round(float(L) / side)) for L in lengths]
         inside = (lambda p: self.contains(p)) if with_time else self._in_space
         pts = _jittered_grid(counts, lo, hi, generator) if n else torch.zeros(0, d, dtype=DTYPE)
+        pts = _spaced(pts, spacing)
         pts = pts[inside(pts)]
         if pts.shape[0] > n:
             pts = pts[torch.randperm(pts.shape[0], generator=generator)[:n]]
@@ -293,21 +307,23 @@ class Domain:
         have = pts.shape[0]
         while have < n:
             m = math.ceil((n - have) / share * 1.2) + 16
-            extra = lo + torch.rand(m, d, generator=generator, dtype=DTYPE) * (hi - lo)
+            extra = _spaced(lo + torch.rand(m, d, generator=generator, dtype=DTYPE) * (hi - lo), spacing)
             extra = extra[inside(extra)][: n - have]
             chunks.append(extra)
             have += extra.shape[0]
         pts = torch.cat(chunks)
         return pts[torch.randperm(n, generator=generator)]
 
-    def sample_interior(self, n: int, generator: torch.Generator) -> Tensor:
-        """``[n, dim]`` near-uniform points inside the space-time region (see ``_stratified``)."""
-        return self._stratified(int(n), generator, with_time=self.time is not None)
+    def sample_interior(self, n: int, generator: torch.Generator, spacing: Spacing = None) -> Tensor:
+        """``[n, dim]`` near-uniform points inside the space-time region (see ``_stratified``);
+        ``spacing`` ``{axis: map}`` moves the evenly spread coordinates of an axis first (a graded
+        field's ``φ⁻¹``: then they are even per cell)."""
+        return self._stratified(int(n), generator, with_time=self.time is not None, spacing=spacing)
 
-    def sample_initial(self, n: int, generator: torch.Generator) -> Tensor:
+    def sample_initial(self, n: int, generator: torch.Generator, spacing: Spacing = None) -> Tensor:
         """``[n, dim]`` points inside the spatial region at ``t = t0``."""
         check(self.time is not None, f"{self.key}.time", "the domain has no time axis, so no initial points")
-        xs = self._stratified(int(n), generator, with_time=False)
+        xs = self._stratified(int(n), generator, with_time=False, spacing=spacing)
         return torch.cat([xs, torch.full((xs.shape[0], 1), self.time[1], dtype=DTYPE)], 1)
 
     # ----------------------------------------------------------------------------- boundary

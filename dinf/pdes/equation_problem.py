@@ -32,6 +32,7 @@ from dinf.equations.linearize import linearized_rows
 from dinf.equations.python_residual import PythonResidual
 from dinf.errors import ConfigError, check, check_int
 from dinf.geometry import Domain
+from dinf.geometry.domain import Spacing
 from dinf.jet import Jet
 from dinf.linear import LinearSystem
 from dinf.pdes.base import Batch, FieldLike, Problem
@@ -144,11 +145,13 @@ class EquationProblem(Problem):
         got = [w if f else max(1, int(w * scale)) for w, f in zip(want, fixed)]
         return [max(n - sum(got), 1)] + got
 
-    def sample(self, n: int, generator: torch.Generator) -> Batch:
+    def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None) -> Batch:
+        """``n`` points: the interior's and each condition's. ``spacing`` (a graded field's, see
+        ``dinf.fields.warped``) spreads the interior and initial points evenly over its cells."""
         counts = self.counts(int(n))
-        xs, normals = [self.domain.sample_interior(counts[0], generator)], [None]
+        xs, normals = [self.domain.sample_interior(counts[0], generator, spacing)], [None]
         for c, m in zip(self.conditions, counts[1:]):
-            x, nrm = self._condition_points(c, m, generator)
+            x, nrm = self._condition_points(c, m, generator, spacing)
             xs.append(x)
             normals.append(nrm)
         n_all = sum(x.shape[0] for x in xs)
@@ -163,9 +166,10 @@ class EquationProblem(Problem):
         x = torch.cat(xs).to(device=dev, dtype=torch.float32)
         return Batch(x=x, data={"normal": normal.to(dev), "sizes": sizes, "x64": torch.cat(xs).to(dev)})
 
-    def _condition_points(self, c: Condition, m: int, generator: torch.Generator) -> Tuple[Tensor, Optional[Tensor]]:
+    def _condition_points(self, c: Condition, m: int, generator: torch.Generator,
+                          spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
         if c.kind in ("initial", "initial_rate"):
-            return self.domain.sample_initial(m, generator), None
+            return self.domain.sample_initial(m, generator, spacing), None
         if c.kind == "point":
             return c.at, None
         if c.kind == "periodic":
