@@ -43,6 +43,9 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module]:
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
             raise ConfigError(f"model.{key}", f"{getattr(field, key)} does not match pde.{key}={getattr(problem, key)}")
+    if getattr(field, "classical", False):  # a classical solver works in the problem's own coordinates
+        field.check(field, problem)
+        return problem, field
     bounds = getattr(problem, "bounds", None)
     if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
         field = MappedField(field, bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
@@ -160,7 +163,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") else None
         if opt_cfg.get("newton"):  # Newton on an energy: the same kind of stepping solver
             gauss_newton = _instantiate(cfg, "optimizer.newton")
-        if lsq is not None and opt_cfg.get("auto", False):
+        if lsq is not None and opt_cfg.get("auto", False) and not getattr(field, "classical", False):
             try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer
                 check_linear(field, problem)
                 log.info("least squares applies: one solve")
@@ -168,6 +171,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
                 log.info("least squares does not apply (%s); training with %s", e.detail.split(" (use ")[0],
                          str(opt_cfg.optim._target_).rsplit(".", 1)[-1])
                 lsq = None
+        if getattr(field, "classical", False):  # model=fem: the model is its own one-step solver
+            lsq, gauss_newton = field, None
         if gauss_newton is not None:
             gauss_newton.check(field, problem)
         solver = Solver(
@@ -178,7 +183,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
             seed=cfg.seed,
             lsq=lsq if gauss_newton is None else gauss_newton,
         )
-        if lsq is not None:
+        if lsq is not None and lsq is not field:
             check_linear(field, problem)
         loggers = build_loggers(cfg, output_dir, state, info)
         log_config(loggers, cfg, problem.metric_modes, info)
@@ -245,7 +250,8 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "warmup_s": solver.warmup_s,
         "steps": solver.steps,
         "train_loss": {"first": solver.first_loss, "last": solver.last_loss},
-        "params": sum(p.numel() for p in field.parameters()),
+        # A classical solver's unknowns are its degrees of freedom.
+        "params": field.num_params if getattr(field, "classical", False) else sum(p.numel() for p in field.parameters()),
         "iterations_per_s": solver.steps / train_time if train_time > 0 else math.nan,
         "metric_modes": dict(problem.metric_modes),
         "time_to_target": solver.time_to_target,

@@ -124,6 +124,8 @@ class Solver(pl.LightningModule):
         solves, the normal matrix's compilation on a fresh machine) is not counted as training
         time. Returns its seconds."""
         start = time.perf_counter()
+        if getattr(self.field, "classical", False):  # a classical solver has no jets to warm up
+            return 0.0
         if self.lsq is not None:  # the solves' normal matrices (dinf.gram)
             from dinf.gram import warm_up
 

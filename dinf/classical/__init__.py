@@ -1,0 +1,1 @@
+"""Classical solvers beside the neural fields (finite elements), selected as models."""

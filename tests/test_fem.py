@@ -1,0 +1,84 @@
+"""model=fem: finite elements on config problems converge at their order; the pipeline runs them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skfem")
+
+from dinf.classical.fem import FiniteElements  # noqa: E402
+from dinf.errors import ConfigError  # noqa: E402
+from dinf.pdes.equation_problem import EquationProblem  # noqa: E402
+from dinf.run import build, train  # noqa: E402
+from tests.helpers import compose_cfg  # noqa: E402
+
+SQUARE = {"space": {"x": [0, 1], "y": [0, 1]}}
+SINE = "sin(pi*x)*sin(pi*y)"
+
+
+def _problem(residual, exact, domain=SQUARE, walls=None, **extra):
+    conditions = {"walls": {"type": "dirichlet", "piece": "boundary", "value": walls or exact}}
+    return EquationProblem(unknowns=["u"], domain=domain, residuals={"pde": residual}, conditions=conditions,
+                           reference={"exact": {"u": exact}}, evaluation={"resolution": 41}, batch_size=64, **extra)
+
+
+def _error(problem, h, order):
+    fe = FiniteElements(h=h, order=order)
+    info = fe.solve(fe, problem)
+    assert info["loss"] < 1e-9  # the linear system is solved
+    return problem.evaluate(fe)["l2re"]
+
+
+def _orders(problem, hs, order):
+    errors = [_error(problem, h, order) for h in hs]
+    return [math.log(a / b) / math.log(h0 / h1) for a, b, h0, h1 in zip(errors, errors[1:], hs, hs[1:])], errors
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_poisson_on_the_square_converges_at_the_elements_order(order):
+    p = _problem(f"u_xx + u_yy + 2*pi**2*{SINE}", SINE)
+    rates, errors = _orders(p, [1 / 8, 1 / 16, 1 / 32], order)
+    assert all(abs(r - (order + 1)) < 0.3 for r in rates), (rates, errors)
+
+
+def test_an_indefinite_reaction_term_converges_too():
+    # u_xx + u_yy + 4u = (4 − 2π²) sin sin: not SPD, solved by LU.
+    p = _problem(f"u_xx + u_yy + 4*u + (2*pi**2 - 4)*{SINE}", SINE)
+    rates, errors = _orders(p, [1 / 8, 1 / 16, 1 / 32], 2)
+    assert all(abs(r - 3) < 0.3 for r in rates), (rates, errors)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_domain_with_a_disk_hole_converges_with_curved_edges(order):
+    pytest.importorskip("gmsh")
+    domain = {"space": {"x": [-1, 1], "y": [-1, 1]}, "holes": {"disk": {"disk": {"center": [0.2, -0.1], "radius": 0.4}}}}
+    p = _problem("u_xx + u_yy", "exp(x)*cos(y)", domain)  # harmonic, so the source is zero
+    rates, errors = _orders(p, [0.2, 0.1, 0.05], order)
+    assert all(abs(r - (order + 1)) < 0.35 for r in rates), (rates, errors)
+
+
+def test_refusals_are_one_line():
+    with pytest.raises(ConfigError, match="model=fem solves steady problems"):
+        build(compose_cfg(["pde=burgers1d", "model=fem"]))
+    with pytest.raises(ConfigError, match="model=fem needs a linear equation"):
+        FiniteElements().check(None, _problem("u_xx + u_yy + u*u_x", SINE))
+    neumann = EquationProblem(unknowns=["u"], domain=SQUARE, residuals={"pde": "u_xx + u_yy"},
+                              conditions={"n": {"type": "neumann", "piece": "boundary", "value": 0}}, batch_size=64)
+    with pytest.raises(ConfigError, match="model=fem takes Dirichlet conditions; conditions.n is neumann"):
+        FiniteElements().check(None, neumann)
+    with pytest.raises(ConfigError, match="model.order: must be one of"):
+        build(compose_cfg(["pde=poisson2d_c", "model=fem", "model.order=3"]))
+
+
+def test_train_runs_it_as_one_solve_and_writes_its_metrics(tmp_path):
+    pytest.importorskip("gmsh")
+    cfg = compose_cfg(["experiment=pinnacle_poisson2d_c", "model=fem", "model.h=0.05"])
+    metrics = train(cfg, output_dir=str(tmp_path))
+    assert metrics["steps"] == 1 and metrics["model"] == "FiniteElements"
+    assert metrics["params"] > 1000  # its degrees of freedom
+    assert metrics["l2re"] < 1e-3  # PINNacle's COMSOL file, from P2 at h = 0.05
+    assert (tmp_path / "poisson2d_c.png").exists()
+    assert np.isfinite(metrics["train_time_s"]) and metrics["history"][0]["step"] == 0
