@@ -43,7 +43,6 @@ class FiniteElements(nn.Module):
 
     classical = True  # dinf.run: no box map, no optimizer; the field is its own solver
     prefix = "fem"
-    cold_start = False
 
     def __init__(self, in_dim: int = 2, out_dim: int = 1, h: float = 0.02, order: int = 2, backend: str = "auto"):
         super().__init__()

@@ -1,6 +1,8 @@
 """The field abstraction: coordinates in, values and derivatives out."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -28,6 +30,24 @@ class Field(nn.Module):
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class WrappedField(Field):
+    """A field that changes the coordinates of ``inner``; every other attribute (grids, levels,
+    decoder, …) is the inner field's, so solvers that read them see through the wrapper."""
+
+    def __init__(self, inner: Field):
+        super().__init__(inner.in_dim, inner.out_dim)
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            inner = self.__dict__["_modules"].get("inner")
+            if inner is None:
+                raise
+            return getattr(inner, name)
 
 
 def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:

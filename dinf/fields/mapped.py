@@ -6,16 +6,16 @@ field's basis is scaled the same way, so least squares sees the mapped field as 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from dinf.fields.base import Field
+from dinf.fields.base import Field, WrappedField
 from dinf.jet import Jet
 
 
-class MappedField(Field):
+class MappedField(WrappedField):
     """``inner`` (a field on [-1, 1]^d) on the box ``bounds`` ``[[lo, hi], …]``; every other
     attribute (grids, levels, decoder, …) is the inner field's."""
 
@@ -24,22 +24,12 @@ class MappedField(Field):
     separable = False
 
     def __init__(self, inner: Field, bounds: Sequence[Sequence[float]]):
-        super().__init__(inner.in_dim, inner.out_dim)
+        super().__init__(inner)
         b = torch.as_tensor(bounds, dtype=torch.float64)
         if b.shape != (inner.in_dim, 2) or not bool((b[:, 1] > b[:, 0]).all()):
             raise ValueError(f"bounds must be {inner.in_dim} pairs lo < hi, got {bounds}")
-        self.inner = inner
         self.register_buffer("lo", b[:, 0].clone(), persistent=False)
         self.register_buffer("scale", 2.0 / (b[:, 1] - b[:, 0]), persistent=False)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            inner = self.__dict__["_modules"].get("inner")
-            if inner is None:
-                raise
-            return getattr(inner, name)
 
     def unit(self, x: Tensor) -> Tensor:
         """Coordinates on [-1, 1]^d."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from dinf.errors import ConfigError
-from dinf.fields.base import Field
+from dinf.fields.base import Field, WrappedField
 from dinf.jet import Jet
 
 
@@ -71,25 +71,15 @@ def focus_axes(focus: Mapping[str, Any], coords: Sequence[str], bounds: Sequence
     return axes
 
 
-class WarpedField(Field):
+class WarpedField(WrappedField):
     """``inner`` seen through the graded maps ``axes`` (``{axis: AxisFocus}``); every other
     attribute (grids, levels, decoder, …) is the inner field's."""
 
     separable = False  # the pixel-grid operator reads unwarped coordinates
 
     def __init__(self, inner: Field, axes: Mapping[int, AxisFocus]):
-        super().__init__(inner.in_dim, inner.out_dim)
-        self.inner = inner
+        super().__init__(inner)
         self.axes = dict(axes)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            inner = self.__dict__["_modules"].get("inner")
-            if inner is None:
-                raise
-            return getattr(inner, name)
 
     def spacing(self) -> Dict[int, Callable[[Tensor], Tensor]]:
         """Per axis, the map taking evenly spread coordinates to evenly-per-cell ones."""

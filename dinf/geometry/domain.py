@@ -35,8 +35,8 @@ GROUPS = ("box", "holes", "additions", "boundary")
 MIN_ACCEPTANCE = 1e-3       # below this share of its shape, a piece counts as having no boundary
 MEASURE_SAMPLES = 1 << 15   # Monte-Carlo points per piece measure (about 0.3 % error)
 VOLUME_SAMPLES = 1 << 16    # stratified points for the region's volume
-Spacing = Optional[Mapping[int, Callable[[Tensor], Tensor]]]  # per axis: even coordinates -> graded ones
 MEASURE_SEED = 0            # measures are estimates, but the same ones on every call and run
+Spacing = Optional[Mapping[int, Callable[[Tensor], Tensor]]]  # per axis: even coordinates -> graded ones
 
 
 @dataclass
