@@ -189,8 +189,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         log_config(loggers, cfg, problem.metric_modes, info)
         # A least-squares run is one solve: one step, validated after it.
         # A Gauss–Newton run's steps are its solves (trainer.max_steps bounds them).
-        steps = {"max_steps": 1, "val_check_interval": 1} if lsq is not None and gauss_newton is None \
-            else _validation_cadence(cfg.trainer)
+        steps = {"max_steps": getattr(lsq, "refinements", 1), "val_check_interval": 1} \
+            if lsq is not None and gauss_newton is None else _validation_cadence(cfg.trainer)
         callbacks = [CheckpointAtValidation(state.checkpoint)] if _checkpoints_on(cfg) else []
         bar = want_progress_bar(cfg.trainer.get("enable_progress_bar"))
         if not bar:
@@ -258,6 +258,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "pde": type(problem).__name__,
         "published": dict(getattr(problem, "published", None) or {}),
         "model": type(field).__name__,
+        "classical": bool(getattr(field, "classical", False)),
         "history": solver.history,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

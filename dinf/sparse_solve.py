@@ -8,8 +8,10 @@ AᵀA) PARDISO takes 0.88–0.98 s and SuperLU 14.8–15.5 s, agreeing to 5e-12
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -51,16 +53,34 @@ def check_backend(name: str) -> None:
         raise ConfigError("backend", 'pardiso needs pypardiso: pip install -e ".[pardiso]" (x86-64)')
 
 
+_PARDISO_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _pardiso_spd():
+    """One PARDISO handle for real SPD matrices (it reads the upper triangle), kept: creating one
+    searches the file system for MKL (1.1 s in this project's virtual environment)."""
+    import pypardiso
+
+    solver = pypardiso.PyPardisoSolver(mtype=2)
+    solver.set_statistical_info_off()
+    return solver
+
+
+def warm_up(backend: str = "auto") -> None:
+    """Load the backend (PARDISO's handle, MKL) on a 1 × 1 system, so a solve's timing does not include it."""
+    solve_spd(sp.csr_matrix(np.ones((1, 1))), np.ones(1), backend)
+
+
 def solve_spd(M: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarray:
     """``M⁻¹ b`` for a symmetric positive definite sparse ``M``."""
     if backend_for(backend) == "pardiso":
-        import pypardiso
-
-        solver = pypardiso.PyPardisoSolver(mtype=2)  # real SPD: reads the upper triangle
-        solver.set_statistical_info_off()
-        x = solver.solve(sp.triu(M, format="csr"), np.asarray(b, dtype=np.float64))
-        solver.free_memory(everything=True)
-        return x
+        with _PARDISO_LOCK:
+            solver = _pardiso_spd()
+            try:
+                return solver.solve(sp.triu(M, format="csr"), np.asarray(b, dtype=np.float64))
+            finally:
+                solver.free_memory(everything=True)
     # COLAMD ordering: experiment=helmholtz_lsq runs in 31 s, 51 s with MMD_AT_PLUS_A.
     return spla.spsolve(sp.csc_matrix(M), b, permc_spec="COLAMD")
 

@@ -16,7 +16,10 @@ def _options(group: str):
     return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("model", _options("model"))
+_CLASSICAL = {"fem", "fd"}  # solvers, not fields: they take only the problems they can discretise
+
+
+@pytest.mark.parametrize("model", sorted(set(_options("model")) - _CLASSICAL))
 @pytest.mark.parametrize("pde", _options("pde"))
 def test_every_model_builds_for_every_pde(model, pde):
     problem, field = build(compose_cfg([f"model={model}", f"pde={pde}"]))
@@ -24,6 +27,24 @@ def test_every_model_builds_for_every_pde(model, pde):
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     jet = field.jet(x, problem.jet_order)
     assert jet.value.shape == (8, problem.out_dim)
+
+
+@pytest.mark.parametrize("model", sorted(_CLASSICAL))
+@pytest.mark.parametrize("pde", _options("pde"))
+def test_every_classical_model_solves_or_refuses_every_pde(model, pde):
+    """A classical solver either solves the problem (coarsely here) or refuses it in one line."""
+    pytest.importorskip("skfem")
+    try:
+        coarse = ["model.h=0.1", "model.order=1"] if model == "fem" else []
+        problem, field = build(compose_cfg([f"model={model}", f"pde={pde}", *coarse]))
+    except ConfigError as e:
+        assert "\n" not in str(e) and len(str(e)) < 200, str(e)
+        return
+    assert isinstance(problem, Problem) and getattr(field, "classical", False)
+    field.solve(field, problem)
+    x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
+    value = field(x)
+    assert value.shape == (8, problem.out_dim) and bool(value.isfinite().all())
 
 
 @pytest.mark.parametrize("kernel", _options("kernel"))
@@ -100,6 +121,10 @@ def test_sweep_experiments_define_their_sweep(experiment):
     params = cfg.hydra.sweeper.params
     if experiment == "compare_plate_bc":
         assert params["pde.bc"].split(",") == ["hard", "soft"]
+    elif "method" in params:  # neural against classical: methods (a model with its optimizer)
+        methods = params.method.split(",")
+        assert {"dinf_adam", "dinf_lsq", "siren"} <= set(methods) and {"fem", "fd"} & set(methods)
+        assert all((Path(CONF) / "method" / f"{m}.yaml").exists() for m in methods)
     elif experiment.startswith("compare_"):
         assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
     elif experiment == "ablation_kernel":
@@ -164,3 +189,16 @@ def test_unknown_group_option_lists_the_choices(group):
 def test_default_grid_follows_the_problem_resolution():
     field = build(compose_cfg(["grid=default", "pde.resolution=64"]))[1]
     assert field.resolution == 64 and field.levels == 6
+
+
+@pytest.mark.parametrize("method", _options("method"))
+def test_every_method_sets_its_model_and_optimizer(method):
+    cfg = compose_cfg([f"method={method}", "pde=plate"])
+    model, _, optimizer = method.partition("_")
+    names = {"dinf": "dinfgrid", "fem": "finiteelements", "fd": "finitedifferences"}
+    assert cfg.model._target_.lower().rsplit(".", 1)[-1].startswith(names.get(model, model))
+    if optimizer in ("adam", "lsq"):
+        assert bool(cfg.optimizer.get("lsq")) == (optimizer == "lsq")
+    if model == "fem":
+        pytest.importorskip("skfem")
+        assert getattr(build(cfg)[1], "plate_element") == (optimizer or "argyris")

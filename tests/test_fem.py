@@ -82,3 +82,30 @@ def test_train_runs_it_as_one_solve_and_writes_its_metrics(tmp_path):
     assert metrics["l2re"] < 1e-3  # PINNacle's COMSOL file, from P2 at h = 0.05
     assert (tmp_path / "poisson2d_c.png").exists()
     assert np.isfinite(metrics["train_time_s"]) and metrics["history"][0]["step"] == 0
+
+
+@pytest.mark.parametrize("element, hs, order", [("morley", [1 / 4, 1 / 8, 1 / 16], 2), ("argyris", [1.0, 0.5, 0.25], 6)])
+def test_plate_elements_converge_at_their_order_to_the_exact_plate(element, hs, order):
+    # The sine load's deflection is one Navier term, exact: Morley's L2 order is 2, Argyris's (quintic) 6.
+    from dinf.pdes.plate import KirchhoffPlate
+
+    plate = KirchhoffPlate(load="sine", resolution=33)
+    fe = FiniteElements(h=hs, plate_element=element)
+    errors = []
+    for _ in hs:
+        assert fe.solve(fe, plate)["loss"] < 1e-9
+        errors.append(plate.evaluate(fe)["rel_l2"])
+    rates = [math.log(a / b) / math.log(2) for a, b in zip(errors, errors[1:])]
+    assert all(abs(r - order) < 0.5 for r in rates), (rates, errors)
+
+
+def test_a_refinement_sequence_is_one_run_each_solve_timed_alone(tmp_path):
+    cfg = compose_cfg(["pde=plate", "method=fem", "fem.h=[1.0,0.5,0.25]", "pde.resolution=33"])
+    metrics = train(cfg, output_dir=str(tmp_path))
+    history = metrics["history"]
+    assert metrics["steps"] == 3 and [h["step"] for h in history] == [0, 1, 2, 3] and metrics["classical"]
+    errors = [h["rel_l2"] for h in history]
+    assert errors[0] == 1.0 and errors[1] > 10 * errors[2] > 100 * errors[3]  # each solve finer
+    # Each point is that solve's own time, not the running total.
+    assert sum(h["train_time_s"] for h in history[1:]) <= metrics["train_time_s"] + 1e-9
+    assert metrics["time_to_target"]["rel_l2<=0.01"]["step"] == 1

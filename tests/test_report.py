@@ -193,3 +193,28 @@ def test_published_results_sit_beside_the_runs(tmp_path):
     pub, ratio = columns.index("published l2re_file"), columns.index("l2re_file vs published")
     assert [r[pub] for r in rows] == [1.45e-2, 1.45e-2]
     assert [r[ratio] for r in rows] == [pytest.approx(10.0), pytest.approx(0.5)]  # 10× below it; 2× above it
+
+
+def test_classical_rows_give_each_run_its_time_over_the_classical_one(tmp_path):
+    s = tmp_path / "sweep"
+    common = {"status": "completed", "metric_modes": {"rel_l2": "min"}, "pde": "KirchhoffPlate"}
+    # A refinement sequence: each solve timed alone, so the times need not grow.
+    fem = [(0.0, 1.0), (0.2, 1e-2), (0.15, 1e-3), (0.4, 1e-5)]
+    _metrics(s / "0", choices={"pde": "plate", "model": "fem"}, overrides=["method=fem"], classical=True,
+             final={"rel_l2": 1e-5}, best={"rel_l2": 1e-5}, train_time_s=0.75, steps=3,
+             history=_history("rel_l2", fem), **common)
+    _metrics(s / "1", choices={"pde": "plate", "model": "dinf"}, overrides=["method=dinf_lsq"],
+             final={"rel_l2": 2e-3}, best={"rel_l2": 2e-3}, train_time_s=0.6, steps=1,
+             history=_history("rel_l2", [(0.0, 1.0), (0.6, 2e-3)]), **common)
+    _metrics(s / "2", choices={"pde": "plate", "model": "dinf"}, overrides=["method=dinf_adam"],
+             final={"rel_l2": 1e-6}, best={"rel_l2": 1e-6}, train_time_s=30.0, steps=100,
+             history=_history("rel_l2", [(0.0, 1.0), (30.0, 1e-6)]), **common)
+    runs = load_runs(s)
+    columns, rows = tables(runs)["plate"]
+    ratio = {r[columns.index("overrides")]: r[columns.index("time ÷ classical")] for r in rows}
+    assert ratio["method=dinf_lsq"] == pytest.approx(0.6 / 0.15)  # the 1e-3 solve was the quickest to 2e-3
+    assert ratio["method=dinf_adam"] is None  # no classical solve got to 1e-6
+    assert ratio["method=fem"] == pytest.approx(1.0)
+    report = write_report(s, tmp_path / "out").read_text()
+    assert "time ÷ classical" in report and "(refinements)" not in report  # the legend is in the picture
+    assert (tmp_path / "out" / "plate_speed_accuracy.png").exists()

@@ -1,4 +1,5 @@
-"""Finite elements for a steady, linear, scalar equation stated in a config file (``model=fem``).
+"""Finite elements for a steady, linear, scalar equation stated in a config file (``model=fem``);
+the Kirchhoff plate's elements are in ``dinf.classical.plate_fem``.
 
 The residual ``r = Σ D_ij u_ij + b·∇u + c u + r_0`` (``D`` constant, ``b``, ``c``, ``r_0``
 functions of the coordinates, read off the parsed equation as least squares reads its rows)
@@ -19,48 +20,55 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from dinf.equations.evaluate import evaluate
 from dinf.errors import ConfigError, check
+from dinf.classical.base import ClassicalSolver
+from dinf.classical.plate_fem import PLATE_ELEMENTS, solve_plate
 from dinf.geometry.shapes import Ball
-from dinf.sparse_solve import solve_spd
+from dinf.pdes.plate import KirchhoffPlate
+from dinf.sparse_solve import solve_spd, warm_up as sparse_warm_up
 
 ORDERS = (1, 2)
 OUTSIDE = 0.05  # how far outside its nearest cell (reference coordinates) a probe still counts as inside
 
 
-class FiniteElements(nn.Module):
-    """P1 or P2 triangles of size ``h`` for a steady linear scalar 2D problem; ``backend`` as in
-    ``dinf.sparse_solve``. ``solve(field, problem, generator)`` is what a least-squares run calls,
-    so train.py runs it as one solve."""
+class FiniteElements(ClassicalSolver):
+    """Triangles of size ``h`` for a steady linear scalar 2D problem (P1 or P2, ``order``) or the
+    Kirchhoff plate (``plate_element``: Morley or Argyris, ``dinf.classical.plate_fem``);
+    ``backend`` as in ``dinf.sparse_solve``. ``h`` may be a list of sizes: each ``solve`` (what a
+    least-squares run calls) then solves at the next one, coarse to fine, afresh, so one run draws
+    the method's error-against-time curve; each point is timed alone (``independent_solves``)."""
 
-    classical = True  # dinf.run: no box map, no optimizer; the field is its own solver
     prefix = "fem"
 
-    def __init__(self, in_dim: int = 2, out_dim: int = 1, h: float = 0.02, order: int = 2, backend: str = "auto"):
+    def __init__(self, in_dim: int = 2, out_dim: int = 1, h: Union[float, Sequence[float]] = 0.02, order: int = 2,
+                 plate_element: str = "argyris", backend: str = "auto"):
         super().__init__()
-        check(float(h) > 0, "h", f"must be > 0, got {h!r}")
+        sizes = [float(v) for v in (h if isinstance(h, (list, tuple)) else [h])]
+        check(len(sizes) > 0 and all(v > 0 for v in sizes), "h", f"must be > 0 (or a list of such), got {h!r}")
         check(int(order) in ORDERS, "order", f"must be one of {ORDERS}, got {order!r}")
+        check(plate_element in PLATE_ELEMENTS, "plate_element", f"must be one of {PLATE_ELEMENTS}, got {plate_element!r}")
         check(int(in_dim) == 2 and int(out_dim) == 1, "in_dim",
               f"finite elements here solve one real unknown on a plane (in_dim 2, out_dim 1), got {in_dim}, {out_dim}")
-        self.in_dim, self.out_dim, self.h, self.order, self.backend = 2, 1, float(h), int(order), backend
-        # problem.predict casts points to the first parameter's dtype: float64 for the probes.
-        self.register_parameter("_precision", nn.Parameter(torch.zeros(0, dtype=torch.float64), requires_grad=False))
+        self.order, self.backend = int(order), backend
+        self.sizes, self.plate_element = sorted(sizes, reverse=True), plate_element
+        self.h = self.sizes[0]
         self._basis: Any = None
-        self._u: Optional[np.ndarray] = None
         self._holes: List[Any] = []
-        self.info: Dict[str, Any] = {}
+        self._solved = 0  # refinements solved so far
 
     @property
-    def num_params(self) -> int:
-        return 0 if self._u is None else int(self._u.size)
+    def refinements(self) -> int:
+        """How many solves the run makes (one per size in ``h``)."""
+        return len(self.sizes)
 
     def forward(self, x: Tensor) -> Tensor:
         """The solution at ``x`` ``[N, 2]`` (zero before the solve)."""
@@ -74,13 +82,39 @@ class FiniteElements(nn.Module):
         out[ok, 0] = torch.as_tensor(probe(self._basis, self._u, pts[ok].numpy().T))
         return out
 
+    def warm_up(self) -> None:
+        """Load scikit-fem and the sparse backend on a tiny system, so the first solve's timing
+        holds only its own work (as the neural runs' warm-up does for theirs)."""
+        from skfem import Basis, ElementTriArgyris, ElementTriMorley, ElementTriP2, MeshTri
+
+        for element in (ElementTriP2(), ElementTriMorley(), ElementTriArgyris()):
+            Basis(MeshTri(), element)
+        sparse_warm_up(self.backend)
+
     def check(self, field: Any, problem: Any) -> None:
-        weak_form(problem)
+        if not isinstance(problem, KirchhoffPlate):
+            weak_form(problem)
 
     def solve(self, field: Any, problem: Any, generator: Optional[torch.Generator] = None) -> Dict[str, Any]:
-        """Mesh, assemble, solve; returns timings, degrees of freedom and the algebraic residual."""
+        """Mesh, assemble and solve at the next size; returns timings, degrees of freedom and the
+        algebraic residual (``time_s``: this solve's own time)."""
+        self.h = self.sizes[min(self._solved, len(self.sizes) - 1)]
+        t0 = time.perf_counter()
+        if isinstance(problem, KirchhoffPlate):
+            basis, u, residual = solve_plate(problem, self.h, self.plate_element, self.backend)
+            timings: Dict[str, float] = {}
+        else:
+            basis, u, residual, timings = self._solve_scalar(problem)
+        self._basis, self._u, self._holes = basis, u, list(getattr(getattr(problem, "domain", None), "holes", {}).values())
+        self._solved += 1
+        self.info = {"loss": residual, "loss_zero": 1.0, "dofs": int(basis.N), "elements": int(basis.mesh.t.shape[1]),
+                     "h": self.h, **timings, "time_s": time.perf_counter() - t0,
+                     "converged": self._solved >= len(self.sizes)}
+        return self.info
+
+    def _solve_scalar(self, problem: Any) -> Tuple[Any, np.ndarray, float, Dict[str, float]]:
         from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, LinearForm, condense
-        from skfem.helpers import dot, grad
+        from skfem.helpers import grad
 
         logging.getLogger("skfem").setLevel(logging.ERROR)  # its notes on array layouts
         form = weak_form(problem)
@@ -120,10 +154,7 @@ class FiniteElements(nn.Module):
             u[interior] = spla.spsolve(sp.csc_matrix(K), f)
         t3 = time.perf_counter()
         residual = float(np.linalg.norm(K @ u[interior] - f) / max(np.linalg.norm(f), 1e-300))
-        self._basis, self._u, self._holes = basis, u, list(problem.domain.holes.values())
-        self.info = {"loss": residual, "loss_zero": 1.0, "dofs": int(basis.N), "elements": int(m.t.shape[1]),
-                     "mesh_s": t1 - t0, "assemble_s": t2 - t1, "solve_s": t3 - t2, "converged": True}
-        return self.info
+        return basis, u, residual, {"mesh_s": t1 - t0, "assemble_s": t2 - t1, "solve_s": t3 - t2}
 
 
 class WeakForm:

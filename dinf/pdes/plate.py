@@ -192,9 +192,10 @@ class KirchhoffPlate(Problem):
 
     # --- judging -----------------------------------------------------------------------------
     def prediction(self, field: FieldLike) -> np.ndarray:
-        """``w`` on the evaluation grid, float64 ``[resolution²]``."""
+        """``w`` on the evaluation grid, float64 ``[resolution²]``. A classical solver (``model=fem``)
+        imposes the support itself and gives ``w``; a field gives ``u`` of ``w = B·u`` (``bc="hard"``)."""
         u = self.predict(field, self.coords)[:, 0]
-        if self.bc == "soft":
+        if self.bc == "soft" or getattr(field, "classical", False):
             return u.numpy()
         return (boundary_factor(self.coords.double()).value[:, 0] * u).numpy()
 

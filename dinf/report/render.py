@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from dinf.report.runs import _STATUS_RANK, PathLike, Run, _finite, _groups, load_runs
-from dinf.report.tables import SPEED_UP_DEFINITION, _heading, _md_table, formatted, group_primary, sort_runs, tables
+from dinf.report.tables import CLASSICAL_DEFINITION, SPEED_UP_DEFINITION, _heading, _md_table, formatted, group_primary, sort_runs, tables
 
 # --- plots ---------------------------------------------------------------------------------------
 def plot_problem(problem: str, group: Sequence[Run], path: PathLike) -> Optional[Path]:
@@ -33,7 +33,11 @@ def plot_problem(problem: str, group: Sequence[Run], path: PathLike) -> Optional
         ys = []
         for r in curves:
             pts = [(h["train_time_s"], h[metric]) for h in r.history if _finite(h.get(metric)) and _finite(h.get("train_time_s"))]
-            if pts:
+            solves = sorted(p for p in pts if p[0] > 0) if r.classical else []
+            if solves:  # a refinement sequence: its error-against-time curve, by time
+                ax.plot(*zip(*solves), marker="s", markersize=4, linestyle="-.", label=f"{r.label} (refinements)")
+                ys += [y for _, y in solves]
+            elif pts:
                 ax.plot(*zip(*pts), marker="o", markersize=3, label=r.label)
                 ys += [y for _, y in pts]
         published = next((float(r.published[metric]) for r in group if _finite(r.published.get(metric))), None)
@@ -75,6 +79,7 @@ def _footnotes(runs: Sequence[Run]) -> List[str]:
 def _definitions() -> List[str]:
     return [
         SPEED_UP_DEFINITION,
+        CLASSICAL_DEFINITION,
         "**final / best**: the primary metric at the end of training / the best over the validations; the "
         "other metric columns are final values. **time to X (s)**: training time at the first validation "
         "that met the target (– if never). **overrides**: the settings that differ between the runs of a "
@@ -83,7 +88,8 @@ def _definitions() -> List[str]:
         "PINNacle's best L2RE); **m vs published**: how many times better than it the run's final m is "
         "(published ÷ final for a lower-is-better metric; below 1× is worse).",
         "Plots: metrics against training time (symmetric-log x-axis, linear below the smallest positive "
-        "time so that the starting point at t = 0 shows), one marker per validation.",
+        "time so that the starting point at t = 0 shows), one marker per validation; a classical solver's "
+        "refinements are one dash-dotted line, each square one solve timed alone.",
     ]
 
 

@@ -49,6 +49,7 @@ class Run:
     note: str = ""  # for the table, besides an error
     pde_class: Optional[str] = None  # the problem's class name, from metrics.json
     published: Dict[str, Any] = field(default_factory=dict)  # metric -> a published value, "source"
+    classical: bool = False  # a classical solver (model=fem): its history is a refinement sequence
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ def _fill(run: Run, data: Dict[str, Any]) -> None:
     run.overrides = [str(o) for o in data.get("overrides") or run.overrides]
     run.pde_class = str(data["pde"]) if data.get("pde") else None
     run.published = dict(data.get("published") or {})
+    run.classical = bool(data.get("classical", False))
     run.problem, run.model = run.pde_class or run.problem, str(data.get("model") or run.model)
     run.history = [{k: _num(v) for k, v in h.items()} for h in data.get("history") or [] if isinstance(h, dict)]
     final = {k: _num(v) for k, v in (data.get("final") or {}).items()}

@@ -14,6 +14,14 @@ SPEED_UP_DEFINITION = (
     "R\\* itself is 1×; ∞ means R\\* was already there before training."
 )
 
+CLASSICAL_DEFINITION = (
+    "**time ÷ classical**: for a run R whose best primary metric b is first reached at training time "
+    "t_R, t_R divided by the shortest time at which a classical solver of the same problem "
+    "(`model=fem`; each solve of its refinement sequence timed alone) was at least as good as b. "
+    "Above 1× the classical solver reached R's accuracy sooner; – means no classical solve of the "
+    "sweep reached it."
+)
+
 
 # --- tables --------------------------------------------------------------------------------------
 def group_primary(group: Sequence[Run]) -> Tuple[Optional[str], str]:
@@ -54,6 +62,20 @@ def speed_up(reference: Run, run: Run, metric: str, mode: str) -> Optional[float
     return t_run / t_ref
 
 
+def classical_ratio(classical: Sequence[Run], run: Run, metric: str, mode: str) -> Optional[float]:
+    """``run``'s time to its best ``metric`` over the shortest time any classical solve of
+    ``classical`` took to be at least as good (None if none was)."""
+    target = _best_of(run.history, metric, mode)
+    t_run = _first_time(run.history, metric, mode, target) if math.isfinite(target) else None
+    # A refinement sequence's solves are timed alone: any of them (not only the first) may be the quickest.
+    times = [float(h["train_time_s"]) for c in classical for h in c.history
+             if _finite(h.get(metric)) and _better(h[metric], target, mode)] if t_run is not None else []
+    if t_run is None or not times:
+        return None
+    t_classical = min(times)
+    return t_run / t_classical if t_classical > 0 else math.inf
+
+
 def tables(runs: Sequence[Run]) -> Dict[str, Tuple[List[str], List[List[Any]]]]:
     """Per problem: column names and rows of raw values (None where there is nothing to show)."""
     out = {}
@@ -68,7 +90,9 @@ def tables(runs: Sequence[Run]) -> Dict[str, Tuple[List[str], List[List[Any]]]]:
         columns += others + [f"time to {t} (s)" for t in targets]
         published = _published(ordered)
         columns += [c for m in published for c in (f"published {m}", f"{m} vs published")]
-        columns += ["speed-up", "train time (s)", "steps", "it/s", "params", "note"]
+        classical = [r for r in ordered if r.classical and r.status == "completed"] if primary else []
+        columns += ["speed-up"] + (["time ÷ classical"] if classical else [])
+        columns += ["train time (s)", "steps", "it/s", "params", "note"]
         rows = []
         for r in ordered:
             row: List[Any] = [r.name, r.model, r.setting, r.status]
@@ -79,8 +103,9 @@ def tables(runs: Sequence[Run]) -> Dict[str, Tuple[List[str], List[List[Any]]]]:
                 better = r.metric_modes.get(m, _guess_mode(m))
                 ratio = None if not _finite(mine) or not mine else (value / mine if better == "min" else mine / value)
                 row += [value, ratio]
-            row += [speed_up(ref, r, primary, mode) if ref and primary else None,
-                    r.train_time_s, r.steps, r.iterations_per_s, r.params,
+            row += [speed_up(ref, r, primary, mode) if ref and primary else None]
+            row += [classical_ratio(classical, r, primary, mode)] if classical else []
+            row += [r.train_time_s, r.steps, r.iterations_per_s, r.params,
                     "; ".join(filter(None, (r.error, r.note)))]
             rows.append(row)
         out[problem] = (columns, rows)
@@ -108,7 +133,7 @@ def _cell(column: str, v: Any) -> str:
         return "∞" if v > 0 else "-∞"
     if column in ("params", "steps"):
         return f"{int(v):,}"
-    if column == "speed-up" or column.endswith("vs published"):
+    if column in ("speed-up", "time ÷ classical") or column.endswith("vs published"):
         return f"{v:.3g}×"
     if column.endswith("(s)") or column == "it/s":
         return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
