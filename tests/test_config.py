@@ -125,6 +125,8 @@ def test_sweep_experiments_define_their_sweep(experiment):
         methods = params.method.split(",")
         assert {"dinf_adam", "dinf_lsq", "siren"} <= set(methods) and {"fem", "fd"} & set(methods)
         assert all((Path(CONF) / "method" / f"{m}.yaml").exists() for m in methods)
+    elif experiment == "compare_pinnacle_fem":
+        assert params.model.split(",") == ["dinf", "fem"] and len(cfg.fem.h) > 1
     elif experiment.startswith("compare_"):
         assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
     elif experiment == "ablation_kernel":
