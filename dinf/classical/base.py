@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dinf.errors import check
+
 
 class ClassicalSolver(nn.Module):
     """A model that is its own solver. ``solve(field, problem, generator)`` is what a least-squares
@@ -19,8 +21,10 @@ class ClassicalSolver(nn.Module):
     in_dim = 2
     out_dim = 1
 
-    def __init__(self) -> None:
+    def __init__(self, in_dim: int, out_dim: int, what: str) -> None:
         super().__init__()
+        check(int(in_dim) == 2 and int(out_dim) == 1, "in_dim",
+              f"{what} here solve one real unknown on a plane (in_dim 2, out_dim 1), got {in_dim}, {out_dim}")
         # problem.predict casts points to the first parameter's dtype: float64 for the probes.
         self.register_parameter("_precision", nn.Parameter(torch.zeros(0, dtype=torch.float64), requires_grad=False))
         self._u: Optional[np.ndarray] = None

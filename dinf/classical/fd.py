@@ -25,10 +25,8 @@ class FiniteDifferences(ClassicalSolver):
     prefix = "fd"
 
     def __init__(self, in_dim: int = 2, out_dim: int = 1, gradient: str = "auto"):
-        super().__init__()
+        super().__init__(in_dim, out_dim, "finite differences")
         check(gradient in GRADIENTS, "gradient", f"must be one of {GRADIENTS}, got {gradient!r}")
-        check(int(in_dim) == 2 and int(out_dim) == 1, "in_dim",
-              f"finite differences here solve one real unknown on a plane (in_dim 2, out_dim 1), got {in_dim}, {out_dim}")
         self.gradient = gradient
         self._probe: Optional[RegularGridInterpolator] = None
 

@@ -28,10 +28,10 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
-from dinf.equations.evaluate import evaluate
-from dinf.errors import ConfigError, check
 from dinf.classical.base import ClassicalSolver
 from dinf.classical.plate_fem import PLATE_ELEMENTS, solve_plate
+from dinf.equations.evaluate import evaluate
+from dinf.errors import ConfigError, check
 from dinf.geometry.shapes import Ball
 from dinf.pdes.plate import KirchhoffPlate
 from dinf.sparse_solve import solve_spd, warm_up as sparse_warm_up
@@ -51,13 +51,11 @@ class FiniteElements(ClassicalSolver):
 
     def __init__(self, in_dim: int = 2, out_dim: int = 1, h: Union[float, Sequence[float]] = 0.02, order: int = 2,
                  plate_element: str = "argyris", backend: str = "auto"):
-        super().__init__()
+        super().__init__(in_dim, out_dim, "finite elements")
         sizes = [float(v) for v in (h if isinstance(h, (list, tuple)) else [h])]
         check(len(sizes) > 0 and all(v > 0 for v in sizes), "h", f"must be > 0 (or a list of such), got {h!r}")
         check(int(order) in ORDERS, "order", f"must be one of {ORDERS}, got {order!r}")
         check(plate_element in PLATE_ELEMENTS, "plate_element", f"must be one of {PLATE_ELEMENTS}, got {plate_element!r}")
-        check(int(in_dim) == 2 and int(out_dim) == 1, "in_dim",
-              f"finite elements here solve one real unknown on a plane (in_dim 2, out_dim 1), got {in_dim}, {out_dim}")
         self.order, self.backend = int(order), backend
         self.sizes, self.plate_element = sorted(sizes, reverse=True), plate_element
         self.h = self.sizes[0]

@@ -32,14 +32,10 @@ def reconstruct(target: np.ndarray, supervision: str, gradient: str) -> np.ndarr
     R = target.shape[0]
     h = 2.0 / (R - 1)
     k = np.arange(R)
-    if supervision == "laplacian":
+    if supervision == "laplacian":  # one diagonal operator: û = λ ĝ / λ²
         lam = -(2.0 - 2.0 * np.cos(math.pi * k / R)) / h**2
         eig = lam[:, None] + lam[None, :]
-        hat = dctn(target[..., 0], type=2, norm="ortho")
-        eig[0, 0] = 1.0  # the constant: free, set to zero below
-        u_hat = hat / eig
-        u_hat[0, 0] = 0.0
-        return idctn(u_hat, type=2, norm="ortho")
+        return _from_modes(eig * dctn(target[..., 0], type=2, norm="ortho"), eig**2)
     # Mode k of the centred difference: DST-II mode k (1 ≤ k ≤ R; scipy's index k − 1).
     diff = -np.sin(math.pi * k / R) / h
     smooth = np.cos(math.pi * k / (2 * R)) ** 2 if gradient == "sobel" else np.ones(R)
@@ -57,6 +53,12 @@ def reconstruct(target: np.ndarray, supervision: str, gradient: str) -> np.ndarr
             aligned[:, 1:] = g_hat[:, :-1]
         num += sigma * aligned
         den += sigma**2
+    return _from_modes(num, den)
+
+
+def _from_modes(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """The image of cosine modes ``num / den``; the constant mode (``den = 0``) is free: zero."""
+    den = den.copy()
     den[0, 0] = 1.0
     u_hat = num / den
     u_hat[0, 0] = 0.0

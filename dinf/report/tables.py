@@ -67,13 +67,14 @@ def classical_ratio(classical: Sequence[Run], run: Run, metric: str, mode: str) 
     ``classical`` took to be at least as good (None if none was)."""
     target = _best_of(run.history, metric, mode)
     t_run = _first_time(run.history, metric, mode, target) if math.isfinite(target) else None
+    if t_run is None:
+        return None
     # A refinement sequence's solves are timed alone: any of them (not only the first) may be the quickest.
     times = [float(h["train_time_s"]) for c in classical for h in c.history
-             if _finite(h.get(metric)) and _better(h[metric], target, mode)] if t_run is not None else []
-    if t_run is None or not times:
+             if _finite(h.get(metric)) and _better(h[metric], target, mode)]
+    if not times:
         return None
-    t_classical = min(times)
-    return t_run / t_classical if t_classical > 0 else math.inf
+    return t_run / min(times) if min(times) > 0 else math.inf
 
 
 def tables(runs: Sequence[Run]) -> Dict[str, Tuple[List[str], List[List[Any]]]]:
