@@ -158,6 +158,11 @@ DINF_2D = [
     for dec in ("linear", "mlp")
     for edge in ("pad", "clamp")
 ]
+DINF_WINDOW = [  # the bump window (kernels.window_log): the field C∞ across cell borders
+    dict(in_dim=2, kernel="gaussian", decoder="linear", edge="pad", eps=0.8, window=1.0),
+    dict(in_dim=2, kernel="gaussian", decoder="mlp", edge="clamp", eps=0.7, rho=4, window=0.5),
+    dict(in_dim=3, kernel="gaussian", decoder="linear", edge="pad", rho=2, eps=1.3, window=2.0),
+]
 DINF_3D = [
     dict(in_dim=3, kernel="gaussian", decoder="mlp", edge="pad", rho=2, eps=1.3),
     dict(in_dim=3, kernel="inverse_multiquadric", decoder="linear", edge="clamp", rho=2, eps=1.3),
@@ -168,11 +173,12 @@ DINF_GATED = [
     dict(in_dim=2, kernel="inverse_quadratic", decoder="linear", edge="clamp", gates="spatial", gate_resolution=2),
     dict(in_dim=3, kernel="gaussian", decoder="linear", edge="pad", rho=2, gates="spatial", gate_resolution=2),
 ]
-DINF_CONFIGS = DINF_2D + DINF_3D + DINF_GATED
+DINF_CONFIGS = DINF_2D + DINF_WINDOW + DINF_3D + DINF_GATED
 
 
 def _cfg_id(cfg: dict) -> str:
-    return "-".join(f"{v}" for k, v in cfg.items() if k in ("in_dim", "kernel", "decoder", "edge", "gates"))
+    return "-".join(f"{k}{v}" if k == "window" else f"{v}" for k, v in cfg.items()
+                    if k in ("in_dim", "kernel", "decoder", "edge", "gates", "window"))
 
 
 dinf_configs = pytest.mark.parametrize("cfg", DINF_CONFIGS, ids=[_cfg_id(c) for c in DINF_CONFIGS])
@@ -221,9 +227,15 @@ def naive_dinf_forward(field: DInfGrid, x: torch.Tensor) -> torch.Tensor:
     Level s: t_a = (x_a + 1) n_a / 2 in node units (n_a cells along axis a), neighbours
     floor(t) + {-ρ+1..ρ}^d (clamped into [0, n_a] for ``edge="clamp"``, ghost nodes read from the
     padded grid for ``edge="pad"``), weights ψ(|t - p|²) / Σ ψ, features concatenated over
-    levels, then the decoder.
+    levels, then the decoder. With a window c > 0 each weight is also multiplied by
+    Π_a exp(−c s_a⁴ / (1 − s_a²)), s_a = (t_a − p_a) / ρ (0 where |s_a| ≥ 1).
     """
     psi = KERNELS[field.kernel]
+
+    def bump(s: torch.Tensor) -> torch.Tensor:
+        inside = s.abs() < 1
+        return torch.where(inside, torch.exp(-field.window * s**4 / torch.where(inside, 1 - s * s, 1.0)), 0.0)
+
     ghost = field.rho if field.edge == "pad" else 0
     offsets = range(-field.rho + 1, field.rho + 1)
     feats = []
@@ -238,6 +250,8 @@ def naive_dinf_forward(field: DInfGrid, x: torch.Tensor) -> torch.Tensor:
             if field.edge == "clamp":
                 node = torch.minimum(node.clamp_min(0), n)
             w = psi(((t - node) ** 2).sum(-1, keepdim=True), field.eps)[0]
+            if field.window > 0:
+                w = w * bump((t - node) / field.rho).prod(-1, keepdim=True)
             num = num + w * grid[tuple((node + ghost).t())]
             den = den + w
         feats.append(num / den)
@@ -430,6 +444,8 @@ def test_mlp_matches_finite_differences(activation: str) -> None:
         (lambda: DInfGrid(resolution=[16, 8.0], levels=2), "resolution", ["integers"]),
         (lambda: DInfGrid(resolution="16", levels=2), "resolution", ["'16'"]),
         (lambda: DInfGrid(rho=0), "rho", []),
+        (lambda: DInfGrid(window=-1.0), "window", [">= 0"]),
+        (lambda: DInfGrid(kernel="inverse_quadratic", window=1.0), "window", ["Gaussian", "inverse_quadratic"]),
         (lambda: DInfGrid(decoder="foo"), "decoder", ["linear", "mlp"]),
         (lambda: DInfGrid(edge="foo"), "edge", ["pad", "clamp"]),
         (lambda: DInfGrid(levels=0), "levels", []),

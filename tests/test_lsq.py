@@ -13,13 +13,13 @@ from dinf.run import train
 from tests.helpers import compose_cfg
 
 
-@pytest.mark.parametrize("kernel", ["gaussian", "inverse_quadratic"])
+@pytest.mark.parametrize("kernel,window", [("gaussian", 0.0), ("gaussian", 1.0), ("inverse_quadratic", 0.0)])
 @pytest.mark.parametrize("edge", ["pad", "clamp"])
 @pytest.mark.parametrize("d", [2, 3])
-def test_basis_reproduces_the_feature_jets(kernel, edge, d):
+def test_basis_reproduces_the_feature_jets(kernel, window, edge, d):
     torch.manual_seed(0)
     g = DInfGrid(in_dim=d, resolution=8 if d == 3 else 16, levels=2, features=2, kernel=kernel, edge=edge,
-                 rho=2 if d == 3 else 3, init_scale=1.0, backend="torch").double()
+                 rho=2 if d == 3 else 3, init_scale=1.0, backend="torch", window=window).double()
     x = torch.rand(40, d, dtype=torch.float64) * 2 - 1
     x[0], x[1] = -1.0, 1.0  # the domain's corners, where clamping and padding differ
     jet = g.features_jet(x, 2)

@@ -51,6 +51,26 @@ def test_fused_kernel_matches_torch_and_reference(edge, decoder, order, eps):
 
 
 @pytest.mark.parametrize("edge", ["pad", "clamp"])
+@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("d", [2, 3])
+def test_fused_kernel_with_window(edge, order, d):
+    """The bump window (one exp per node instead of the Gaussian's one per axis) against the
+    PyTorch path and the reference-style autograd path, forward and backward, 2 and 3 axes."""
+    torch.manual_seed(0)
+    g = DInfGrid(d, 2, resolution=16 if d == 2 else 8, levels=2, edge=edge, eps=0.8, rho=3 if d == 2 else 2,
+                 window=1.0).double()
+    for p in g.grids:
+        p.data.normal_()
+    x = _points() if d == 2 else torch.cat([torch.rand(60, 3, dtype=torch.float64) * 2 - 1,
+                                            torch.tensor([[0.0, 0.25, -1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)])
+    fused, fused_grads = _jets(g, "numba", x, order)
+    for other in ("torch", "reference"):
+        parts, grads = _jets(g, other, x, order)
+        for a, b in zip(fused + list(fused_grads), parts + list(grads)):
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * b.abs().max().item()), (other, (a - b).abs().max())
+
+
+@pytest.mark.parametrize("edge", ["pad", "clamp"])
 @pytest.mark.parametrize("resolution", [[16, 4], [8, 32]])
 def test_fused_kernel_per_axis_cells(edge, resolution):
     """Per-axis cells (1D + t style grids): each axis has its own node count, row stride and

@@ -43,10 +43,11 @@ def test_in_subprocess():
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
 
-def _grid(edge: str, rho: int, features: int, resolution=8, levels: int = 2, eps: float = 1.3, in_dim: int = 2):
+def _grid(edge: str, rho: int, features: int, resolution=8, levels: int = 2, eps: float = 1.3, in_dim: int = 2,
+          window: float = 0.0):
     torch.manual_seed(0)
     g = DInfGrid(in_dim, 1, resolution=resolution, levels=levels, features=features, rho=rho, edge=edge,
-                 eps=eps).double()
+                 eps=eps, window=window).double()
     for p in g.grids:
         p.data.normal_()
     return g
@@ -124,6 +125,19 @@ def test_triton_3d_matches_torch(edge, order, rho, features, resolution):
     for a, b in zip(tri, ref):
         _close(a, b, 1e-10)
     for a, b in zip(tri_grads, ref_grads):
+        _close(a, b, 1e-10)
+
+
+@in_process
+@pytest.mark.parametrize("edge", ["pad", "clamp"])
+@pytest.mark.parametrize("in_dim,rho", [(2, 3), (3, 2)])
+def test_triton_window_matches_torch(edge, in_dim, rho):
+    """The bump window (``kernel.window``) in the 2D and 3D kernels, forward and backward."""
+    g = _grid(edge, rho, 2, resolution=8, in_dim=in_dim, eps=0.8, window=1.0)
+    x = _points(20) if in_dim == 2 else _points_3d()
+    tri, tri_grads = _jet_and_grads(g, "triton", x, 2)
+    ref, ref_grads = _jet_and_grads(g, "torch", x, 2)
+    for a, b in zip(tri + list(tri_grads), ref + list(ref_grads)):
         _close(a, b, 1e-10)
 
 
@@ -233,14 +247,17 @@ from triton.runtime.jit import JITFunction
 from dinf.fields import rbf_triton
 
 assert not rbf_triton.interpreting()
-for dims, dt, rho, clamp, backward, f in [(2, "fp64", 3, True, False, 2), (2, "fp64", 3, False, True, 2),
-                                          (2, "fp32", 4, True, True, 8), (3, "fp64", 3, True, False, 2),
-                                          (3, "fp32", 3, False, True, 2)]:
+for dims, dt, rho, clamp, backward, f, window in [(2, "fp64", 3, True, False, 2, False),
+                                                  (2, "fp64", 3, False, True, 2, True),
+                                                  (2, "fp32", 4, True, True, 8, False),
+                                                  (3, "fp64", 3, True, False, 2, True),
+                                                  (3, "fp32", 3, False, True, 2, False)]:
     names = list(JITFunction(rbf_triton._jet_kernel if dims == 2 else rbf_triton._jet_kernel_3d).arg_names)
     kp = triton.next_power_of_2(2 * rho)
     sig = {n: "*" + dt for n in names[:4]}
     sig.update({n: "*i64" for n in names[4:7]}, N="i32", S="i32", ghost="i32")
-    const = dict(RHO=rho, KP=kp, F=f, ORDER=2, A=1 + dims + dims * dims, CLAMP=clamp, BACKWARD=backward,
+    const = dict(RHO=rho, KP=kp, F=f, ORDER=2, A=1 + dims + dims * dims, CLAMP=clamp, WINDOW=window,
+                 BACKWARD=backward,
                  BLOCK=rbf_triton._block(kp, 8 if dt == "fp64" else 4))
     sig.update({n: "constexpr" for n in const})
     src = ASTSource(rbf_triton._kernel(dims), sig, {(names.index(n),): v for n, v in const.items()})

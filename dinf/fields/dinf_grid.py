@@ -26,7 +26,7 @@ from dinf.fields import rbf_cpu
 from dinf.fields.gates import LevelGates
 from dinf.fields.gather import gather_rows
 from dinf.fields.grid_checks import Resolution, check_grid, is_int, level_cells
-from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights
+from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights, window_log
 from dinf.jet import Jet
 
 EDGES = ("pad", "clamp")
@@ -94,6 +94,7 @@ class DInfGrid(Field):
         backend: str = "auto",
         gates: str = "none",
         gate_resolution: int = 8,
+        window: float = 0.0,
     ):
         super().__init__(in_dim, out_dim)
         check_choice("kernel", kernel, KERNELS)
@@ -105,9 +106,13 @@ class DInfGrid(Field):
         axes = check_grid(in_dim, resolution, levels, features)
         check(rho >= 1, "rho", f"must be >= 1, got {rho}")
         check(eps > 0, "eps", f"must be > 0, got {eps}")
+        check(window >= 0, "window", f"must be >= 0 (0: no window), got {window}")
+        check(window == 0 or kernel in SEPARABLE, "window",
+              f"the bump window is built for the separable Gaussian; kernel {kernel} takes window=0")
         self.resolution: Resolution = int(resolution) if is_int(resolution) else list(axes)
         self.levels, self.features = levels, features
         self.kernel, self.eps, self.rho, self.edge = kernel, float(eps), rho, edge
+        self.window = float(window)  # bump strength c (kernels.window_log); 0: the plain, truncated Gaussian
         self.backend = backend
         self.separable = kernel in SEPARABLE
         self.resolution_per_axis: Tuple[int, ...] = axes
@@ -124,7 +129,7 @@ class DInfGrid(Field):
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
         self.decoder = DECODERS[decoder](levels * features, out_dim, **kwargs)
         self.register_buffer("offsets", torch.arange(-rho + 1, rho + 1), persistent=False)
-        self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge)
+        self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge, window)
 
     @property
     def cells_total(self) -> int:
@@ -170,7 +175,7 @@ class DInfGrid(Field):
         for a in range(d):
             rows = rows * (cells[a] + 2) + base[:, a] + 1
         if self.separable:
-            weights = gaussian_weights_1d(r, self.eps, order)
+            weights = gaussian_weights_1d(r, self.eps, order, self.window, self.rho)
         else:
             delta = _tensor_offsets(r)
             weights = radial_weights(delta, KERNELS[self.kernel], self.eps, order)
@@ -269,7 +274,7 @@ class DInfGrid(Field):
         jet_fn = rbf_cpu.grid_jet if kernel == "numba" else _rbf_triton().grid_jet_triton
         out = jet_fn(
             x.to(table.dtype), table, self.cells_per_axis, sizes, self.ghost, self.edge == "clamp", self.rho,
-            self.eps, order,
+            self.eps, order, self.window,
         )  # [N, S, F, A]
         n, c = x.shape[0], out.shape[1] * out.shape[2]  # c, not -1: n may be 0
         value = out[..., 0].reshape(n, c)
@@ -319,6 +324,9 @@ class DInfGrid(Field):
             nodes = self._clamp_nodes(nodes, level, 2)
         delta = t.unsqueeze(1) - nodes.to(t.dtype)
         phi = KERNELS[self.kernel]((delta * delta).sum(-1), self.eps)[0]
+        if self.window > 0:  # the per-axis bump, from its own formula (kernels.window_log)
+            inside, ell, _, _ = window_log(delta / self.rho, self.window)
+            phi = phi * torch.where(inside, torch.exp(ell), torch.zeros_like(ell)).prod(-1)
         w = phi / phi.sum(-1, keepdim=True)
         grid = self.grids[level]
         flat = torch.zeros_like(base[:, :1])

@@ -21,7 +21,7 @@ class LevelGates(nn.Module):
     """Gates for ``levels`` levels of ``features`` features each (see the module docstring)."""
 
     def __init__(self, mode: str, levels: int, features: int, in_dim: int, resolution: int,
-                 kernel: str, eps: float, rho: int, edge: str):
+                 kernel: str, eps: float, rho: int, edge: str, window: float = 0.0):
         super().__init__()
         check_choice("gates", mode, GATES)
         check(isinstance(resolution, int) and resolution >= 1, "gate_resolution",
@@ -33,7 +33,8 @@ class LevelGates(nn.Module):
             from dinf.fields.dinf_grid import DInfGrid  # a gate is itself a (one-level) grid
 
             self.field = DInfGrid(in_dim, levels, resolution=resolution, levels=1, features=levels,
-                                  kernel=kernel, eps=eps, rho=rho, edge=edge, backend="torch")
+                                  kernel=kernel, eps=eps, rho=rho, edge=edge, backend="torch",
+                                  window=window)
             self.field.decoder = None  # only its features are read: no parameters without a use
             with torch.no_grad():
                 self.field.grids[0].fill_(1.0)

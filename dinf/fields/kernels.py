@@ -7,6 +7,7 @@ derivative smooth at r = 0.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -53,27 +54,63 @@ KERNELS: Dict[str, PsiFn] = {
 SEPARABLE = {"gaussian"}
 
 
-def gaussian_weights_1d(r: Tensor, eps: float, order: int) -> Tensor:
+# Below this 1 − s², exp(−c s⁴ / (1 − s²)) has underflowed (c ≤ 1 and float64: e^−745) and its
+# log-derivatives overflow: the node's weight is set to exactly 0 instead.
+WINDOW_FLOOR = 1e-3
+
+
+def window_log(s: Tensor, c: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The bump window b(s) = exp(−c s⁴ / (1 − s²)) on |s| < 1 (0 beyond), s = r / ρ, as
+    ``inside`` (a mask where b > 0) and ℓ = log b, dℓ/ds, d²ℓ/ds² there (0 elsewhere).
+
+    b and every derivative vanish at |s| → 1, so a node entering or leaving the (2ρ)-wide
+    neighbourhood at a cell border does so with weight 0 to all orders: the field is C∞ across
+    borders, not only inside cells. Near s = 0, b = 1 − c s⁴ + …: the window leaves the Gaussian's
+    width (its curvature at r = 0, ε) as it is and trims its tail.
+    """
+    u = 1.0 - s * s
+    inside = u > WINDOW_FLOOR * c
+    safe = torch.where(inside, u, torch.ones_like(u))  # no inf (nor NaN gradients) outside
+    zero = torch.zeros_like(s)
+    s2 = s * s
+    ell = torch.where(inside, -c * s2 * s2 / safe, zero)
+    d1 = torch.where(inside, -2.0 * c * s * s2 * (2.0 - s2) / (safe * safe), zero)
+    d2 = torch.where(inside, -2.0 * c * s2 * (6.0 - 3.0 * s2 + s2 * s2) / (safe * safe * safe), zero)
+    return inside, ell, d1, d2
+
+
+def gaussian_weights_1d(r: Tensor, eps: float, order: int, window: float = 0.0, rho: int = 0) -> Tensor:
     """Normalised 1D Gaussian weights and their t-derivatives.
 
     r: ``[..., K]`` signed distances t - p_k. Returns ``[..., order + 1, K]``:
-    w, w' = w (g - ḡ), w'' = w ((g - ḡ)² - Var_w g), with g = φ'/φ = -2ε² r and ḡ, Var_w the
-    w-weighted mean and variance of g (g' is constant, which is what makes this closed form).
+    w, w' = w (g - ḡ), w'' = w ((g - ḡ)² - Var_w g + g' - mean_w g'), with g = (log φ)' and ḡ,
+    Var_w the w-weighted mean and variance of g. For the plain Gaussian g = -2ε² r and g' is
+    constant, so its terms cancel. ``window`` c > 0 multiplies φ by the bump ``window_log``
+    of s = r / ρ (``rho``: the neighbourhood half-width, K = 2ρ).
     """
     e2 = eps * eps
     logits = -e2 * r * r
+    g = -2.0 * e2 * r
+    dg_dr = None
+    if window > 0:
+        inside, ell, d1, d2 = window_log(r / rho, window)
+        logits = torch.where(inside, logits + ell, torch.full_like(logits, -math.inf))
+        g = torch.where(inside, g + d1 / rho, torch.zeros_like(g))
+        dg_dr = torch.where(inside, d2 / (rho * rho), torch.zeros_like(g))  # g' - (-2ε²): the window's part
     # Shift by the max: the normalisation cancels it, and it keeps far queries finite.
     logits = logits - logits.amax(-1, keepdim=True)
     phi = torch.exp(logits)
     w = phi / phi.sum(-1, keepdim=True)
     out = [w]
     if order >= 1:
-        g = -2.0 * e2 * r
         dg = g - (w * g).sum(-1, keepdim=True)
         out.append(w * dg)
         if order >= 2:
             var = (w * dg * dg).sum(-1, keepdim=True)
-            out.append(w * (dg * dg - var))
+            curv = dg * dg - var
+            if dg_dr is not None:
+                curv = curv + dg_dr - (w * dg_dr).sum(-1, keepdim=True)
+            out.append(w * curv)
     if order > 2:
         raise NotImplementedError("closed-form jets are implemented up to order 2")
     return torch.stack(out, -2)

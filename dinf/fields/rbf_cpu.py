@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dinf.fields.kernels import WINDOW_FLOOR
+
 try:
     import numba
     from numba import njit, prange
@@ -70,10 +72,12 @@ def _announce_compile(kind: str, order: int, rho: int, features: int, dims: int 
 if AVAILABLE:
 
     @njit(inline="always", fastmath=True, error_model="numpy")
-    def _weights_1d(t, n, rho, eps2, clamp, order, ck, w, nodes):
+    def _weights_1d(t, n, rho, eps2, win, clamp, order, ck, w, nodes):
         """Normalised 1D Gaussian weights ``w[a, k]`` (a-th t-derivative, a <= order) and nodes.
 
-        Row 3 of ``w`` is scratch: the distance, then g - ḡ (see kernels.gaussian_weights_1d).
+        Rows 3 and 4 of ``w`` are scratch: g = (log φ)', then g - ḡ, and the window's part of g'
+        (see kernels.gaussian_weights_1d). ``win`` c > 0 multiplies φ by the bump
+        exp(-c s⁴ / (1 - s²)), s = r / ρ (kernels.window_log): one exp per node. Without it,
         ``ck[k] = exp(-ε² j²)`` with j = k - ρ + 1: for unclamped nodes at unit spacing,
         exp(-ε² (r - j)²) ∝ exp(2ε² r j) · ck[k], so one exp per axis replaces 2ρ of them.
         """
@@ -81,7 +85,27 @@ if AVAILABLE:
         base = min(max(math.floor(t), 0), n)
         rc = t - base
         unclamped = not clamp or (base - rho + 1 >= 0 and base + rho <= n)
-        if unclamped:
+        if win > 0.0:
+            floor = WINDOW_FLOOR * win
+            for k in range(K):
+                node = base + k - rho + 1
+                if not unclamped:
+                    node = min(max(node, 0), n)
+                nodes[k] = node
+                r = t - node
+                sr = r / rho
+                u = 1.0 - sr * sr
+                if u > floor:
+                    inv = 1.0 / u
+                    s2 = sr * sr
+                    w[0, k] = math.exp(-eps2 * r * r - win * s2 * s2 * inv)
+                    w[3, k] = -2.0 * eps2 * r - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / rho
+                    w[4, k] = -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (rho * rho)
+                else:  # outside the bump (or underflowed): exactly no weight
+                    w[0, k] = 0.0
+                    w[3, k] = 0.0
+                    w[4, k] = 0.0
+        elif unclamped:
             a = math.exp(2.0 * eps2 * rc)
             p = 1.0
             for k in range(rho - 1, K):
@@ -95,13 +119,13 @@ if AVAILABLE:
             for k in range(K):
                 node = base + k - rho + 1
                 nodes[k] = node
-                w[3, k] = t - node
+                w[3, k] = -2.0 * eps2 * (t - node)
         else:
             for k in range(K):
                 node = min(max(base + k - rho + 1, 0), n)
                 nodes[k] = node
                 r = t - node
-                w[3, k] = r
+                w[3, k] = -2.0 * eps2 * r
                 w[0, k] = math.exp(-eps2 * r * r)
         s = 0.0
         for k in range(K):
@@ -110,17 +134,25 @@ if AVAILABLE:
         inv = 1.0 / s
         for k in range(K):
             w[0, k] *= inv
-            gbar += w[0, k] * (-2.0 * eps2 * w[3, k])
+            gbar += w[0, k] * w[3, k]
         if order >= 1:
             var = 0.0
             for k in range(K):
-                dg = -2.0 * eps2 * w[3, k] - gbar
+                dg = w[3, k] - gbar
                 w[3, k] = dg
                 w[1, k] = w[0, k] * dg
                 var += w[0, k] * dg * dg
             if order >= 2:
-                for k in range(K):
-                    w[2, k] = w[0, k] * (w[3, k] * w[3, k] - var)
+                if win > 0.0:
+                    mean4 = 0.0
+                    for k in range(K):
+                        mean4 += w[0, k] * w[4, k]
+                    var += mean4  # w'' = w((g - ḡ)² - Var g + g' - mean g'); the -2ε² cancels
+                    for k in range(K):
+                        w[2, k] = w[0, k] * (w[3, k] * w[3, k] + w[4, k] - var)
+                else:
+                    for k in range(K):
+                        w[2, k] = w[0, k] * (w[3, k] * w[3, k] - var)
 
     @njit(inline="always")
     def _ck(rho, eps2):
@@ -131,16 +163,16 @@ if AVAILABLE:
         return ck
 
     @njit(inline="always")
-    def _point_weights(x, p, c0, c1, rho, eps2, clamp, order, ck, w0, n0, w1, n1):
+    def _point_weights(x, p, c0, c1, rho, eps2, win, clamp, order, ck, w0, n0, w1, n1):
         """Both axes' weights of point p on a level of c0 × c1 cells."""
-        _weights_1d((x[p, 0] + 1.0) * (0.5 * c0), c0, rho, eps2, clamp, order, ck, w0, n0)
-        _weights_1d((x[p, 1] + 1.0) * (0.5 * c1), c1, rho, eps2, clamp, order, ck, w1, n1)
+        _weights_1d((x[p, 0] + 1.0) * (0.5 * c0), c0, rho, eps2, win, clamp, order, ck, w0, n0)
+        _weights_1d((x[p, 1] + 1.0) * (0.5 * c1), c1, rho, eps2, win, clamp, order, ck, w1, n1)
 
     @njit(inline="always")
     def _scratch(rho, eps2):
         K = 2 * rho
         z = np.zeros(K, dtype=np.int64)
-        return np.zeros((4, K)), z, np.zeros((4, K)), z.copy(), _ck(rho, eps2)
+        return np.zeros((5, K)), z, np.zeros((5, K)), z.copy(), _ck(rho, eps2)
 
     def _make_kernels(order: int, rho: int, F: int):
         """Forward and backward 2D kernels for one (order, ρ, features): constant loop bounds and
@@ -150,7 +182,7 @@ if AVAILABLE:
         K = 2 * rho
 
         @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-        def forward(x, table, offsets, cells, sizes, ghost, clamp, eps2, nthreads, out):
+        def forward(x, table, offsets, cells, sizes, ghost, clamp, eps2, win, nthreads, out):
             N = x.shape[0]
             S = cells.shape[0]
             chunk = (N + nthreads - 1) // nthreads
@@ -158,7 +190,7 @@ if AVAILABLE:
                 w0, n0, w1, n1, ck = _scratch(rho, eps2)
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        _point_weights(x, p, cells[s, 0], cells[s, 1], rho, eps2, clamp, order, ck, w0, n0, w1, n1)
+                        _point_weights(x, p, cells[s, 0], cells[s, 1], rho, eps2, win, clamp, order, ck, w0, n0, w1, n1)
                         hx = 0.5 * cells[s, 0]  # dt/dx per axis
                         hy = 0.5 * cells[s, 1]
                         stride = sizes[s, 1]  # nodes along axis 1: the row stride of axis 0
@@ -203,7 +235,7 @@ if AVAILABLE:
                                 out[p, s, f, 6] = ayy * (hy * hy)
 
         @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-        def backward(x, grad, offsets, cells, sizes, ghost, clamp, eps2, nthreads, buf):
+        def backward(x, grad, offsets, cells, sizes, ghost, clamp, eps2, win, nthreads, buf):
             N = x.shape[0]
             S = cells.shape[0]
             chunk = (N + nthreads - 1) // nthreads
@@ -213,7 +245,7 @@ if AVAILABLE:
                 q = np.zeros((3, K))
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        _point_weights(x, p, cells[s, 0], cells[s, 1], rho, eps2, clamp, order, ck, w0, n0, w1, n1)
+                        _point_weights(x, p, cells[s, 0], cells[s, 1], rho, eps2, win, clamp, order, ck, w0, n0, w1, n1)
                         hx = 0.5 * cells[s, 0]
                         hy = 0.5 * cells[s, 1]
                         stride = sizes[s, 1]
@@ -258,11 +290,11 @@ if AVAILABLE:
         return forward, backward
 
     @njit(inline="always")
-    def _point_weights_3d(x, p, c0, c1, c2, rho, eps2, clamp, order, ck, w0, n0, w1, n1, w2, n2):
+    def _point_weights_3d(x, p, c0, c1, c2, rho, eps2, win, clamp, order, ck, w0, n0, w1, n1, w2, n2):
         """The three axes' weights of point p on a level of c0 × c1 × c2 cells."""
-        _weights_1d((x[p, 0] + 1.0) * (0.5 * c0), c0, rho, eps2, clamp, order, ck, w0, n0)
-        _weights_1d((x[p, 1] + 1.0) * (0.5 * c1), c1, rho, eps2, clamp, order, ck, w1, n1)
-        _weights_1d((x[p, 2] + 1.0) * (0.5 * c2), c2, rho, eps2, clamp, order, ck, w2, n2)
+        _weights_1d((x[p, 0] + 1.0) * (0.5 * c0), c0, rho, eps2, win, clamp, order, ck, w0, n0)
+        _weights_1d((x[p, 1] + 1.0) * (0.5 * c1), c1, rho, eps2, win, clamp, order, ck, w1, n1)
+        _weights_1d((x[p, 2] + 1.0) * (0.5 * c2), c2, rho, eps2, win, clamp, order, ck, w2, n2)
 
     def _make_kernels_3d(order: int, rho: int, F: int):
         """Forward and backward 3D kernels, designed as the 2D ones (scalar accumulators, loops
@@ -272,17 +304,17 @@ if AVAILABLE:
         K = 2 * rho
 
         @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-        def forward(x, table, offsets, cells, sizes, ghost, clamp, eps2, nthreads, out):
+        def forward(x, table, offsets, cells, sizes, ghost, clamp, eps2, win, nthreads, out):
             N = x.shape[0]
             S = cells.shape[0]
             chunk = (N + nthreads - 1) // nthreads
             for th in prange(nthreads):
                 w0, n0, w1, n1, ck = _scratch(rho, eps2)
-                w2 = np.zeros((4, K))
+                w2 = np.zeros((5, K))
                 n2 = np.zeros(K, dtype=np.int64)
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        _point_weights_3d(x, p, cells[s, 0], cells[s, 1], cells[s, 2], rho, eps2, clamp, order, ck,
+                        _point_weights_3d(x, p, cells[s, 0], cells[s, 1], cells[s, 2], rho, eps2, win, clamp, order, ck,
                                           w0, n0, w1, n1, w2, n2)
                         h0 = 0.5 * cells[s, 0]  # dt/dx per axis
                         h1 = 0.5 * cells[s, 1]
@@ -364,13 +396,13 @@ if AVAILABLE:
                                 out[p, s, f, 12] = a002 * (h2 * h2)
 
         @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-        def backward(x, grad, offsets, cells, sizes, ghost, clamp, eps2, nthreads, buf):
+        def backward(x, grad, offsets, cells, sizes, ghost, clamp, eps2, win, nthreads, buf):
             N = x.shape[0]
             S = cells.shape[0]
             chunk = (N + nthreads - 1) // nthreads
             for th in prange(nthreads):
                 w0, n0, w1, n1, ck = _scratch(rho, eps2)
-                w2 = np.zeros((4, K))
+                w2 = np.zeros((5, K))
                 n2 = np.zeros(K, dtype=np.int64)
                 # q[c, k]: the output gradients folded with the axis-2 weights, per orders (a0, a1)
                 # c = 00, 10, 01, 20, 11, 02; r[a1, k]: those folded with the axis-0 weights of one i.
@@ -378,7 +410,7 @@ if AVAILABLE:
                 r = np.zeros((3, K))
                 for p in range(th * chunk, min(N, (th + 1) * chunk)):
                     for s in range(S):
-                        _point_weights_3d(x, p, cells[s, 0], cells[s, 1], cells[s, 2], rho, eps2, clamp, order, ck,
+                        _point_weights_3d(x, p, cells[s, 0], cells[s, 1], cells[s, 2], rho, eps2, win, clamp, order, ck,
                                           w0, n0, w1, n1, w2, n2)
                         h0 = 0.5 * cells[s, 0]
                         h1 = 0.5 * cells[s, 1]
@@ -468,14 +500,14 @@ def _kernels(order: int, rho: int, features: int, dims: int = 2):
 class _GridJet(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, table: Tensor, meta: tuple) -> Tensor:  # type: ignore[override]
-        offsets, cells, sizes, ghost, clamp, rho, eps2, order = meta
+        offsets, cells, sizes, ghost, clamp, rho, eps2, win, order = meta
         dims, features = cells.shape[1], table.shape[1]
         xn = x.detach().contiguous().numpy()
         tn = table.detach().contiguous().numpy()
         out = np.empty((x.shape[0], len(cells), features, num_components(dims, order)), dtype=tn.dtype)
         forward = _kernels(order, rho, features, dims)[0]
         with _announce_compile("forward", order, rho, features, dims):
-            forward(xn, tn, offsets, cells, sizes, ghost, clamp, eps2, numba.get_num_threads(), out)
+            forward(xn, tn, offsets, cells, sizes, ghost, clamp, eps2, win, numba.get_num_threads(), out)
         ctx.save_for_backward(x)
         ctx.meta = meta
         ctx.table_shape = table.shape
@@ -484,14 +516,14 @@ class _GridJet(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        offsets, cells, sizes, ghost, clamp, rho, eps2, order = ctx.meta
+        offsets, cells, sizes, ghost, clamp, rho, eps2, win, order = ctx.meta
         dims, features = cells.shape[1], ctx.table_shape[1]
         threads = numba.get_num_threads()
         gn = grad.detach().contiguous().numpy()
         buf = np.zeros((threads,) + tuple(ctx.table_shape), dtype=gn.dtype)
         backward = _kernels(order, rho, features, dims)[1]
         with _announce_compile("backward", order, rho, features, dims):
-            backward(x.detach().contiguous().numpy(), gn, offsets, cells, sizes, ghost, clamp, eps2, threads, buf)
+            backward(x.detach().contiguous().numpy(), gn, offsets, cells, sizes, ghost, clamp, eps2, win, threads, buf)
         # The threads' buffers summed into the first, in place: buf.sum(0) wrote a fresh array,
         # 4× slower for a 2D+t grid's 25 MB table (page faults), and copied even for one thread.
         total = buf[0]
@@ -515,12 +547,13 @@ def level_arrays(cells: Sequence[PerAxis], sizes: Sequence[PerAxis], dims: int) 
 
 
 def grid_jet(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: Sequence[PerAxis], ghost: int,
-             clamp: bool, rho: int, eps: float, order: int) -> Tensor:
+             clamp: bool, rho: int, eps: float, order: int, window: float = 0.0) -> Tensor:
     """Jets of all levels' features at ``x`` ``[N, d]``, d = 2 or 3: ``[N, S, F, A]`` (module doc).
 
     ``table`` ``[Σ_s Π_a sizes[s][a], F]``: every level's grid flattened row-major and
     concatenated; ``cells``: cells per axis of each level (a d-tuple, or an int for all axes);
     ``sizes``: nodes per axis of each level (``cells + 1 + 2·ghost``), likewise.
+    ``window``: the bump's strength c (``kernels.window_log``; 0: none).
     Differentiable with respect to ``table`` only.
     """
     if order > 2:
@@ -529,13 +562,13 @@ def grid_jet(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: Sequence
     if dims not in (2, 3):
         raise ValueError(f"the fused CPU kernel handles 2 or 3 axes, got x of shape {tuple(x.shape)}")
     offsets, cells_a, sizes_a = level_arrays(cells, sizes, dims)
-    meta = (offsets, cells_a, sizes_a, int(ghost), bool(clamp), int(rho), float(eps) ** 2, int(order))
+    meta = (offsets, cells_a, sizes_a, int(ghost), bool(clamp), int(rho), float(eps) ** 2, float(window), int(order))
     return _GridJet.apply(x, table, meta)
 
 
 def grid_jet_2d(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: Sequence[PerAxis], ghost: int,
-                clamp: bool, rho: int, eps: float, order: int) -> Tensor:
+                clamp: bool, rho: int, eps: float, order: int, window: float = 0.0) -> Tensor:
     """``grid_jet`` for ``x`` ``[N, 2]`` (the original 2D entry point)."""
     if x.shape[1] != 2:
         raise ValueError(f"grid_jet_2d takes x of shape [N, 2], got {tuple(x.shape)}")
-    return grid_jet(x, table, cells, sizes, ghost, clamp, rho, eps, order)
+    return grid_jet(x, table, cells, sizes, ghost, clamp, rho, eps, order, window)

@@ -35,6 +35,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from dinf.fields.kernels import WINDOW_FLOOR
 from dinf.fields.rbf_cpu import PerAxis, level_arrays, num_components
 
 try:
@@ -49,12 +50,13 @@ NUM_COMPONENTS = {0: 1, 1: 3, 2: 7}  # 2D; num_components(d, order) for any d
 
 
 if AVAILABLE:
+    _FLOOR = tl.constexpr(WINDOW_FLOOR)  # kernels read globals only as constexpr
 
     def _jet_kernel(
         x_ptr,  # [N, 2], the table's dtype
         src_ptr,  # forward: table [R, F]; backward: upstream gradient [N, S, F, A]
         dst_ptr,  # forward: out [N, S, F, A]; backward: table gradient [R, F] (zeroed)
-        eps2_ptr,  # [1] ε², the table's dtype (a float argument would be passed as fp32)
+        eps2_ptr,  # [2] ε² and the window's c, the table's dtype (a float argument would be passed as fp32)
         offsets_ptr,  # [S] int64: first table row of each level
         cells_ptr,  # [S, 2] int64: cells per axis
         sizes_ptr,  # [S, 2] int64: nodes per axis (cells + 1 + 2·ghost)
@@ -67,6 +69,7 @@ if AVAILABLE:
         ORDER: tl.constexpr,
         A: tl.constexpr,
         CLAMP: tl.constexpr,
+        WINDOW: tl.constexpr,
         BACKWARD: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
@@ -81,6 +84,7 @@ if AVAILABLE:
         kvalid = k < 2 * RHO  # lanes beyond 2ρ: weight 0, no load, no store
         m = pmask[:, None, None] & kvalid[None, :, None] & kvalid[None, None, :]  # [B, KP, KP]
         e2 = tl.load(eps2_ptr)
+        win = tl.load(eps2_ptr + 1)
         for s in range(S):
             c0 = tl.load(cells_ptr + 2 * s)
             c1 = tl.load(cells_ptr + 2 * s + 1)
@@ -98,6 +102,17 @@ if AVAILABLE:
             r = t[:, :, None] - node.to(xs.dtype)
             # Normalised Gaussian weights (kernels.gaussian_weights_1d), max-shifted like it.
             logit = tl.where(kvalid[None, None, :], -e2 * r * r, float("-inf"))
+            g = -2.0 * e2 * r  # (log φ)'
+            gp = tl.zeros_like(r)  # the window's part of g'
+            if WINDOW:  # the bump exp(-c s⁴ / (1 - s²)), s = r / ρ (kernels.window_log)
+                sr = r / RHO
+                uu = 1.0 - sr * sr
+                inside = kvalid[None, None, :] & (uu > _FLOOR * win)
+                inv = 1.0 / tl.where(inside, uu, 1.0)
+                s2 = sr * sr
+                logit = tl.where(inside, logit - win * s2 * s2 * inv, float("-inf"))
+                g = tl.where(inside, g - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / RHO, 0.0)
+                gp = tl.where(inside, -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (RHO * RHO), 0.0)
             phi = tl.exp(logit - tl.max(logit, 2)[:, :, None])
             w = phi / tl.sum(phi, 2)[:, :, None]
             u0 = tl.sum(tl.where(first, w, 0.0), 1)  # [B, KP] axis 0
@@ -107,14 +122,16 @@ if AVAILABLE:
             u2 = u0
             v2 = v0
             if ORDER >= 1:
-                g = -2.0 * e2 * r
                 dg = g - tl.sum(w * g, 2)[:, :, None]  # g - ḡ
                 w1 = w * dg
                 u1 = tl.sum(tl.where(first, w1, 0.0), 1)
                 v1 = tl.sum(tl.where(first, 0.0, w1), 1)
                 if ORDER >= 2:
                     var = tl.sum(w * dg * dg, 2)
-                    w2 = w * (dg * dg - var[:, :, None])
+                    curv = dg * dg - var[:, :, None]
+                    if WINDOW:
+                        curv = curv + gp - tl.sum(w * gp, 2)[:, :, None]
+                    w2 = w * curv
                     u2 = tl.sum(tl.where(first, w2, 0.0), 1)
                     v2 = tl.sum(tl.where(first, 0.0, w2), 1)
             n0 = tl.sum(tl.where(first, node, 0), 1)  # [B, KP] node indices, axis 0
@@ -166,7 +183,7 @@ if AVAILABLE:
         x_ptr,  # [N, 3], the table's dtype
         src_ptr,  # forward: table [R, F]; backward: upstream gradient [N, S, F, A]
         dst_ptr,  # forward: out [N, S, F, A]; backward: table gradient [R, F] (zeroed)
-        eps2_ptr,  # [1] ε², the table's dtype
+        eps2_ptr,  # [2] ε² and the window's c, the table's dtype
         offsets_ptr,  # [S] int64: first table row of each level
         cells_ptr,  # [S, 3] int64: cells per axis
         sizes_ptr,  # [S, 3] int64: nodes per axis (cells + 1 + 2·ghost)
@@ -179,6 +196,7 @@ if AVAILABLE:
         ORDER: tl.constexpr,
         A: tl.constexpr,
         CLAMP: tl.constexpr,
+        WINDOW: tl.constexpr,
         BACKWARD: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
@@ -192,6 +210,7 @@ if AVAILABLE:
         kvalid = k < 2 * RHO  # lanes beyond 2ρ: weight 0, no load, no store
         m = pmask[:, None, None] & kvalid[None, :, None] & kvalid[None, None, :]  # [B, KP(j), KP(k)]
         e2 = tl.load(eps2_ptr)
+        win = tl.load(eps2_ptr + 1)
         sel0 = (ax == 0)[None, :, None]  # [1, 4, 1] picks one axis out of [B, 4, KP]
         sel1 = (ax == 1)[None, :, None]
         sel2 = (ax == 2)[None, :, None]
@@ -214,18 +233,31 @@ if AVAILABLE:
                 node = tl.minimum(tl.maximum(node, 0), n.to(tl.int32)[None, :, None])
             r = t[:, :, None] - node.to(xs.dtype)
             logit = tl.where(kvalid[None, None, :], -e2 * r * r, float("-inf"))
+            g = -2.0 * e2 * r  # (log φ)'
+            gp = tl.zeros_like(r)  # the window's part of g'
+            if WINDOW:  # as in the 2D kernel
+                sr = r / RHO
+                uu = 1.0 - sr * sr
+                inside = kvalid[None, None, :] & (uu > _FLOOR * win)
+                inv = 1.0 / tl.where(inside, uu, 1.0)
+                s2 = sr * sr
+                logit = tl.where(inside, logit - win * s2 * s2 * inv, float("-inf"))
+                g = tl.where(inside, g - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / RHO, 0.0)
+                gp = tl.where(inside, -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (RHO * RHO), 0.0)
             phi = tl.exp(logit - tl.max(logit, 2)[:, :, None])
             w = phi / tl.sum(phi, 2)[:, :, None]
             zero = tl.zeros_like(w)
             w1 = zero
             w2 = zero
             if ORDER >= 1:
-                g = -2.0 * e2 * r
                 dg = g - tl.sum(w * g, 2)[:, :, None]  # g - ḡ
                 w1 = w * dg
                 if ORDER >= 2:
                     var = tl.sum(w * dg * dg, 2)
-                    w2 = w * (dg * dg - var[:, :, None])
+                    curv = dg * dg - var[:, :, None]
+                    if WINDOW:
+                        curv = curv + gp - tl.sum(w * gp, 2)[:, :, None]
+                    w2 = w * curv
             # [B, KP] weights per axis (u: axis 0, v: axis 1, z: axis 2) and derivative order
             u0 = tl.sum(tl.where(sel0, w, 0.0), 1)
             u1 = tl.sum(tl.where(sel0, w1, 0.0), 1)
@@ -382,17 +414,17 @@ def _kernel(dims: int = 2):
     return _WRAPPED[key]
 
 
-def _consts(cells, sizes, eps2: float, dtype: torch.dtype, device: torch.device):
-    """Level tables (``cells``, ``sizes``: per level a tuple per axis) and ε² as device tensors,
-    cached (no host-to-device copy per call)."""
-    key = (cells, sizes, eps2, dtype, str(device))
+def _consts(cells, sizes, eps2: float, window: float, dtype: torch.dtype, device: torch.device):
+    """Level tables (``cells``, ``sizes``: per level a tuple per axis), ε² and the window's c as
+    device tensors, cached (no host-to-device copy per call)."""
+    key = (cells, sizes, eps2, window, dtype, str(device))
     if key not in _CONSTS:
         offsets, cells_a, sizes_a = level_arrays(cells, sizes, len(cells[0]))
         _CONSTS[key] = (
             torch.from_numpy(offsets).to(device),
             torch.from_numpy(cells_a).to(device),
             torch.from_numpy(sizes_a).to(device),
-            torch.tensor([eps2], dtype=dtype, device=device),
+            torch.tensor([eps2, window], dtype=dtype, device=device),
         )
     return _CONSTS[key]
 
@@ -417,17 +449,17 @@ def num_warps(dims: int) -> int:
 
 
 def _launch(x: Tensor, src: Tensor, dst: Tensor, meta: tuple, n_features: int, backward: bool) -> None:
-    cells, sizes, ghost, clamp, rho, eps2, order = meta
+    cells, sizes, ghost, clamp, rho, eps2, window, order = meta
     n = x.shape[0]
     if n == 0:
         return
-    offsets, cells_t, sizes_t, eps2_t = _consts(cells, sizes, eps2, dst.dtype, x.device)
+    offsets, cells_t, sizes_t, eps2_t = _consts(cells, sizes, eps2, window, dst.dtype, x.device)
     dims = x.shape[1]
     kp = triton.next_power_of_2(2 * rho)
     block = _block(kp, dst.element_size())
     args = (x, src, dst, eps2_t, offsets, cells_t, sizes_t, n, len(cells), ghost)
     kwargs = dict(RHO=rho, KP=kp, F=n_features, ORDER=order, A=num_components(dims, order), CLAMP=clamp,
-                  BACKWARD=backward, BLOCK=block, num_warps=num_warps(dims))
+                  WINDOW=window > 0, BACKWARD=backward, BLOCK=block, num_warps=num_warps(dims))
     grid = (triton.cdiv(n, block),)
     if x.device.type == "cuda" and not interpreting():
         with torch.cuda.device(x.device):
@@ -459,7 +491,7 @@ class _GridJetTriton(torch.autograd.Function):
 
 
 def grid_jet_triton(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: Sequence[PerAxis], ghost: int,
-                    clamp: bool, rho: int, eps: float, order: int) -> Tensor:
+                    clamp: bool, rho: int, eps: float, order: int, window: float = 0.0) -> Tensor:
     """Jets of all levels' features at ``x`` ``[N, d]``, d = 2 or 3: ``[N, S, F, A]`` (module doc).
 
     Same signature and numbers as ``rbf_cpu.grid_jet``. ``table`` ``[Σ_s Π_a sizes[s][a], F]``:
@@ -484,16 +516,16 @@ def grid_jet_triton(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: S
     if dims not in (2, 3):
         raise ValueError(f"the Triton kernel handles 2 or 3 axes, got x of shape {tuple(x.shape)}")
     meta = (_per_axis(cells, dims), _per_axis(sizes, dims), int(ghost), bool(clamp), int(rho), float(eps) ** 2,
-            int(order))
+            float(window), int(order))
     return _GridJetTriton.apply(x, table, meta)
 
 
 def grid_jet_2d_triton(x: Tensor, table: Tensor, cells: Sequence[PerAxis], sizes: Sequence[PerAxis], ghost: int,
-                       clamp: bool, rho: int, eps: float, order: int) -> Tensor:
+                       clamp: bool, rho: int, eps: float, order: int, window: float = 0.0) -> Tensor:
     """``grid_jet_triton`` for ``x`` ``[N, 2]`` (the original 2D entry point)."""
     if x.shape[1] != 2:
         raise ValueError(f"grid_jet_2d_triton takes x of shape [N, 2], got {tuple(x.shape)}")
-    return grid_jet_triton(x, table, cells, sizes, ghost, clamp, rho, eps, order)
+    return grid_jet_triton(x, table, cells, sizes, ghost, clamp, rho, eps, order, window)
 
 
 def _per_axis(counts: Sequence[PerAxis], dims: int) -> tuple:
