@@ -41,8 +41,12 @@ from dinf.errors import ConfigError, check, check_int
 from dinf.jet import Jet
 from dinf.linear import LinearSystem, complex_rows, jet_entries
 from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean, stratified
+from dinf.pdes.point_source import SingularPart
 
 SOURCE_FRACTION = 8  # one point in this many is drawn around the source
+# gaussian: the residual carries the σ-wide Gaussian source (the paper's setting); singular: the
+# field is u minus the point source's log singularity, and the residual its smooth remainder.
+SOURCE_MODELS = ("gaussian", "singular")
 _R_FLOOR = 1e-6
 
 
@@ -117,6 +121,8 @@ class HelmholtzPML(Problem):
         resolution: int = 128,
         source_weight: float = 0.0,
         core: float = 0.05,
+        source_model: str = "gaussian",
+        singular_radii: Sequence[float] | None = None,
         targets: Mapping[str, List[float]] | None = None,
         in_dim: int | None = None,
         out_dim: int | None = None,
@@ -129,6 +135,9 @@ class HelmholtzPML(Problem):
         check(source_sigma > 0, "source_sigma", f"must be > 0, got {source_sigma!r}")
         check(source_weight >= 0, "source_weight", f"must be >= 0, got {source_weight!r}")
         check(core >= 0, "core", f"must be >= 0, got {core!r}")
+        check(source_model in SOURCE_MODELS, "source_model", f"must be one of {SOURCE_MODELS}, got {source_model!r}")
+        check(source_model == "gaussian" or source_weight == 0, "source_weight",
+              f"a separate source term needs source_model=gaussian (got {source_model}); set source_weight=0")
         check_int("batch_size", batch_size, 1)
         check_int("resolution", resolution, 8)
         center = _pair(source_center, "source_center")
@@ -142,6 +151,16 @@ class HelmholtzPML(Problem):
         self.pml_width, self.pml_strength = float(pml_width), float(pml_strength)
         self.batch_size, self.resolution = batch_size, resolution
         self.source_weight, self.core = float(source_weight), float(core)
+        self.source_model = source_model
+        self.singular = None
+        if source_model == "singular":
+            # χ lives inside the layer-free square around the source: 1 up to r0, 0 from r1.
+            room = inner - max(abs(c) for c in center)
+            r0, r1 = _pair(singular_radii, "singular_radii") if singular_radii is not None else (0.2 * room, 0.8 * room)
+            check(0 < r0 < r1 <= room, "singular_radii",
+                  f"need 0 < r0 < r1 <= {room:g} (the source's distance to the layer), got {[r0, r1]}")
+            strength = complex(*self.source_amplitude) * math.exp(-0.5 * self.wavenumber**2 * self.source_sigma)
+            self.singular = SingularPart(self.wavenumber, center, strength, r0, r1)
 
         coords = cell_centres(-0.5, 0.5, resolution)
         ref = hankel_reference(coords.numpy(), self.wavenumber, center, self.source_amplitude, self.source_sigma)
@@ -165,11 +184,23 @@ class HelmholtzPML(Problem):
 
     def operator(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Complex ``k`` ``[N, 7]`` over the jet entries (u, u_x, u_y, u_xx, u_xy, u_yx, u_yy) and
-        the source ``f`` ``[N]``: the residual is ``Σ_a k_a ∂_a u + f``."""
+        the source ``f`` ``[N]``: the residual is ``Σ_a k_a ∂_a u + f``. With
+        ``source_model=singular`` the field is ``u − u_s`` and ``f`` the smooth remainder
+        (``dinf.pdes.point_source``)."""
         c = self.coefficients(x)
         zero = torch.zeros_like(c["A"])
         k = torch.stack([c["C"] * self.wavenumber**2, c["dA_dx"], c["dB_dy"], c["A"], zero, zero, c["B"]], 1)
+        if self.singular is not None:
+            return k, self.singular.remainder(x).to(k.dtype)
         return k, self.source(x)
+
+    def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
+        """The field's two channels, plus the singular part it leaves out (``source_model=singular``)."""
+        out = super().predict(field, x, chunk)
+        if self.singular is not None:
+            us = self.singular.value(x.double().cpu())
+            out = out + torch.stack([us.real, us.imag], 1)
+        return out
 
     def residual(self, jet: Jet, x: Tensor) -> Tensor:
         """Complex residual ``[N]`` of the PML equation for a jet of order 2 at ``x``."""
