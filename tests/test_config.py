@@ -16,7 +16,7 @@ def _options(group: str):
     return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
 
 
-_CLASSICAL = {"fem", "fd"}  # solvers, not fields: they take only the problems they can discretise
+_CLASSICAL = {"fem", "fd", "mol"}  # solvers, not fields: they take only the problems they can discretise
 
 
 @pytest.mark.parametrize("model", sorted(set(_options("model")) - _CLASSICAL))
@@ -35,7 +35,9 @@ def test_every_classical_model_solves_or_refuses_every_pde(model, pde):
     """A classical solver either solves the problem (coarsely here) or refuses it in one line."""
     pytest.importorskip("skfem")
     try:
-        coarse = ["model.h=0.1", "model.order=1"] if model == "fem" else []
+        coarse = {"fem": ["model.h=0.1", "model.order=1"],
+                  "mol": [f"model.n={256 if pde == 'burgers1d' else 16}"],  # Burgers: n >= 192
+                  "fd": ["model.n=16"]}.get(model, [])
         problem, field = build(compose_cfg([f"model={model}", f"pde={pde}", *coarse]))
     except ConfigError as e:
         assert "\n" not in str(e) and len(str(e)) < 200, str(e)
@@ -127,6 +129,11 @@ def test_sweep_experiments_define_their_sweep(experiment):
         assert all((Path(CONF) / "method" / f"{m}.yaml").exists() for m in methods)
     elif experiment == "compare_pinnacle_fem":
         assert params.model.split(",") == ["dinf", "fem"] and len(cfg.fem.h) > 1
+    elif experiment == "compare_helmholtz_fd":
+        assert params.model.split(",") == ["dinf", "fd"] and len(cfg.fd.n) > 1
+    elif experiment == "compare_pinnacle_mol":  # a sequence of grids per problem
+        assert params.model.split(",") == ["dinf", "mol"] and len(params.preset.split(",")) == 3
+        assert all(len(grids) > 1 for grids in cfg.mol.grids.values())
     elif experiment.startswith("compare_"):
         assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
     elif experiment == "ablation_kernel":
@@ -197,7 +204,7 @@ def test_default_grid_follows_the_problem_resolution():
 def test_every_method_sets_its_model_and_optimizer(method):
     cfg = compose_cfg([f"method={method}", "pde=plate"])
     model, _, optimizer = method.partition("_")
-    names = {"dinf": "dinfgrid", "fem": "finiteelements", "fd": "finitedifferences"}
+    names = {"dinf": "dinfgrid", "fem": "finiteelements", "fd": "finitedifferences", "mol": "methodoflines"}
     assert cfg.model._target_.lower().rsplit(".", 1)[-1].startswith(names.get(model, model))
     if optimizer in ("adam", "lsq"):
         assert bool(cfg.optimizer.get("lsq")) == (optimizer == "lsq")

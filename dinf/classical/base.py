@@ -2,7 +2,7 @@
 problem themselves and are then probed like a field."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,10 +21,15 @@ class ClassicalSolver(nn.Module):
     in_dim = 2
     out_dim = 1
 
-    def __init__(self, in_dim: int, out_dim: int, what: str) -> None:
+    def __init__(self, in_dim: int, out_dim: int, what: str, in_dims: Sequence[int] = (2,),
+                 out_dims: Sequence[int] = (1,)) -> None:
+        """``in_dims``, ``out_dims``: the coordinate and channel counts this solver takes (a plane
+        and one real unknown unless a subclass says more)."""
         super().__init__()
-        check(int(in_dim) == 2 and int(out_dim) == 1, "in_dim",
-              f"{what} here solve one real unknown on a plane (in_dim 2, out_dim 1), got {in_dim}, {out_dim}")
+        check(int(in_dim) in in_dims and int(out_dim) in out_dims, "in_dim",
+              f"{what} here solve {_counts(out_dims)} real unknown(s) in {_counts(in_dims)} coordinates, "
+              f"got {in_dim}, {out_dim}")
+        self.in_dim, self.out_dim = int(in_dim), int(out_dim)
         # problem.predict casts points to the first parameter's dtype: float64 for the probes.
         self.register_parameter("_precision", nn.Parameter(torch.zeros(0, dtype=torch.float64), requires_grad=False))
         self._u: Optional[np.ndarray] = None
@@ -45,3 +50,7 @@ class ClassicalSolver(nn.Module):
     def check(self, field: Any, problem: Any) -> None:
         """Raise a one-line ``ConfigError`` for a problem this solver cannot take."""
         raise NotImplementedError
+
+
+def _counts(values: Sequence[int]) -> str:
+    return " or ".join(str(v) for v in values)
