@@ -14,7 +14,7 @@ pointwise rows (flattened point-major) to the ``R`` measured rows; ``rhs`` is th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,6 +60,26 @@ class LinearSystem:
             entries = jet_entries(jet, self.linear.shape[-1])
             total = total - 2.0 * (self.linear.to(entries.dtype) * entries).sum()
         return total
+
+
+@dataclass
+class SeparableTerm:
+    """One term ``f(x₀) g(x₁) ∂₀^m₀ ∂₁^m₁ u`` of a 2D residual whose coefficients factor per axis
+    (``orders`` = (m₀, m₁); ``factors`` map 1D coordinates ``[P]`` to complex coefficients)."""
+
+    orders: Tuple[int, int]
+    factors: Tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+@dataclass
+class SeparableSystem:
+    """A complex residual ``Σ_t f_t(x₀) g_t(x₁) ∂^t u + s(x)`` of one complex unknown
+    ``u = u_0 + i u_1`` on ``[-1, 1]²``: its loss is the mean of ``|residual|²`` over the square.
+    ``source`` maps points ``[N, 2]`` (float64) to complex ``s`` ``[N]``. A solver that knows the
+    field's per-axis basis builds the normal equations from 1D factors (``dinf.lsq_separable``)."""
+
+    terms: List[SeparableTerm]
+    source: Callable[[Tensor], Tensor]
 
 
 def jet_entries(jet: Jet, count: int) -> Tensor:

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 import traceback
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -253,6 +254,7 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         # A classical solver's unknowns are its degrees of freedom.
         "params": field.num_params if getattr(field, "classical", False) else sum(p.numel() for p in field.parameters()),
         "iterations_per_s": solver.steps / train_time if train_time > 0 else math.nan,
+        "peak_memory_gb": peak_memory_gb(),
         "metric_modes": dict(problem.metric_modes),
         "time_to_target": solver.time_to_target,
         "pde": type(problem).__name__,
@@ -262,6 +264,17 @@ def summarize(cfg: DictConfig, solver: Solver, problem: Problem, field: torch.nn
         "history": solver.history,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+
+
+def peak_memory_gb() -> float:
+    """The process's peak resident memory so far, in GB (10⁹ bytes; NaN where the platform has
+    no ``resource`` module). Linux reports ru_maxrss in KiB, macOS in bytes."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
 
 
 def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[str, float]:

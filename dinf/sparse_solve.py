@@ -85,6 +85,48 @@ def solve_spd(M: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarra
     return spla.spsolve(sp.csc_matrix(M), b, permc_spec="COLAMD")
 
 
+def solve_hpd(upper: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarray:
+    """``M⁻¹ b`` for a complex Hermitian positive definite ``M`` given by its upper triangle.
+
+    PARDISO's complex Hermitian Cholesky (matrix type 4), called through the MKL that pypardiso
+    loads (pypardiso itself takes real matrices only): half the unknowns, and about half the time
+    and memory, of the real form ``[[R, −I], [I, R]]``. Without PARDISO, SuperLU's complex LU of
+    the whole matrix."""
+    upper = sp.csr_matrix(upper, dtype=np.complex128)
+    upper.sort_indices()
+    b = np.ascontiguousarray(b, dtype=np.complex128)
+    if backend_for(backend) != "pardiso":
+        full = upper + sp.triu(upper, k=1, format="csr").conj().T
+        return spla.spsolve(sp.csc_matrix(full), b, permc_spec="COLAMD")
+    import ctypes
+
+    with _PARDISO_LOCK:
+        call = _pardiso_spd()._mkl_pardiso  # argtypes set by pypardiso: pointers, so any dtype passes
+        pt = np.zeros(64, dtype=np.int64)
+        iparm = np.zeros(64, dtype=np.int32)  # iparm[0] = 0: PARDISO's defaults for the matrix type
+        ia = (upper.indptr + 1).astype(np.int32)  # one-based, as PARDISO's default
+        ja = (upper.indices + 1).astype(np.int32)
+        x = np.zeros_like(b)
+        error = ctypes.c_int32(0)
+        i32 = ctypes.POINTER(ctypes.c_int32)
+
+        def run(phase: int) -> None:
+            call(pt.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), ctypes.byref(ctypes.c_int32(1)),
+                 ctypes.byref(ctypes.c_int32(1)), ctypes.byref(ctypes.c_int32(4)), ctypes.byref(ctypes.c_int32(phase)),
+                 ctypes.byref(ctypes.c_int32(upper.shape[0])), upper.data.ctypes.data_as(ctypes.c_void_p),
+                 ia.ctypes.data_as(i32), ja.ctypes.data_as(i32), np.zeros(0, np.int32).ctypes.data_as(i32),
+                 ctypes.byref(ctypes.c_int32(1)), iparm.ctypes.data_as(i32), ctypes.byref(ctypes.c_int32(0)),
+                 b.ctypes.data_as(ctypes.c_void_p), x.ctypes.data_as(ctypes.c_void_p), ctypes.byref(error))
+
+        try:
+            run(13)  # analysis, factorisation, solve
+            if error.value != 0:
+                raise RuntimeError(f"PARDISO (complex Hermitian) failed with error {error.value}")
+        finally:
+            run(-1)  # release its memory
+    return x
+
+
 def normal_matrix(A: sp.csr_matrix, threads: int = 0, grouped: bool = True) -> sp.csr_matrix:
     """``AᵀA``: from dense Gram blocks of the rows that share their columns (``dinf.gram``) when
     ``grouped`` and the rows form such groups, else summed over row blocks in threads (scipy's

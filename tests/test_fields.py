@@ -160,7 +160,7 @@ DINF_2D = [
 ]
 DINF_WINDOW = [  # the bump window (kernels.window_log): the field C∞ across cell borders
     dict(in_dim=2, kernel="gaussian", decoder="linear", edge="pad", eps=0.8, window=1.0),
-    dict(in_dim=2, kernel="gaussian", decoder="mlp", edge="clamp", eps=0.7, rho=4, window=0.5),
+    dict(in_dim=2, kernel="gaussian", decoder="mlp", edge="clamp", eps=0.7, window=0.5),
     dict(in_dim=3, kernel="gaussian", decoder="linear", edge="pad", rho=2, eps=1.3, window=2.0),
 ]
 DINF_3D = [

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check, check_int
 from dinf.jet import Jet
-from dinf.linear import LinearSystem, complex_rows, jet_entries
+from dinf.linear import LinearSystem, SeparableSystem, SeparableTerm, complex_rows, jet_entries
 from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean, stratified
 from dinf.pdes.point_source import SingularPart
 
@@ -190,9 +190,32 @@ class HelmholtzPML(Problem):
         c = self.coefficients(x)
         zero = torch.zeros_like(c["A"])
         k = torch.stack([c["C"] * self.wavenumber**2, c["dA_dx"], c["dB_dy"], c["A"], zero, zero, c["B"]], 1)
-        if self.singular is not None:
-            return k, self.singular.remainder(x).to(k.dtype)
-        return k, self.source(x)
+        return k, self.forcing(x).to(k.dtype)
+
+    def forcing(self, x: Tensor) -> Tensor:
+        """Complex ``f`` ``[N]`` of the residual: the Gaussian source, or with
+        ``source_model=singular`` the smooth remainder of the singular part it leaves out."""
+        return self.source(x) if self.singular is None else self.singular.remainder(x)
+
+    def separable_system(self) -> SeparableSystem:
+        """The residual as per-axis factors: the layer's stretch e is one function per axis, so
+        ``A = e_y/e_x``, ``B = e_x/e_y``, ``C = e_x e_y`` and their derivatives factor."""
+        L, a0, k2 = self.pml_width, self.pml_strength, self.wavenumber**2
+
+        def e(x: np.ndarray) -> np.ndarray:
+            return 1.0 - 1j * a0 * (np.maximum(np.abs(x) - (1.0 - L), 0.0) / L) ** 2
+
+        def de(x: np.ndarray) -> np.ndarray:
+            return -1j * 2.0 * a0 * np.maximum(np.abs(x) - (1.0 - L), 0.0) / L**2 * np.sign(x)
+
+        terms = [
+            SeparableTerm((0, 0), (lambda x: k2 * e(x), e)),
+            SeparableTerm((2, 0), (lambda x: 1.0 / e(x), e)),
+            SeparableTerm((1, 0), (lambda x: -de(x) / e(x) ** 2, e)),
+            SeparableTerm((0, 2), (e, lambda y: 1.0 / e(y))),
+            SeparableTerm((0, 1), (e, lambda y: -de(y) / e(y) ** 2)),
+        ]
+        return SeparableSystem(terms, lambda x: self.forcing(x.double()))
 
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
         """The field's two channels, plus the singular part it leaves out (``source_model=singular``)."""
