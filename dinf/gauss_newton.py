@@ -52,13 +52,16 @@ class GaussNewton:
     a step lowers the loss by less than this fraction. ``halvings``: line-search halvings before
     the step is refused and ``λ`` raised. ``cold_start``: start from the zero field (else from the
     field as it is, e.g. after Adam). ``backend``: the direct solve's (auto, pardiso, superlu).
+    ``warm_start_steps``: Adam steps (learning rate ``warm_start_lr``, the problem's batch) before
+    the first solve, which then starts from their field (``dinf.solver`` runs them).
     """
 
     prefix = "gn"
 
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, lm: float = 1e-6,
                  method: str = "auto", tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
-                 cold_start: bool = True, backend: str = "auto"):
+                 cold_start: bool = True, backend: str = "auto", warm_start_steps: int = 0,
+                 warm_start_lr: float = 1e-2):
         check_choice("method", method, METHODS)
         check_backend(backend)
         check(damping >= 0, "damping", f"must be >= 0, got {damping!r}")
@@ -66,9 +69,12 @@ class GaussNewton:
         check(lm >= 0, "lm", f"must be >= 0, got {lm!r}")
         check(rtol >= 0, "rtol", f"must be >= 0, got {rtol!r}")
         check(int(halvings) >= 0, "halvings", f"must be >= 0, got {halvings!r}")
+        check(int(warm_start_steps) >= 0, "warm_start_steps", f"must be >= 0, got {warm_start_steps!r}")
+        check(warm_start_lr > 0, "warm_start_lr", f"must be > 0, got {warm_start_lr!r}")
         self.points, self.damping, self.lm, self.method = points, float(damping), float(lm), method
         self.tol, self.maxiter, self.rtol, self.halvings = float(tol), int(maxiter), float(rtol), int(halvings)
         self.cold_start, self.backend = bool(cold_start), backend
+        self.warm_start_steps, self.warm_start_lr = int(warm_start_steps), float(warm_start_lr)
         self.info: Dict[str, Any] = {}
         self._state: Optional[_State] = None
 

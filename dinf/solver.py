@@ -183,6 +183,8 @@ class Solver(pl.LightningModule):
         return done <= 1 or done % every == 0 or done >= self.trainer.max_steps > 0
 
     def _solve_step(self) -> None:
+        if self.solves == 0 and getattr(self.lsq, "warm_start_steps", 0) > 0:
+            self._warm_start(self.lsq.warm_start_steps, self.lsq.warm_start_lr)
         info = self.lsq.solve(self.field, self.problem, self.generator)
         self.solves += 1
         self.last_loss = info["loss"]
@@ -195,6 +197,26 @@ class Solver(pl.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
         if info.get("converged"):  # a Gauss–Newton run that stopped improving ends here
             self.trainer.should_stop = True
+
+    def _warm_start(self, steps: int, lr: float) -> None:
+        """``steps`` Adam steps on the problem's batches before the first solve, which then
+        starts from their field. They are part of the first training step, so training time
+        counts them; a run resumed after its first solve does not repeat them."""
+        start = time.perf_counter()
+        opt = torch.optim.Adam(self.field.parameters(), lr=lr)
+        for step in range(steps):
+            sample = sample_for(self.field, self.problem, self.problem.batch_size, self.generator)
+            opt.zero_grad(set_to_none=True)
+            loss = self.problem.loss(self.field.jet(sample.x, self.problem.jet_order), sample)["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"non-finite loss at warm-start step {step}: {float(loss)}; "
+                                         "training stopped (try a smaller optimizer.lr)")
+            loss.backward()
+            opt.step()
+        self.field.zero_grad(set_to_none=True)
+        self.lsq.cold_start = False  # the first solve reads the field Adam left
+        self.log_dict({"train/warm_start_steps": float(steps), "train/warm_start_loss": float(loss.detach()),
+                       "train/warm_start_s": time.perf_counter() - start}, on_step=True, on_epoch=False, batch_size=1)
 
     @property
     def steps(self) -> int:

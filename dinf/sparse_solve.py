@@ -8,11 +8,14 @@ AᵀA) PARDISO takes 0.88–0.98 s and SuperLU 14.8–15.5 s, agreeing to 5e-12
 """
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -125,6 +128,40 @@ def solve_hpd(upper: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.nd
         finally:
             run(-1)  # release its memory
     return x
+
+
+class PatternSolver:
+    """Direct solves of ``M δ = b`` for symmetric positive definite ``M`` given by its upper
+    triangle, all with one sparsity pattern: PARDISO orders and analyses it once and then only
+    factorises (on the cloth: 0.07 s of a 0.24 s solve saved each time); SuperLU
+    without PARDISO."""
+
+    def __init__(self, backend: str):
+        self.backend = backend_for(backend)
+        self._pardiso = None
+
+    def __call__(self, upper: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
+        if self.backend != "pardiso":
+            return solve_spd((upper + sp.triu(upper, k=1).T).tocsr(), b, self.backend)
+        if self._pardiso is None:
+            self._pardiso = _own_pardiso()
+            weakref.finalize(self, self._pardiso.free_memory, True)  # PARDISO's memory goes with this solver
+            self._run(11, upper, b)
+        self._run(22, upper, b)
+        return self._run(33, upper, b)
+
+    def _run(self, phase: int, upper: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
+        self._pardiso.set_phase(phase)
+        return self._pardiso._call_pardiso(upper, np.asarray(b, dtype=np.float64))
+
+
+def _own_pardiso() -> Any:
+    """A PARDISO handle of its own (its memory holds the analysis), sharing the MKL that the
+    kept handle loaded: finding it again takes 0.7 s."""
+    base = _pardiso_spd()
+    handle = copy.copy(base)
+    handle.pt, handle.iparm = np.zeros_like(base.pt), np.zeros_like(base.iparm)
+    return handle
 
 
 def normal_matrix(A: sp.csr_matrix, threads: int = 0, grouped: bool = True) -> sp.csr_matrix:

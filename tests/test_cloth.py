@@ -131,3 +131,93 @@ def test_short_cloth_run_lowers_the_energy_and_writes_the_mesh(tmp_path, model):
     assert sum(line.startswith("v ") for line in obj) == 65 * 65
     assert sum(line.startswith("f ") for line in obj) == 2 * 64 * 64
     assert (tmp_path / "cloth.png").stat().st_size > 1000
+
+
+# --- closed-form derivatives (Newton) ---------------------------------------------------------------
+def _symmetric_jet(v):
+    """A jet from ``[N, 3, 6]`` symmetric entries (value, ∂1, ∂2, ∂11, ∂12, ∂22)."""
+    hess = torch.stack([v[..., 3], v[..., 4], v[..., 4], v[..., 5]], -1).reshape(*v.shape[:-1], 2, 2)
+    return Jet(v[..., 0], v[..., 1:3], hess)
+
+
+def _autograd_derivatives(cloth, v, x):
+    """Each point's gradient ``[N, 18]`` and Hessian ``[N, 18, 18]`` of the energy density in its
+    symmetric jet entries, by autograd (one point at a time)."""
+    from torch.func import hessian, jacrev, vmap
+
+    def e(vv, xx):
+        return cloth.energy_density(_symmetric_jet(vv.reshape(1, 3, 6)), xx[None]).sum()
+
+    return vmap(jacrev(e))(v.reshape(-1, 18), x), vmap(hessian(e))(v.reshape(-1, 18), x)
+
+
+def _points_and_jets(n=40):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 2, generator=g, dtype=torch.float64) * 2 - 1
+    corners = [[-0.97, 0.96], [0.92, 0.99], [-1.0, 1.0], [0.05, 0.97]]  # by the pulled corners
+    x[:4] = torch.tensor(corners, dtype=torch.float64)
+    return x, 0.3 * torch.randn(n, 3, 6, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("thickness", [0.0012, 0.3])  # SPEC's cloth; a plate whose bending counts
+def test_energy_derivatives_equal_autograd(thickness):
+    c = Cloth(thickness=thickness, mass_per_area=1.0)
+    x, v = _points_and_jets()
+    want_g, want_h = _autograd_derivatives(c, v, x)
+    g, H = c.energy_derivatives(_symmetric_jet(v), x)
+    scale = want_h.abs().max()
+    torch.testing.assert_close(g.reshape(-1, 18), want_g, rtol=1e-10, atol=1e-12 * want_g.abs().max())
+    torch.testing.assert_close(H.reshape(-1, 18, 18), want_h, rtol=1e-10, atol=1e-12 * scale)
+    w = torch.rand(x.shape[0], dtype=torch.float64)
+    gw, Hw = c.energy_derivatives(_symmetric_jet(v), x, weight=w)
+    torch.testing.assert_close(Hw, H * w[:, None, None, None, None])
+    torch.testing.assert_close(gw, g * w[:, None, None])
+
+
+def test_projected_energy_hessian_is_positive_semi_definite():
+    c = Cloth(thickness=0.3, mass_per_area=1.0)
+    x, v = _points_and_jets()
+    g, H = c.energy_derivatives(_symmetric_jet(v), x)
+    gp, Hp = c.energy_derivatives(_symmetric_jet(v), x, project=True)
+    torch.testing.assert_close(gp, g)  # the gradient is exact
+    exact = torch.linalg.eigvalsh(H.reshape(-1, 18, 18))  # per point, ascending
+    projected = torch.linalg.eigvalsh(Hp.reshape(-1, 18, 18))
+    assert (exact[:, 0] < -1e-3 * exact[:, -1]).any()  # the membrane under compression is not convex here
+    assert (projected[:, 0] > -1e-12 * projected[:, -1]).all()
+    # With the bending switched off the projection is the membrane's alone: each point's [6, 6]
+    # block of the displacement gradient with its negative eigenvalues set to zero.
+    flat = Cloth(thickness=1e-12, mass_per_area=1.0)  # bending stiffness ~ t³: none left
+    _, Hm = flat.energy_derivatives(_symmetric_jet(v[4:]), x[4:], project=True)
+    u = flat.displacement_jet(_symmetric_jet(v[4:]), x[4:])
+    F = u.grad + torch.eye(3, 2, dtype=torch.float64)
+
+    def membrane(FF):
+        eps = 0.5 * (FF.T @ FF - torch.eye(2, dtype=torch.float64))
+        tr = eps.trace()
+        nu = flat.poisson_ratio
+        return 0.5 * flat.membrane_stiffness * (nu * tr * tr + (1 - nu) * (eps * eps).sum())
+
+    from torch.func import hessian, vmap
+
+    HF = vmap(hessian(membrane))(F).reshape(-1, 6, 6)
+    lam, Q = torch.linalg.eigh(HF)
+    HF_plus = (Q * lam.clamp(min=0)[:, None, :]) @ Q.transpose(1, 2)
+    # Far from the corners B = 1 to rounding and the d-entries ∂1, ∂2 are u's.
+    far = (x[4:] - torch.tensor([[-1.0, 1.0]], dtype=torch.float64)).norm(dim=1) > 0.6
+    far &= (x[4:] - torch.tensor([[1.0, 1.0]], dtype=torch.float64)).norm(dim=1) > 0.6
+    block = Hm[:, :, 1:3, :, 1:3].reshape(-1, 6, 6)
+    torch.testing.assert_close(block[far], HF_plus[far], rtol=1e-9, atol=1e-9 * HF_plus.abs().max())
+
+
+def test_constraint_values_are_kept_for_the_same_points_only():
+    c = Cloth()
+    x, v = _points_and_jets()
+    jet = _symmetric_jet(v)
+    first = c.displacement_jet(jet, x)
+    assert c._fixed[0] is x
+    again = c.displacement_jet(jet, x)
+    torch.testing.assert_close(again.hess, first.hess)
+    other = x.flip(0).contiguous()
+    moved = c.displacement_jet(jet, other)
+    assert c._fixed[0] is other
+    torch.testing.assert_close(moved.value, c.displacement_jet(jet, other.clone()).value)

@@ -19,7 +19,7 @@ Conventions
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,6 +40,8 @@ BOUNDARIES: Dict[str, List[Tuple[Tuple[float, float], Tuple[int, ...], Tuple[flo
     "edges_fixed": [((-1.0, 0.0), (0,), (0.0, 0.0, 0.0)), ((0.0, 1.0), (1,), (0.0, 0.0, 0.0))],
 }
 AREA = 4.0
+SYM = 6  # symmetric jet entries per channel at order 2 in 2D: value, ∂1, ∂2, ∂11, ∂12, ∂22
+PAIRS = ((0, 0), (0, 1), (1, 1))  # the second derivatives among them
 
 
 def bump(x: Tensor, centre: Sequence[float], axes: Sequence[int], sigma: float) -> Jet:
@@ -90,6 +92,7 @@ class Cloth(Problem):
         self.bending_stiffness = self.membrane_stiffness * thickness**2 / 12.0
         self.weight = float(mass_per_area) * float(gravity)
         self.batch_size, self.resolution = batch_size, resolution
+        self._fixed: Optional[tuple] = None  # (points, their constraint jets): see _constraints
         h = 2.0 / resolution  # cell centres: a deterministic quadrature for the reported energy
         self.register_buffer("quadrature", grid_points(-1.0 + h * (torch.arange(resolution) + 0.5)).float(),
                              persistent=False)
@@ -97,7 +100,15 @@ class Cloth(Problem):
     # --- kinematics and energy ---------------------------------------------------------------
     def displacement_jet(self, jet: Jet, x: Tensor) -> Jet:
         """``u = B d + Σ_c g_c h_c`` from the field's jet ``d``: the boundary conditions, exactly."""
-        x = x.to(jet.value.dtype)
+        free, held, _ = self._constraints(x.to(jet.value.dtype))
+        return free * jet + held
+
+    def _constraints(self, x: Tensor) -> Tuple[Jet, Jet, Optional[Tensor]]:
+        """``B = Π_c (1 - g_c)`` and ``Σ_c g_c h_c`` as jets at ``x``, and (``None`` until
+        ``energy_derivatives`` asks) ``T``. Newton evaluates at the same points again and again:
+        the last points' values are kept."""
+        if self._fixed is not None and self._fixed[0] is x:
+            return self._fixed[1]
         free = None
         held = None
         for centre, axes, disp in BOUNDARIES[self.boundary]:
@@ -106,7 +117,8 @@ class Cloth(Problem):
             h = torch.tensor(disp, dtype=x.dtype, device=x.device)
             term = Jet(g.value * h, g.grad * h[:, None], g.hess * h[:, None, None])
             held = term if held is None else held + term
-        return free * jet + held
+        self._fixed = (x, (free, held, None))
+        return free, held, None
 
     def energy_densities(self, u: Jet) -> Dict[str, Tensor]:
         """Membrane, bending and gravity energy per unit reference area ``[N]`` for a displacement jet."""
@@ -136,6 +148,102 @@ class Cloth(Problem):
         x = x.to(jet.value.dtype)
         dens = self.energy_densities(self.displacement_jet(jet, x))
         return dens["membrane"] + dens["bending"] + dens["gravity"] + self.weight * x[:, 1]
+
+    def energy_derivatives(self, jet: Jet, x: Tensor, project: bool = False,
+                           weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """The gradient ``[N, C, S]`` and Hessian ``[N, C, S, C, S]`` of ``weight ·`` the energy
+        density in the field's symmetric jet entries (value, ∂1, ∂2, ∂11, ∂12, ∂22: ``S`` = 6;
+        ∂12 stands for both mixed entries), in closed form: what Newton needs, for the cost of a
+        few energy evaluations instead of one backward pass per entry.
+
+        ``u = B d + held`` is affine in the field's jet ``d`` and acts alike on each channel, so
+        the derivatives in ``u``'s entries (membrane: Saint Venant–Kirchhoff in ``F = ∂φ``;
+        bending: ``b_αβ = ∂αβu · n`` with ``n``'s first and second derivatives in ``F``; gravity:
+        linear) are taken back to ``d`` by that map ``T`` ``[N, S, S]``. ``project``: a positive
+        semi-definite Hessian, term by term: the membrane's ``[6, 6]`` block with its negative
+        eigenvalues set to zero, the bending's Gauss–Newton part ``Jbᵀ Cb Jb`` (what is left out,
+        ``Σ Mb_αβ ∇²b_αβ``, is of the order of the bending moments)."""
+        x = x.to(jet.value.dtype)
+        free, held, T = self._constraints(x)
+        if T is None:
+            T = _constraint_map(free)
+            self._fixed = (x, (free, held, T))
+        n_pts = x.shape[0]
+        g_u, H_u = self._derivatives_in_u(free * jet + held, project)  # [N, 3, S], [N, 3, 5, 3, 5]
+        Tw = T if weight is None else T * weight.to(T.dtype)[:, None, None]
+        g = torch.einsum("nkl,nik->nil", Tw, g_u)
+        # H = Tᵀ H_u T over u's entries 1..5 (its value entry has none: gravity is linear).
+        X = _bmm(H_u.reshape(n_pts, 45, 5), Tw[:, 1:]).reshape(n_pts, 3, 5, 3 * SYM)  # (i, k, j, o)
+        X = X.transpose(1, 2).reshape(n_pts, 5, 3 * 3 * SYM)
+        H = _bmm(T[:, 1:].transpose(1, 2), X).reshape(n_pts, SYM, 3, 3, SYM).transpose(1, 2)
+        return g, H
+
+    def _derivatives_in_u(self, u: Jet, project: bool) -> Tuple[Tensor, Tensor]:
+        """Gradient ``[N, 3, S]`` of the energy density in the displacement's symmetric jet
+        entries, and Hessian ``[N, 3, 5, 3, 5]`` in all of them but the value (``F``'s two
+        columns, then ``h``'s three distinct entries)."""
+        n_pts, dt, dev = u.value.shape[0], u.value.dtype, u.value.device
+        nu, Dm, Db = self.poisson_ratio, self.membrane_stiffness, self.bending_stiffness
+        I2 = torch.eye(2, dtype=dt, device=dev)
+        I3 = torch.eye(3, dtype=dt, device=dev)
+        # Membrane: W = ½ ε:S, ε = (FᵀF − I)/2, S = Dm (ν tr ε I + (1 − ν) ε); ∂W/∂F = F S.
+        F = u.grad + torch.eye(3, 2, dtype=dt, device=dev)  # [N, 3, 2]
+        eps = 0.5 * (F.transpose(1, 2) @ F - I2)
+        S = Dm * (nu * _trace(eps)[:, None, None] * I2 + (1.0 - nu) * eps)
+        FFt = F @ F.transpose(1, 2)
+        HF = (torch.einsum("ij,nab->niajb", I3, S)
+              + Dm * nu * torch.einsum("nia,njb->niajb", F, F)
+              + 0.5 * Dm * (1.0 - nu) * (torch.einsum("nib,nja->niajb", F, F)
+                                         + torch.einsum("ab,nij->niajb", I2, FFt))).reshape(n_pts, 6, 6)
+        if project:  # eigendecompositions only where a Cholesky factorisation fails (compression)
+            _, info = torch.linalg.cholesky_ex(HF)
+            bad = torch.nonzero(info != 0)[:, 0]
+            lam, Q = torch.linalg.eigh(HF[bad])
+            HF[bad] = _bmm(Q * lam.clamp(min=0.0)[:, None, :], Q.transpose(1, 2))
+        # Bending: W = ½ b:Mb, b_αβ = h_αβ · n, Mb = Db (ν tr b I + (1 − ν) b), n = m/|m|, m = φ1 × φ2.
+        h = u.hess  # [N, 3, 2, 2]
+        lc = _levi_civita(dt, dev)
+        m = torch.linalg.cross(F[:, :, 0], F[:, :, 1])
+        r = m.norm(dim=-1)
+        n = m / r[:, None]
+        P = I3 - n[:, :, None] * n[:, None, :]
+        dm = torch.stack([torch.einsum("ijk,nk->nij", lc, F[:, :, 1]),
+                          torch.einsum("ijk,nj->nik", lc, F[:, :, 0])], -1)  # ∂m_i/∂F_jγ [N, 3, 3, 2]
+        dn = torch.einsum("nia,najg->nijg", P, dm) / r[:, None, None, None]  # ∂n_i/∂F_jγ
+        b = torch.einsum("niab,ni->nab", h, n)
+        Mb = Db * (nu * _trace(b)[:, None, None] * I2 + (1.0 - nu) * b)
+        Ms = torch.stack([Mb[:, 0, 0], Mb[:, 0, 1] + Mb[:, 1, 0], Mb[:, 1, 1]], 1)  # ∂W/∂b in the merged entries
+        q = torch.einsum("nab,niab->ni", Mb, h)
+        g = torch.cat([torch.zeros(n_pts, 3, 1, dtype=dt, device=dev), F @ S + torch.einsum("ni,nijg->njg", q, dn),
+                       n[:, :, None] * Ms[:, None, :]], 2)
+        g[:, 1, 0] = self.weight  # gravity: ρg u_y
+        # Gauss–Newton part Jbᵀ Cb Jb, Jb = ∂b/∂(F, h) [N, αβ, 3, 5], Cb = Db (ν 1 1ᵀ on the
+        # diagonal entries b_11, b_22 + (1 − ν) I).
+        Jb = torch.zeros(n_pts, 4, 3, 5, dtype=dt, device=dev)
+        Jb[:, :, :, :2] = torch.einsum("niab,nijg->nabjg", h, dn).reshape(n_pts, 4, 3, 2)
+        for ab, k in enumerate((0, 1, 1, 2)):  # b_αβ reads the merged entry of (α, β)
+            Jb[:, ab, :, 2 + k] = n
+        J = Jb.reshape(n_pts, 4, 15)
+        trace = (J[:, 0] + J[:, 3])[:, :, None]
+        H = Db * ((1.0 - nu) * _bmm(J.transpose(1, 2), J) + nu * _bmm(trace, trace.transpose(1, 2)))
+        H = H.reshape(n_pts, 3, 5, 3, 5)
+        H[:, :, :2, :, :2] += HF.reshape(n_pts, 3, 2, 3, 2)
+        if project:
+            return g, H
+        # Σ Mb_αβ ∇²b_αβ: h–F through ∂n, F–F through ∂²n (contracted with q).
+        hF = Ms[:, None, :, None, None] * dn[:, :, None]  # [N, i, merged αβ, j, γ]
+        H[:, :, 2:, :, :2] += hF
+        H[:, :, :2, :, 2:] += hF.permute(0, 3, 4, 1, 2)
+        Pq = torch.einsum("nab,nb->na", P, q)
+        qn = (q * n).sum(-1)
+        Q2 = -(n[:, :, None] * Pq[:, None, :] + Pq[:, :, None] * n[:, None, :]
+               + qn[:, None, None] * P) / (r * r)[:, None, None]  # Σ_i q_i ∂²n_i/∂m_a∂m_b
+        FF = torch.einsum("nab,najg,nbkd->njgkd", Q2, dm, dm)
+        cross = torch.einsum("na,ajk->njk", Pq / r[:, None], lc)  # Σ_a (Pq/r)_a ∂²m_a/∂φ1_j∂φ2_k
+        FF[:, :, 0, :, 1] += cross
+        FF[:, :, 1, :, 0] += cross.transpose(1, 2)
+        H[:, :, :2, :, :2] += FF
+        return g, H
 
     def _energies(self, jet: Jet, x: Tensor) -> Dict[str, Tensor]:
         dens = self.energy_densities(self.displacement_jet(jet, x))
@@ -202,3 +310,34 @@ class Cloth(Problem):
                     f.write(f"f {a} {b} {c}\nf {a} {c} {d}\n")
         return [path]
 
+
+
+def _constraint_map(free: Jet) -> Tensor:
+    """``T`` ``[N, S, S]``: the symmetric jet of ``B d`` from that of ``d`` (product rule)."""
+    B, Bg, Bh = free.value[:, 0], free.grad[:, 0], free.hess[:, 0]  # [N], [N, 2], [N, 2, 2]
+    T = torch.zeros(B.shape[0], SYM, SYM, dtype=B.dtype, device=B.device)
+    T[:, range(SYM), range(SYM)] = B[:, None]
+    T[:, 1:3, 0] = Bg  # ∂α(Bd) = B ∂αd + ∂αB d
+    for k, (a, b) in enumerate(PAIRS):  # ∂αβ(Bd) = B ∂αβd + ∂αB ∂βd + ∂βB ∂αd + ∂αβB d
+        T[:, 3 + k, 0] = Bh[:, a, b]
+        T[:, 3 + k, 1 + b] += Bg[:, a]
+        T[:, 3 + k, 1 + a] += Bg[:, b]
+    return T
+
+
+def _bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched products of small matrices: numpy's on the CPU (4× torch's for ``[N, 15, 4]``)."""
+    if a.is_cuda:
+        return a @ b
+    return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+
+
+def _trace(s: Tensor) -> Tensor:
+    return s[:, 0, 0] + s[:, 1, 1]
+
+
+def _levi_civita(dtype: torch.dtype, device: torch.device) -> Tensor:
+    e = torch.zeros(3, 3, 3, dtype=dtype, device=device)
+    for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        e[i, j, k], e[i, k, j] = 1.0, -1.0
+    return e
