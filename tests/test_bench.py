@@ -96,8 +96,9 @@ def test_every_run_composes(mode):
             assert cfg.trainer.accelerator == "cpu" and "logger" not in cfg
             if method == "siren" and mode == "full" and problem == "helmholtz":
                 assert (cfg.siren.hidden, cfg.siren.layers) == (512, 4)  # the paper's
-            if method == "dinf-lsq":  # least squares, or Gauss–Newton on the nonlinear problems
-                assert (cfg.optimizer.get("lsq") is not None) != (cfg.optimizer.get("gauss_newton") is not None)
+            if method == "dinf-lsq":  # least squares, Gauss–Newton on the nonlinear problems, Newton on the cloth
+                solvers = [cfg.optimizer.get(k) is not None for k in ("lsq", "gauss_newton", "newton")]
+                assert sum(solvers) == 1, solvers
             if problem == "poisson_laplacian":
                 assert cfg.grid.levels == 4
 
