@@ -278,12 +278,28 @@ def test_manufactured_exact_solution_has_zero_loss_and_error():
 @pytest.mark.parametrize(
     "kwargs, key",
     [({"a": 0}, "a"), ({"batch_size": 0}, "batch_size"), ({"resolution": 2}, "resolution"),
-     ({"boundary_points": -1}, "boundary_points"), ({"out_dim": 2}, "out_dim")],
+     ({"boundary_points": -1}, "boundary_points"), ({"out_dim": 2}, "out_dim"),
+     ({"collocation": "gauss"}, "collocation")],
 )
 def test_manufactured_errors_name_the_key(kwargs, key):
     with pytest.raises(ConfigError) as info:
         HelmholtzManufactured(**{"resolution": 8, **kwargs})
     assert info.value.key == key
+
+
+def test_manufactured_lattice_collocation_is_the_strata_centres():
+    """``collocation="lattice"``: the interior points are the m × m strata's centres, the same
+    for every generator; the edge points stay random."""
+    p = HelmholtzManufactured(a=2, resolution=8, boundary_points=16, collocation="lattice")
+    b = p.sample(16 + 12 * 12, torch.Generator().manual_seed(0))
+    inner = b.x[~b.data["is_boundary"]].double()
+    centres = -1.0 + (2.0 * torch.arange(12, dtype=torch.float64) + 1.0) / 12
+    assert torch.allclose(inner, torch.cartesian_prod(centres, centres), atol=1e-7)
+    other = p.sample(16 + 12 * 12, torch.Generator().manual_seed(1))
+    assert torch.equal(other.x[~other.data["is_boundary"]], b.x[~b.data["is_boundary"]])
+    assert not torch.equal(other.x[other.data["is_boundary"]], b.x[b.data["is_boundary"]])
+    jittered = HelmholtzManufactured(a=2, resolution=8, boundary_points=16).sample(160, torch.Generator().manual_seed(0))
+    assert not torch.allclose(jittered.x[:144].double(), inner, atol=1e-3)
 
 
 def test_manufactured_training_smoke():

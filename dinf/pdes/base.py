@@ -25,12 +25,14 @@ def grid_points(lin: Tensor) -> Tensor:
     return torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
 
 
-def stratified(n: int, generator: torch.Generator) -> Tensor:
+def stratified(n: int, generator: torch.Generator, jitter: bool = True) -> Tensor:
     """``n`` points in ``[-1, 1]²``: one jittered point per cell of the largest ``m × m`` grid
-    with ``m² ≤ n``, the remaining ``n - m²`` uniform. Float64 ``[n, 2]``."""
+    with ``m² ≤ n`` (its centre when ``jitter`` is false: a lattice), the remaining ``n - m²``
+    uniform. Float64 ``[n, 2]``."""
     m = math.isqrt(n)
     cells = torch.stack(torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij"), -1).reshape(-1, 2)
-    strat = -1.0 + 2.0 * (cells + torch.rand(m * m, 2, generator=generator, dtype=torch.float64)) / max(m, 1)
+    offset = torch.rand(m * m, 2, generator=generator, dtype=torch.float64) if jitter else 0.5
+    strat = -1.0 + 2.0 * (cells + offset) / max(m, 1)
     rest = -1.0 + 2.0 * torch.rand(n - m * m, 2, generator=generator, dtype=torch.float64)
     return torch.cat([strat, rest])
 

@@ -5,7 +5,10 @@ Conventions
 * Exact solution ``u = sin(aπx) sin(aπy)``, Dirichlet ``u = 0`` on the boundary (for integer
   ``a``), source ``q = (k² - 2a²π²) u``.
 * A batch of ``n`` points holds ``min(boundary_points, n // 2)`` uniform points on the four edges
-  and the rest stratified over the square (``batch_size`` counts both).
+  and the rest stratified over the square (``batch_size`` counts both). ``collocation="lattice"``
+  puts the stratified points at the centres of their strata instead: with ``m²`` interior points
+  and ``m`` a multiple of the grid's cells per axis, every cell holds the same midpoint rule, and
+  a least-squares solve's error falls about 10× against the jittered draw at a = 10 (README).
 * ``loss_residual = mean (Δu + k²u - q)² / (k² + 2a²π²)²``: dividing by the operator's scale on
   the solution's frequency makes the term O(1) relative to u (an error δu at that frequency
   costs about δu²), so ``boundary_weight`` means the same for every ``a`` and ``k``.
@@ -44,6 +47,7 @@ class HelmholtzManufactured(Problem):
         resolution: int = 256,
         boundary_points: int = 1024,
         boundary_weight: float = 100.0,
+        collocation: str = "random",
         targets: Mapping[str, List[float]] | None = None,
         in_dim: int | None = None,
         out_dim: int | None = None,
@@ -54,6 +58,8 @@ class HelmholtzManufactured(Problem):
         check_int("resolution", resolution, 8)
         check_int("boundary_points", boundary_points, 0)
         check(boundary_weight >= 0, "boundary_weight", f"must be >= 0, got {boundary_weight!r}")
+        check(collocation in ("random", "lattice"), "collocation", f"must be random or lattice, got {collocation!r}")
+        self.collocation = collocation
         self.a, self.k = float(a), float(k)
         self.batch_size, self.resolution = batch_size, resolution
         self.boundary_points, self.boundary_weight = boundary_points, float(boundary_weight)
@@ -75,7 +81,7 @@ class HelmholtzManufactured(Problem):
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         n = int(n)
         n_b = min(self.boundary_points, n // 2)
-        inner = stratified(n - n_b, generator).float()
+        inner = stratified(n - n_b, generator, jitter=self.collocation == "random").float()
         x = torch.cat([inner, edge_points(n_b, generator)]).float()
         is_b = torch.cat([torch.zeros(n - n_b, dtype=torch.bool), torch.ones(n_b, dtype=torch.bool)])
         dev = self.device
