@@ -160,9 +160,12 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         problem, field = build(cfg)
         opt_cfg = cfg.optimizer
-        lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") else None
-        gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") else None
-        if opt_cfg.get("newton"):  # Newton on an energy: the same kind of stepping solver
+        # A classical model is its own solver: a preset's optimizer (Gauss–Newton for Burgers) is
+        # then not built, so that its settings (a learning rate of 0) cannot stop the run.
+        neural = not getattr(field, "classical", False)
+        lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") and neural else None
+        gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") and neural else None
+        if opt_cfg.get("newton") and neural:  # Newton on an energy: the same kind of stepping solver
             gauss_newton = _instantiate(cfg, "optimizer.newton")
         if lsq is not None and opt_cfg.get("auto", False) and not getattr(field, "classical", False):
             try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer

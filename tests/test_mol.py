@@ -215,6 +215,13 @@ def test_train_runs_a_refinement_sequence_each_solve_timed_alone(tmp_path):
     assert (tmp_path / "wave1d.png").exists()
 
 
+def test_a_presets_gauss_newton_does_not_stop_the_classical_run(tmp_path):
+    """preset=pinnacle_burgers1d_gn selects Gauss–Newton; model=mol (lr 0) solves regardless."""
+    cfg = compose_cfg(["preset=pinnacle_burgers1d_gn", "model=mol", "mol.n=[256]", "mol.order=2"])
+    metrics = train(cfg, output_dir=str(tmp_path))
+    assert metrics["status"] == "completed" and metrics["classical"] and metrics["l2re"] < 0.1
+
+
 def test_probes_off_the_grid_and_zero_before_a_solve():
     problem = _heat()
     mol = MethodOfLines(in_dim=3, n=[[16, 8]])
