@@ -52,6 +52,21 @@ NUM_COMPONENTS = {0: 1, 1: 3, 2: 7}  # 2D; num_components(d, order) for any d
 if AVAILABLE:
     _FLOOR = tl.constexpr(WINDOW_FLOOR)  # kernels read globals only as constexpr
 
+    @triton.jit
+    def _windowed(r, logit, g, kvalid, win, RHO: tl.constexpr):
+        """The bump window exp(-c s⁴ / (1 - s²)), s = r / ρ (kernels.window_log), on a Gaussian's
+        logits and their derivative g = (log φ)': the windowed logits and g, and the window's
+        part of g' (0 outside the support, where the weight is 0)."""
+        sr = r / RHO
+        uu = 1.0 - sr * sr
+        inside = kvalid[None, None, :] & (uu > _FLOOR * win)
+        inv = 1.0 / tl.where(inside, uu, 1.0)
+        s2 = sr * sr
+        logit = tl.where(inside, logit - win * s2 * s2 * inv, float("-inf"))
+        g = tl.where(inside, g - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / RHO, 0.0)
+        gp = tl.where(inside, -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (RHO * RHO), 0.0)
+        return logit, g, gp
+
     def _jet_kernel(
         x_ptr,  # [N, 2], the table's dtype
         src_ptr,  # forward: table [R, F]; backward: upstream gradient [N, S, F, A]
@@ -105,14 +120,7 @@ if AVAILABLE:
             g = -2.0 * e2 * r  # (log φ)'
             gp = tl.zeros_like(r)  # the window's part of g'
             if WINDOW:  # the bump exp(-c s⁴ / (1 - s²)), s = r / ρ (kernels.window_log)
-                sr = r / RHO
-                uu = 1.0 - sr * sr
-                inside = kvalid[None, None, :] & (uu > _FLOOR * win)
-                inv = 1.0 / tl.where(inside, uu, 1.0)
-                s2 = sr * sr
-                logit = tl.where(inside, logit - win * s2 * s2 * inv, float("-inf"))
-                g = tl.where(inside, g - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / RHO, 0.0)
-                gp = tl.where(inside, -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (RHO * RHO), 0.0)
+                logit, g, gp = _windowed(r, logit, g, kvalid, win, RHO)
             phi = tl.exp(logit - tl.max(logit, 2)[:, :, None])
             w = phi / tl.sum(phi, 2)[:, :, None]
             u0 = tl.sum(tl.where(first, w, 0.0), 1)  # [B, KP] axis 0
@@ -235,15 +243,8 @@ if AVAILABLE:
             logit = tl.where(kvalid[None, None, :], -e2 * r * r, float("-inf"))
             g = -2.0 * e2 * r  # (log φ)'
             gp = tl.zeros_like(r)  # the window's part of g'
-            if WINDOW:  # as in the 2D kernel
-                sr = r / RHO
-                uu = 1.0 - sr * sr
-                inside = kvalid[None, None, :] & (uu > _FLOOR * win)
-                inv = 1.0 / tl.where(inside, uu, 1.0)
-                s2 = sr * sr
-                logit = tl.where(inside, logit - win * s2 * s2 * inv, float("-inf"))
-                g = tl.where(inside, g - 2.0 * win * sr * s2 * (2.0 - s2) * inv * inv / RHO, 0.0)
-                gp = tl.where(inside, -2.0 * win * s2 * (6.0 - 3.0 * s2 + s2 * s2) * inv * inv * inv / (RHO * RHO), 0.0)
+            if WINDOW:
+                logit, g, gp = _windowed(r, logit, g, kvalid, win, RHO)
             phi = tl.exp(logit - tl.max(logit, 2)[:, :, None])
             w = phi / tl.sum(phi, 2)[:, :, None]
             zero = tl.zeros_like(w)
