@@ -166,11 +166,13 @@ def _kernel_points(seed: int = 7) -> torch.Tensor:
 @numba_only
 @pytest.mark.parametrize("edge", ["pad", pytest.param("clamp", marks=pytest.mark.slow)])
 # Each case compiles its own kernel specialisation on a fresh machine (15-28 s each in a fresh
-# CI): two cover orders 1 and 2 with per-axis resolutions and edge padding by default; the rest
-# (clamped edges, other orders, ρ and features) run with -m slow, which .ci/run runs too.
+# CI): one covers order 2 with per-axis resolutions and edge padding by default (the forward
+# orders 0 and 1 of 2-feature grids run in tests/test_fields.py); the rest (clamped edges, other
+# orders, ρ and features, and the window's 3-axis cases in tests/test_rbf_cpu.py) run with
+# -m slow, which .ci/run runs too.
 @pytest.mark.parametrize("order,rho,features,resolution", [
     pytest.param(0, 1, 1, 8, marks=pytest.mark.slow),
-    (1, 2, 3, [8, 4, 16]),
+    pytest.param(1, 2, 3, [8, 4, 16], marks=pytest.mark.slow),
     pytest.param(2, 2, 1, 8, marks=pytest.mark.slow),
     (2, 3, 2, [4, 8, 8]),
     pytest.param(2, 1, 3, [16, 8, 4], marks=pytest.mark.slow),
@@ -191,8 +193,9 @@ def test_fused_3d_matches_torch(edge: str, order: int, rho: int, features: int, 
 
 @numba_only
 def test_fused_3d_float32_and_no_points() -> None:
-    g64 = make(3, [8, 8, 4], rho=2)
-    g32 = make(3, [8, 8, 4], rho=2).float()
+    # ρ = 3: the float32 specialisation a 2D + t config problem compiles anyway (test_config).
+    g64 = make(3, [8, 8, 4], rho=3)
+    g32 = make(3, [8, 8, 4], rho=3).float()
     x = in_cell_points(50, (8, 8, 4))  # away from borders: rounding would change neighbourhoods
     j64, j32 = g64.features_jet(x, 2), g32.features_jet(x.float(), 2)
     for a, b in ((j64.value, j32.value), (j64.grad, j32.grad), (j64.hess, j32.hess)):

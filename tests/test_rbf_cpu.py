@@ -52,7 +52,7 @@ def test_fused_kernel_matches_torch_and_reference(edge, decoder, order, eps):
 
 @pytest.mark.parametrize("edge", ["pad", "clamp"])
 @pytest.mark.parametrize("order", [0, 1, 2])
-@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("d", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_fused_kernel_with_window(edge, order, d):
     """The bump window (one exp per node instead of the Gaussian's one per axis) against the
     PyTorch path and the reference-style autograd path, forward and backward, 2 and 3 axes."""
