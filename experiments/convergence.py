@@ -151,18 +151,14 @@ def overrides_for(problem: str, cells: int, kernel: Kernel, opt: Options) -> Lis
     out = BASE + PROBLEMS[problem] + [
         f"kernel.eps={eps:g}", f"kernel.rho={rho}", f"kernel.window={window:g}", f"grid.resolution={cells}"]
     if opt.sampling == "lattice":  # g × g strata centres per cell, plus the edge points
-        check(problem in ("poisson2d", "helmholtz10", "helmholtz20"), "lattice is pde=helmholtz_manufactured's")
+        if problem not in ("poisson2d", "helmholtz10", "helmholtz20"):
+            raise ValueError(f"sampling=lattice is pde=helmholtz_manufactured's, not {problem}'s")
         out += ["pde.collocation=lattice", f"optimizer.lsq.points={opt.points_per_cell * cells ** 2 + 1024}"]
     elif opt.points_per_cell != 16:
         out.append(f"optimizer.lsq.points={opt.points_per_cell * cells ** (3 if problem == 'poisson3d' else 2)}")
     if opt.damping != 1e-10:
         out.append(f"optimizer.lsq.damping={opt.damping:g}")
     return out + list(opt.extra)
-
-
-def check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
 
 
 def compose(overrides: Sequence[str]):
