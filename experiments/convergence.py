@@ -30,7 +30,7 @@ and the representation itself (the L2 projection of u onto the same space).
     python experiments/convergence.py --quick        # smoke test, under a minute
     python experiments/convergence.py                # 2D curves (Helmholtz a = 20 to 96 cells), a few minutes
     python experiments/convergence.py --full         # to 128 cells (a = 20: 160) and the 3D case
-    python experiments/convergence.py --diagnose     # the one-change experiments, ~10 minutes
+    python experiments/convergence.py --diagnose     # the one-change experiments, about 5 minutes
 
 Output (``--out``, default ``outputs/convergence``, git-ignored): ``convergence.png`` (log–log
 error against cells, fitted orders in the legend), ``convergence.md`` (the table, the orders,
