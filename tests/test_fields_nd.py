@@ -101,7 +101,12 @@ def _cfg_id(cfg: dict) -> str:
     return f"{res}-{cfg['kernel']}-{cfg['decoder']}-{cfg['edge']}"
 
 
-configs = pytest.mark.parametrize("cfg", CONFIGS, ids=[_cfg_id(c) for c in CONFIGS])
+# These two compile kernel specialisations no other default test uses (3 axes at ρ = 3, orders 0
+# and 1; 2 axes at ρ = 2), 10-30 s each on a fresh machine: they run with -m slow (.ci/run runs it).
+_SLOW = ("4x8x8-gaussian-linear-clamp", "4x16-gaussian-mlp-clamp")
+configs = pytest.mark.parametrize("cfg", [
+    pytest.param(c, id=_cfg_id(c), marks=[pytest.mark.slow] if _cfg_id(c) in _SLOW else [])
+    for c in CONFIGS])
 
 
 # --- jets --------------------------------------------------------------------------------
