@@ -15,6 +15,8 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
+from dinf.sparse_solve import from_upper
+
 try:
     from numba import njit, prange
 
@@ -72,8 +74,7 @@ def normal_matrix_grouped(A: sp.csr_matrix) -> Optional[sp.csr_matrix]:
     data = np.zeros(pattern.nnz)
     _scatter_grams(A.indptr, A.indices, A.data.astype(np.float64), order, bounds, pattern.indptr,
                    pattern.indices, data)
-    upper = sp.csr_matrix((data, pattern.indices, pattern.indptr), shape=pattern.shape)
-    return (upper + sp.triu(upper, k=1, format="csr").T).tocsr()
+    return from_upper(sp.csr_matrix((data, pattern.indices, pattern.indptr), shape=pattern.shape))
 
 
 def warm_up() -> None:

@@ -162,12 +162,13 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         opt_cfg = cfg.optimizer
         # A classical model is its own solver: a preset's optimizer (Gauss–Newton for Burgers) is
         # then not built, so that its settings (a learning rate of 0) cannot stop the run.
-        neural = not getattr(field, "classical", False)
-        lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") and neural else None
-        gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") if opt_cfg.get("gauss_newton") and neural else None
-        if opt_cfg.get("newton") and neural:  # Newton on an energy: the same kind of stepping solver
+        classical = getattr(field, "classical", False)
+        lsq = _instantiate(cfg, "optimizer.lsq") if opt_cfg.get("lsq") and not classical else None
+        gauss_newton = _instantiate(cfg, "optimizer.gauss_newton") \
+            if opt_cfg.get("gauss_newton") and not classical else None
+        if opt_cfg.get("newton") and not classical:  # Newton on an energy: the same kind of stepping solver
             gauss_newton = _instantiate(cfg, "optimizer.newton")
-        if lsq is not None and opt_cfg.get("auto", False) and not getattr(field, "classical", False):
+        if lsq is not None and opt_cfg.get("auto", False):
             try:  # optimizer=auto: one least-squares solve where it applies, else the optimizer
                 check_linear(field, problem)
                 log.info("least squares applies: one solve")
@@ -175,8 +176,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
                 log.info("least squares does not apply (%s); training with %s", e.detail.split(" (use ")[0],
                          str(opt_cfg.optim._target_).rsplit(".", 1)[-1])
                 lsq = None
-        if getattr(field, "classical", False):  # model=fem: the model is its own one-step solver
-            lsq, gauss_newton = field, None
+        if classical:  # model=fem: the model is its own one-step solver
+            lsq = field
         if gauss_newton is not None:
             gauss_newton.check(field, problem)
         solver = Solver(

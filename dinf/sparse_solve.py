@@ -88,6 +88,11 @@ def solve_spd(M: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarra
     return spla.spsolve(sp.csc_matrix(M), b, permc_spec="COLAMD")
 
 
+def from_upper(upper: sp.spmatrix) -> sp.csr_matrix:
+    """The whole symmetric (complex: Hermitian) matrix from its upper triangle."""
+    return (upper + sp.triu(upper, k=1, format="csr").conj().T).tocsr()
+
+
 def solve_hpd(upper: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarray:
     """``M⁻¹ b`` for a complex Hermitian positive definite ``M`` given by its upper triangle.
 
@@ -99,8 +104,7 @@ def solve_hpd(upper: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.nd
     upper.sort_indices()
     b = np.ascontiguousarray(b, dtype=np.complex128)
     if backend_for(backend) != "pardiso":
-        full = upper + sp.triu(upper, k=1, format="csr").conj().T
-        return spla.spsolve(sp.csc_matrix(full), b, permc_spec="COLAMD")
+        return spla.spsolve(sp.csc_matrix(from_upper(upper)), b, permc_spec="COLAMD")
     import ctypes
 
     with _PARDISO_LOCK:
@@ -142,7 +146,7 @@ class PatternSolver:
 
     def __call__(self, upper: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
         if self.backend != "pardiso":
-            return solve_spd((upper + sp.triu(upper, k=1).T).tocsr(), b, self.backend)
+            return solve_spd(from_upper(upper), b, self.backend)
         if self._pardiso is None:
             self._pardiso = _own_pardiso()
             weakref.finalize(self, self._pardiso.free_memory, True)  # PARDISO's memory goes with this solver
