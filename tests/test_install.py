@@ -33,6 +33,33 @@ def test_ci_runs_the_readme_commands():
             assert _normal(line) in ci, f"README's {line!r} is not what .ci/run runs"
 
 
+def test_ci_installs_nothing_beyond_the_readme_but_test_only_extras():
+    """CI tests what a new user gets: any pip install that is not the README's brings only the
+    test-only extras (Triton for the GPU kernel's interpreter tests)."""
+    readme = {_normal(line) for line in _quickstart()}
+    for line in (ROOT / ".ci" / "run").read_text().splitlines():
+        line = _normal(line.strip())
+        if line.startswith("pip install") and line not in readme:
+            assert line == 'pip install -e ".[triton]"', f".ci/run installs {line!r} beyond the README"
+
+
+def test_the_readme_install_brings_every_documented_feature():
+    """PARDISO (x86-64), scikit-fem and gmsh are main dependencies, not extras; the dev extra
+    brings the documentation tooling that .ci/run builds with."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[<>=;\[ ]", dep, maxsplit=1)[0] for dep in project["dependencies"]]
+    for name in ("pypardiso", "scikit-fem", "gmsh"):
+        assert name in names, f"{name} is not in the main dependencies"
+    pardiso = next(dep for dep in project["dependencies"] if dep.startswith("pypardiso"))
+    assert "platform_machine == 'x86_64'" in pardiso, "PARDISO exists on x86-64 only: keep the marker"
+    extras = project["optional-dependencies"]
+    assert {"dev", "triton", "pardiso", "fem"} <= set(extras), "old extras' names must keep working"
+    dev = " ".join(extras["dev"])
+    assert "pytest" in dev and "mkdocs-material" in dev and "mkdocstrings[python]" in dev
+
+
 @pytest.mark.skipif(os.environ.get("DINF_EXPECT_TORCH") != "cpu", reason="set by .ci/run")
 def test_installed_torch_is_the_cpu_build():
     import torch
