@@ -52,10 +52,10 @@ def test_reference_data_and_exact_solutions_agree_with_the_statement():
     assert ns.eval_x.shape == (10201, 2) and ns.eval_values.shape == (10201, 3)
 
 
-def test_readme_example_is_the_config_file_and_solves(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```yaml\n# conf/pde/example_hole.yaml\n(.*?)```", readme, re.S)
-    assert block, "README's worked example is missing"
+def test_docs_example_is_the_config_file_and_solves(tmp_path):
+    page = (ROOT / "docs" / "guide" / "equations.md").read_text()
+    block = re.search(r"```yaml\n# conf/pde/example_hole.yaml\n(.*?)```", page, re.S)
+    assert block, "docs/guide/equations.md's worked example is missing"
     shown = block.group(1)
     assert len(shown.strip().splitlines()) <= 30
     assert shown.strip() == _without_comment_header((Path(CONF) / "pde" / "example_hole.yaml").read_text())
