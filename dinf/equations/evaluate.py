@@ -1,26 +1,56 @@
-"""Sympy expressions evaluated on tensors by walking the expression tree (no code generation).
+"""Sympy expressions evaluated on tensors.
 
 Symbols are looked up by name in an environment of ``[N]`` tensors (jet entries, coordinates,
 normals); numbers broadcast. Piecewise expressions become ``torch.where``.
+
+``evaluate_tree`` walks the expression tree at every call: the reference, and the definition of
+what each node means. ``evaluate`` gives the same values from a function compiled once per
+expression (``compile.py``: the same torch operations in the same order, written out), which
+skips the walk's per-node dispatch on every later call.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import sympy as sp
 import torch
 from torch import Tensor
 
-_UNARY: Dict[type, Callable[[Tensor], Tensor]] = {
-    sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan, sp.exp: torch.exp, sp.log: torch.log,
-    sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.tanh: torch.tanh, sp.asin: torch.asin,
-    sp.acos: torch.acos, sp.atan: torch.atan, sp.Abs: torch.abs, sp.sign: torch.sign,
-}
+from dinf.equations.compile import UNARY as _UNARY
+from dinf.equations.compile import Compiled, compile_exprs
+
+_COMPILED: Dict[sp.Basic, Optional[Compiled]] = {}  # expression -> its function (None: walk it)
+_CACHE_SIZE = 4096
 
 
 def evaluate(expr: sp.Basic, env: Mapping[str, Tensor], like: Tensor) -> Tensor:
     """``expr`` at N points: ``env`` maps symbol names to ``[N]`` tensors; ``like`` gives the
-    shape, dtype and device of a constant result."""
+    shape, dtype and device of a constant result. Compiled on the first call for ``expr``; the
+    values are ``evaluate_tree``'s."""
+    fn = compiled(expr)
+    return fn(env, like)[0] if fn is not None else evaluate_tree(expr, env, like)
+
+
+def compiled(expr: sp.Basic) -> Optional[Compiled]:
+    """``expr``'s compiled function, made once (None where only the walk can say what is wrong)."""
+    try:
+        return _COMPILED[expr]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable: not a sympy expression; the walk says so
+        return None
+    try:
+        fn: Optional[Compiled] = compile_exprs([expr])
+    except Exception:  # noqa: BLE001 - Uncompilable, or a tree the walk itself refuses: walk it
+        fn = None
+    if len(_COMPILED) >= _CACHE_SIZE:
+        _COMPILED.pop(next(iter(_COMPILED)))  # the oldest
+    _COMPILED[expr] = fn
+    return fn
+
+
+def evaluate_tree(expr: sp.Basic, env: Mapping[str, Tensor], like: Tensor) -> Tensor:
+    """``expr`` at N points by walking its tree: the reference ``evaluate`` is tested against."""
     out = _eval(expr, env, like)
     if not isinstance(out, Tensor):
         return torch.full_like(like, float(out))

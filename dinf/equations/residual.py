@@ -9,6 +9,12 @@ substituted by their values.
 Linearity is read off the expression: a part is affine in the jet entries exactly when no
 derivative ∂r/∂J_k contains a jet entry, and then ``r = Σ_k c_k(x) J_k + r_0(x)`` with
 ``c_k = ∂r/∂J_k`` and ``r_0 = r(J = 0)``: the least-squares rows, with no hand-written indices.
+
+Each use is compiled once, on first call, to one torch function (``compile.py``): the parts'
+values (read straight from the jet's tensors), the linear rows' coefficients, and the parts with
+their derivatives ``∂r/∂J_k`` for the rows of the residual linearised around a jet (Gauss–Newton;
+the same rows autograd gives, without building a graph). ``evaluate_tree`` and ``rows_tree``
+walk the trees instead: the reference the compiled functions are tested against.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import sympy as sp
 import torch
 from torch import Tensor
 
-from dinf.equations.evaluate import evaluate
+from dinf.equations.compile import Compiled, compile_exprs
+from dinf.equations.evaluate import evaluate_tree
 from dinf.equations.parse import Entry, Vocabulary, entry_symbols, parse
 from dinf.errors import ConfigError
 from dinf.jet import Jet
@@ -95,10 +102,17 @@ class Residual:
         expr = self.expr.subs(values) if values else self.expr
         self.parts: List[Part] = [self._part(p) for p in _real_parts(expr, self.entries, unknowns)]
         self.nonlinear_term = _nonlinear_term(self.expr, list(self.entries))
+        self._compiled: Dict[str, Optional[Compiled]] = {}  # made on first use; None: walk the tree
+        self._columns: List[Tuple[int, str, int]] = []  # linearised rows: (part, symbol, output)
 
     @property
     def linear(self) -> bool:
         return self.nonlinear_term is None
+
+    def __getstate__(self) -> Dict[str, object]:
+        """Pickled without the compiled functions (made from source at run time): they are
+        made again on first use."""
+        return {**self.__dict__, "_compiled": {}, "_columns": []}
 
     def _part(self, expr: sp.Expr) -> Part:
         symbols = [s for s in expr.free_symbols if _entry_name(s.name) in self.vocab.entries]
@@ -125,25 +139,115 @@ class Residual:
 
     def evaluate(self, jet: Jet, point_data: Mapping[str, Tensor]) -> Tensor:
         """``[N, P]``: the residual's real parts at the jet's points."""
+        fn = self._function("values")
+        if fn is None:
+            return self.evaluate_tree(jet, point_data)
+        return torch.stack(fn(point_data, jet.value[:, 0], jet.value, jet.grad, jet.hess), 1)
+
+    def evaluate_tree(self, jet: Jet, point_data: Mapping[str, Tensor]) -> Tensor:
+        """``evaluate`` by walking the parts' trees (the reference)."""
         env = self.environment(jet, point_data)
         like = jet.value[:, 0]
-        return torch.stack([evaluate(p.expr, env, like) for p in self.parts], 1)
+        return torch.stack([evaluate_tree(p.expr, env, like) for p in self.parts], 1)
 
     def rows(self, point_data: Mapping[str, Tensor], dim: int, order: int, like: Tensor
              ) -> Tuple[Tensor, Tensor]:
         """Least-squares rows of an affine residual: ``coef`` ``[N, P, C, A]`` and ``rhs``
         ``[N, P]`` with ``residual = coef · J − rhs``."""
+        fn = self._function("rows")
+        if fn is None:
+            return self.rows_tree(point_data, dim, order, like)
+        values = iter(fn(point_data, like))
+        coef, rhs = self._empty_rows(like, dim, order)
+        for p, part in enumerate(self.parts):
+            for symbol in part.coefficients:
+                channel, index = self._slot(symbol.name, dim)
+                coef[:, p, channel, index] += next(values)
+            rhs[:, p] = -next(values)
+        return coef, rhs
+
+    def rows_tree(self, point_data: Mapping[str, Tensor], dim: int, order: int, like: Tensor
+                  ) -> Tuple[Tensor, Tensor]:
+        """``rows`` by walking the coefficients' trees (the reference)."""
+        coef, rhs = self._empty_rows(like, dim, order)
+        for p, part in enumerate(self.parts):
+            for symbol, c in part.coefficients.items():
+                channel, index = self._slot(symbol.name, dim)
+                coef[:, p, channel, index] += evaluate_tree(c, point_data, like)
+            rhs[:, p] = -evaluate_tree(part.constant, point_data, like)
+        return coef, rhs
+
+    def _empty_rows(self, like: Tensor, dim: int, order: int) -> Tuple[Tensor, Tensor]:
         if not self.linear:
             raise ValueError(f"{self.key} is not linear in the unknowns")
         n, width = like.shape[0], jet_width(order, dim)
         coef = torch.zeros(n, len(self.parts), self.unknowns.out_dim, width, dtype=like.dtype, device=like.device)
         rhs = torch.zeros(n, len(self.parts), dtype=like.dtype, device=like.device)
-        for p, part in enumerate(self.parts):
-            for symbol, c in part.coefficients.items():
-                channel, index = self._slot(symbol.name, dim)
-                coef[:, p, channel, index] += evaluate(c, point_data, like)
-            rhs[:, p] = -evaluate(part.constant, point_data, like)
         return coef, rhs
+
+    def linearized_rows(self, jet: Jet, point_data: Mapping[str, Tensor], dim: int, order: int
+                        ) -> Optional[Tuple[Tensor, Tensor]]:
+        """Rows of the residual linearised at ``jet`` (``linearize.linearized_rows``), from the
+        compiled parts and derivatives ``∂r/∂J_k``; None where they do not compile (a derivative
+        with no torch form, such as a DiracDelta): autograd then gives them."""
+        fn = self._function("linearized")
+        if fn is None:
+            return None
+        jet = Jet(*(t.detach() if t is not None else None for t in (jet.value, jet.grad, jet.hess)))
+        like = jet.value[:, 0]
+        out = fn(point_data, like, jet.value, jet.grad, jet.hess)
+        parts = len(self.parts)
+        width = jet_width(order, dim)
+        coef = like.new_zeros(like.shape[0], parts, self.unknowns.out_dim, width)
+        rhs = [-r for r in out[:parts]]  # coef · J₀ − r(J₀)
+        for p, name, k in self._columns:
+            channel, index = self._slot(name, dim)
+            if index < width:
+                coef[:, p, channel, index] += out[k]
+                rhs[p] = rhs[p] + out[k] * _entry(jet, channel, self.vocab.entries[_entry_name(name)])
+        return coef, torch.stack(rhs, 1)
+
+    # --- compiled functions -----------------------------------------------------------------
+    def _function(self, what: str) -> Optional[Compiled]:
+        """The compiled function of ``what`` (values, rows, linearized), made on first use."""
+        if what not in self._compiled:
+            try:
+                self._compiled[what] = self._compile(what)
+            except Exception:  # noqa: BLE001 - a node with no torch form: the tree walk (or autograd) instead
+                self._compiled[what] = None
+        return self._compiled[what]
+
+    def _compile(self, what: str) -> Compiled:
+        if what == "rows":
+            if not self.linear:
+                raise ValueError(f"{self.key} is not linear in the unknowns")
+            exprs = [e for part in self.parts for e in (*part.coefficients.values(), part.constant)]
+            return compile_exprs(exprs)
+        exprs = [p.expr for p in self.parts]
+        if what == "linearized":
+            columns = []
+            for p, part in enumerate(self.parts):
+                for s in sorted(part.expr.free_symbols, key=lambda s: s.name):
+                    if _entry_name(s.name) in self.vocab.entries:
+                        columns.append((p, s.name, len(exprs)))
+                        exprs.append(sp.diff(part.expr, s))
+            self._columns = columns
+        return compile_exprs(exprs, self._loads())
+
+    def _loads(self) -> Dict[str, str]:
+        """Where each jet entry's symbol is in the jet's tensors, as code."""
+        loads = {}
+        for symbol, entry in self.entries.items():
+            channels = self.unknowns.channels[entry.unknown]
+            names = [symbol.name] if len(channels) == 1 else [f"{symbol.name}.re", f"{symbol.name}.im"]
+            for name, c in zip(names, channels):
+                if entry.order == 0:
+                    loads[name] = f"value[:, {c}]"
+                elif entry.order == 1:
+                    loads[name] = f"grad[:, {c}, {entry.axes[0]}]"
+                else:
+                    loads[name] = f"hess[:, {c}, {entry.axes[0]}, {entry.axes[1]}]"
+        return loads
 
     def _slot(self, name: str, dim: int) -> Tuple[int, int]:
         base, _, part = name.partition(".")
