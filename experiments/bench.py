@@ -1,6 +1,6 @@
 """Benchmark suite: ∂∞-Grid against SIREN and the linear grid, in one process on one machine.
 
-Runs each method through the library as ``train.py`` does (``dinf.run.train`` on a composed
+Runs each method through the library as ``train.py`` does (``dinf.app.run.train`` on a composed
 config) on Poisson from gradients (256²; and with ``pde.sobel_smoothing``, the measurement
 model of its Sobel targets), Poisson from the Laplacian (256², ∂∞-Grid with 4 levels as in the
 paper), Helmholtz (k = 20, point source with a PML) and two nonlinear PINNacle problems,
@@ -28,16 +28,28 @@ time Adam needs for the solve's quality. Written to ``--out`` (default ``bench_r
 <date-time>/``): ``bench.json`` (rows with histories, ratios, machine, command; rewritten after
 every run), ``bench.md``, and each run's folder (``metrics.json``, pictures).
 
-Modes: ``--quick`` (default on a CPU; the four linear problems × 5 methods in ~9 min on 2 idle
-cores, the two nonlinear ones 6 min more: grids 20 s, SIREN 45 s, reference-style 20 steps, at
-16 384 points per step), ``--full`` (default on a GPU:
-65 536 points per step, the paper's SIREN per problem, grids 120 s, SIREN 600 s: ~1 h),
-``--smoke`` (32² problems, 4 steps: seconds; what the test runs). OMP_WAIT_POLICY is PASSIVE
+Modes:
+
+* ``--quick`` (the default on a CPU; ≤ 5 minutes on 2 cores: 2 min 26 s at load average 0.9,
+  3 min 44 s at 1.9, 2026-12-06): the fast problems only (``QUICK_PROBLEMS``: Poisson from
+  gradients, Poisson from the Laplacian, Helmholtz), the five methods each at short budgets:
+  ∂∞-Grid and the linear grid 8 s, SIREN 15 s, the reference-style run 3 steps, the
+  least-squares solve as in every mode; 16 384 points per step. Left out: Burgers1d-C and NS2d-C
+  (their Gauss–Newton solves take 1–3 minutes each on 2 cores), the cloth (the grids need its own
+  60 s budget) and the Sobel variant (steps ~4× Poisson's). The former quick mode (all seven
+  problems, grids 20 s, SIREN 45 s, 20 reference-style steps) ran past 15 minutes (28 min 17 s
+  at load average 2–7). ``--quick --problems burgers1d,ns2d_c,cloth`` runs those at quick budgets.
+* ``--full`` (the default on a GPU): every problem, 65 536 points per step, the paper's SIREN
+  per problem, grids 120 s, SIREN 600 s: ~1 h.
+* ``--smoke`` (32² problems, 4 steps: seconds; what the test runs).
+
+``--problems`` and the budget flags override a mode's choices. OMP_WAIT_POLICY is PASSIVE
 unless set: numba's spinning OpenMP workers otherwise slow the PyTorch method that follows.
 
 Reproduce (from the repository root)::
 
     python experiments/bench.py --quick
+    python experiments/bench.py --quick --problems burgers1d,ns2d_c,cloth  # the nonlinear ones
     python experiments/bench.py --full --device cuda
     bash experiments/gpu_bench.sh              # --full with 30/30/60 s budgets: < 10 min on a GPU
     python experiments/bench.py --smoke
@@ -66,8 +78,8 @@ from omegaconf import DictConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere, uninstalled
-from dinf.run import train  # noqa: E402
-from dinf.tracking import override_key  # noqa: E402
+from dinf.app.run import train  # noqa: E402
+from dinf.app.tracking import override_key  # noqa: E402
 from experiments import bench_lib as lib  # noqa: E402
 
 
@@ -97,6 +109,8 @@ PROBLEMS: Dict[str, Problem] = {
     # An energy (the paper's cloth): Adam's 2 001 steps (about 40 s) against projected Newton.
     "cloth": Problem(["experiment=cloth_paper"], [-2.6, -2.65, -2.67], ["experiment=cloth_newton"], budget=60),
 }
+# --quick's problems: those whose five methods finish in about a minute and a half on 2 cores.
+QUICK_PROBLEMS = ["poisson_gradient", "poisson_laplacian", "helmholtz"]
 METHODS: Dict[str, List[str]] = {
     "dinf": ["model=dinf"],
     "dinf-ref": ["model=dinf", "model.backend=reference"],
@@ -115,10 +129,12 @@ class Mode:
     max_steps: int = 10**7        # the time budget ends the run
     paper_siren: bool = False
     threads: Optional[int] = None  # torch threads unless --threads (None: torch's default)
+    problems: Optional[List[str]] = None  # the problems run unless --problems (None: all)
 
 
 MODES: Dict[str, Mode] = {
-    "quick": Mode({"dinf": 20, "linear_grid": 20, "siren": 45}, 20, {"grids": 25, "siren": 10}, []),
+    "quick": Mode({"dinf": 8, "linear_grid": 8, "siren": 15}, 3, {"grids": 25, "siren": 10}, [],
+                  problems=QUICK_PROBLEMS),
     # The paper draws every pixel (or 256² points) per step; a GPU does that as fast as 16 k.
     "full": Mode({"dinf": 120, "linear_grid": 120, "siren": 600}, 100, {"grids": 100, "siren": 50},
                  ["pde.batch_size=65536"], paper_siren=True),
@@ -207,12 +223,12 @@ def run_one(problem: str, method: str, mode: Mode, args: argparse.Namespace, out
 def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = p.add_mutually_exclusive_group()
-    helps = {"quick": "CPU-sized, ~9 min on 2 cores (the default without a GPU)",
+    helps = {"quick": f"CPU-sized, <= 5 min on 2 cores: {', '.join(QUICK_PROBLEMS)} (the default without a GPU)",
              "full": "GPU, paper-like settings and budgets (the default with a GPU)",
              "smoke": "32² problems, 4 steps: seconds"}
     for m in MODES:
         g.add_argument(f"--{m}", dest="mode", action="store_const", const=m, help=helps[m])
-    p.add_argument("--problems", default=",".join(PROBLEMS), help="comma list of " + ",".join(PROBLEMS))
+    p.add_argument("--problems", help="comma list of " + ",".join(PROBLEMS) + " (default: the mode's; all but in --quick)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ",".join(METHODS))
     p.add_argument("--budget", type=float, help="wall seconds for ∂∞-Grid (and the linear grid)")
     p.add_argument("--linear-budget", type=float, help="wall seconds for the linear grid")
@@ -230,6 +246,8 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.mode = args.mode or ("full" if args.device == "cuda" else "quick")
+    if args.problems is None:
+        args.problems = ",".join(MODES[args.mode].problems or PROBLEMS)
     for name, known in (("problems", PROBLEMS), ("methods", METHODS)):
         setattr(args, name, [x.strip() for x in getattr(args, name).split(",") if x.strip()])
         if bad := [x for x in getattr(args, name) if x not in known]:

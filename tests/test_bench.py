@@ -75,13 +75,26 @@ def test_overrides_and_budgets():
     args = bench.parse(["--quick", "--device", "cpu", "--budget", "7", "--siren-budget", "9"])
     assert args.budgets == {"dinf": 7, "linear_grid": 7, "siren": 9}
     o = bench.run_overrides("helmholtz", "dinf-lsq", bench.MODES["quick"], args)
-    assert "experiment=helmholtz_lsq" in o and not any("max_time" in x for x in o)
+    assert "pde=helmholtz" in o and not any("max_time" in x for x in o)
     o = bench.run_overrides("poisson_laplacian", "siren", bench.MODES["quick"], args)
     assert "trainer.max_time=00:00:00:09" in o and "trainer.val_check_interval=10" in o
     cfg = bench.compose_cfg(o + ["grid.levels=3"])  # a later override of a key wins
     assert cfg.grid.levels == 3 and cfg.trainer.max_time == "00:00:00:09"
     with pytest.raises(SystemExit):
         bench.parse(["--methods", "dinf,nope"])
+
+
+def test_quick_runs_the_fast_problems_and_full_keeps_all():
+    quick = bench.parse(["--quick", "--device", "cpu"])
+    assert quick.problems == bench.QUICK_PROBLEMS
+    assert not {"burgers1d", "ns2d_c", "cloth"} & set(quick.problems)  # their solves take minutes
+    assert bench.parse(["--full", "--device", "cpu"]).problems == list(bench.PROBLEMS)
+    assert bench.parse(["--device", "cpu"]).mode == "quick"  # the CPU default
+    assert bench.parse(["--quick", "--device", "cpu", "--problems", "cloth,ns2d_c"]).problems == ["cloth", "ns2d_c"]
+    # ≤ 5 minutes on 2 cores: the trained budgets leave room for validation, the reference-style
+    # steps, the solves and the warm-up runs (measured: see the docstring of bench.py).
+    q = bench.MODES["quick"]
+    assert len(quick.problems) * sum(q.budgets.values()) <= 120 and q.ref_steps <= 5
 
 
 @pytest.mark.parametrize("mode", list(bench.MODES))
