@@ -12,7 +12,7 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig
 
-from dinf import cli
+from dinf.app import cli
 from dinf.errors import ConfigError, NonFiniteLossError
 
 log = logging.getLogger("train")
@@ -20,13 +20,13 @@ log = logging.getLogger("train")
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> Optional[float]:
-    from dinf.tracking import run_info
+    from dinf.app.tracking import run_info
 
     info = run_info()
     try:
         cli.check_run_config(cfg)
         cli.announce(info)
-        from dinf.run import train  # torch, Lightning: seconds, so after the line above
+        from dinf.app.run import train  # torch, Lightning: seconds, so after the line above
 
         metrics = train(cfg)
     except Exception as e:

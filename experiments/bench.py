@@ -11,10 +11,10 @@ Burgers1d-C and NS2d-C, and the cloth's energy (``--problems burgers1d,ns2d_c,cl
   training time only, from ``metrics.json``);
 * ``dinf-ref``: ∂∞-Grid computed as the paper's reference code does (indexed neighbours,
   autograd double backward), a few dozen steps, for its time per iteration only;
-* ``dinf-lsq``: one least-squares solve (50 LSQR iterations for Poisson, ``experiment=
-  helmholtz_lsq`` for Helmholtz), on the CPU (scipy); its time includes assembly. On the
-  nonlinear problems, Gauss–Newton's solves (``experiment=pinnacle_<problem>_gn``); on the
-  cloth, projected Newton's (``experiment=cloth_newton``).
+* ``dinf-lsq``: one least-squares solve (50 LSQR iterations for Poisson, ``pde=helmholtz``'s
+  best settings for Helmholtz), on the CPU (scipy); its time includes assembly. On the
+  nonlinear problems, Gauss–Newton's solves (``pde=<problem>``'s best settings); on the
+  cloth, projected Newton's (``experiment=cloth_newton``). The other methods train by Adam.
 
 Per (problem, method): s/iteration, peak memory (CPU: growth of the resident set's high-water
 mark; GPU: ``max_memory_allocated``), parameters, final and best primary metric (PSNR, higher is
@@ -85,38 +85,41 @@ from experiments import bench_lib as lib  # noqa: E402
 
 @dataclass
 class Problem:
-    overrides: List[str]
+    overrides: List[str]          # the trained methods' problem (Adam: the paper's settings)
     targets: List[float]          # in the primary metric's units
-    lsq: List[str]                # overrides of the least-squares solve
+    lsq: List[str]                # the solve's problem and settings (dinf-lsq), in place of ``overrides``
     siren_full: List[str] = field(default_factory=list)  # the paper's SIREN for this problem
     budget: Optional[float] = None  # the grids' seconds, where the mode's are too few for the experiment
 
 
-LSQR = ["experiment=poisson_lsq"]  # 50 LSQR iterations: the model's ceiling (README)
+LSQR = ["experiment=poisson_lsq"]  # 50 LSQR iterations: the model's ceiling (pde=poisson's best)
 PROBLEMS: Dict[str, Problem] = {
-    "poisson_gradient": Problem(["pde=poisson"], [25, 30, 32], LSQR),
+    "poisson_gradient": Problem(["pde=poisson"], [25, 30, 32], ["pde=poisson", *LSQR]),
     # The same data, the field's derivative smoothed as the Sobel filter smooths its targets: no
     # longer capped at 33.3 dB (experiments/gradient_ceiling.py); each step reads ~3× the points.
-    "poisson_gradient_sobel": Problem(["pde=poisson", "pde.sobel_smoothing=true"], [25, 30, 34], LSQR),
+    "poisson_gradient_sobel": Problem(["pde=poisson", "pde.sobel_smoothing=true"], [25, 30, 34],
+                                      ["pde=poisson", "pde.sobel_smoothing=true", *LSQR]),
     # Laplacian data fix the image up to a harmonic function: ~12 dB is the ceiling, not 30.
-    "poisson_laplacian": Problem(["pde=poisson_laplacian", "grid.levels=4"], [11, 12, 12.5], LSQR,
-                                 ["siren.hidden=512"]),
-    "helmholtz": Problem(["pde=helmholtz"], [0.5, 0.1, 0.05], ["experiment=helmholtz_lsq"],
-                         ["siren.hidden=512", "siren.layers=4", "siren.lr=2e-5"]),
-    # Nonlinear (PINNacle's): Adam on the presets' grids against Gauss–Newton's experiments.
-    "burgers1d": Problem(["experiment=pinnacle_burgers1d"], [0.1, 0.05, 1.5e-3], ["experiment=pinnacle_burgers1d_gn"]),
-    "ns2d_c": Problem(["experiment=pinnacle_ns2d_c"], [0.03, 0.01, 3.6e-3], ["experiment=pinnacle_ns2d_c_gn"]),
+    "poisson_laplacian": Problem(["pde=poisson_laplacian", "grid.levels=4"], [11, 12, 12.5],
+                                 ["pde=poisson_laplacian", "grid.levels=4", *LSQR], ["model.hidden=512"]),
+    # Adam on the paper's Helmholtz (Gaussian source, the paper's kernel on the default levels)
+    # against pde=helmholtz's best settings (the singular source, the windowed wide kernel, one solve).
+    "helmholtz": Problem(["pde=helmholtz", "pde.best=null", "pde.source_model=gaussian"], [0.5, 0.1, 0.05],
+                         ["pde=helmholtz"], ["model.hidden=512", "model.layers=4", "model.lr=2e-5"]),
+    # Nonlinear (PINNacle's): Adam on 4 levels (as PINNs train) against the pde files' Gauss–Newton.
+    "burgers1d": Problem(["experiment=pinnacle_burgers1d"], [0.1, 0.05, 1.5e-3], ["pde=burgers1d"]),
+    "ns2d_c": Problem(["experiment=pinnacle_ns2d_c"], [0.03, 0.01, 3.6e-3], ["pde=ns2d_c"]),
     # An energy (the paper's cloth): Adam's 2 001 steps (about 40 s) against projected Newton.
     "cloth": Problem(["experiment=cloth_paper"], [-2.6, -2.65, -2.67], ["experiment=cloth_newton"], budget=60),
 }
 # --quick's problems: those whose five methods finish in about a minute and a half on 2 cores.
 QUICK_PROBLEMS = ["poisson_gradient", "poisson_laplacian", "helmholtz"]
-METHODS: Dict[str, List[str]] = {
-    "dinf": ["model=dinf"],
-    "dinf-ref": ["model=dinf", "model.backend=reference"],
-    "siren": ["model=siren"],
-    "linear_grid": ["model=linear_grid"],
-    "dinf-lsq": ["model=dinf"],  # + the problem's lsq overrides
+METHODS: Dict[str, List[str]] = {  # the trained methods by Adam, as the paper trains them
+    "dinf": ["model=dinf", "solver=adam"],
+    "dinf-ref": ["model=dinf", "model.backend=reference", "solver=adam"],
+    "siren": ["model=siren", "solver=adam"],
+    "linear_grid": ["model=linear_grid", "solver=adam"],
+    "dinf-lsq": ["model=dinf"],  # the problem's lsq overrides name the solve (solver=auto picks it)
 }
 
 
@@ -141,7 +144,7 @@ MODES: Dict[str, Mode] = {
     # Grid levels stay as configured (32 cells take 6): helmholtz_lsq's single level keeps its
     # direct solve small. One thread: tiny ops on a busy machine stall OpenMP (10-100× slower).
     "smoke": Mode({"dinf": 5, "linear_grid": 5, "siren": 5}, 3, {"grids": 2, "siren": 2},
-                  ["pde.resolution=32", "grid.resolution=32", "pde.batch_size=1024", "siren.hidden=64"],
+                  ["pde.resolution=32", "grid.resolution=32", "pde.batch_size=1024", "++siren.hidden=64"],
                   max_steps=4, threads=1),
 }
 TIME_POINTS = [5, 10, 30, 60, 300, 600]
@@ -172,8 +175,8 @@ def run_device(method: str, args: argparse.Namespace) -> str:
 
 def run_overrides(problem: str, method: str, mode: Mode, args: argparse.Namespace) -> List[str]:
     p = PROBLEMS[problem]
-    o = [f"trainer.accelerator={'gpu' if run_device(method, args) == 'cuda' else 'cpu'}"] + QUIET + p.overrides
-    o += METHODS[method] + (p.lsq if method == "dinf-lsq" else [])
+    o = [f"trainer.accelerator={'gpu' if run_device(method, args) == 'cuda' else 'cpu'}"] + QUIET
+    o += (p.lsq if method == "dinf-lsq" else p.overrides) + METHODS[method]
     o += p.siren_full if method == "siren" and mode.paper_siren else []
     o += mode.extra
     if method == "dinf-ref":  # validated once at the end: only its time per step matters

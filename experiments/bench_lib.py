@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-from dinf.run import jsonable  # noqa: F401  (re-exported: bench.py writes bench.json with it)
+from dinf.app.run import jsonable  # noqa: F401  (re-exported: bench.py writes bench.json with it)
 
 History = Sequence[Dict[str, Any]]
 LABELS = {"dinf": "∂∞-Grid", "dinf-ref": "reference-style", "siren": "SIREN",

@@ -2,7 +2,7 @@
 
 Builds the first step's Jacobian of a problem (default: NS2d-C on 64² cells, one level, 65 536
 points, as in the README), forms AᵀA plainly, over threads and from the Gram blocks of rows that
-share their columns (``dinf.gram``), and solves the damped system with
+share their columns (``dinf.solvers.linalg.gram``), and solves the damped system with
 each available backend, reporting seconds and the backends' agreement.
 
     python experiments/bench_sparse.py
@@ -21,20 +21,21 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere, uninstalled
-from dinf.gauss_newton import GaussNewton  # noqa: E402
-from dinf.gram import warm_up  # noqa: E402
-from dinf.run import build  # noqa: E402
-from dinf.sparse_solve import normal_matrix, pardiso_available, solve_spd  # noqa: E402
+from dinf.solvers.gauss_newton import GaussNewton  # noqa: E402
+from dinf.solvers.linalg.gram import warm_up  # noqa: E402
+from dinf.app.run import build  # noqa: E402
+from dinf.solvers.linalg.gram import normal_matrix  # noqa: E402
+from dinf.solvers.linalg.sparse_solve import pardiso_available, solve_spd  # noqa: E402
 
-DEFAULT = ["pde=ns2d_c", "optimizer=gauss_newton", "grid.levels=1", "grid.features=3", "pde.resolution=64",
-           "optimizer.gauss_newton.points=65536"]
+DEFAULT = ["pde=ns2d_c", "solver=gauss_newton", "grid.levels=1", "grid.features=3", "pde.resolution=64",
+           "solver.points=65536"]
 
 
 def main(overrides: list) -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=DEFAULT + overrides)
-    problem, field = build(cfg)
-    gn = GaussNewton(points=int(cfg.optimizer.gauss_newton.points))
+    problem, field, _ = build(cfg)
+    gn = GaussNewton(points=int(cfg.solver.points))
     st = gn._start(field, problem, torch.Generator().manual_seed(0))
     A = st.jacobian(st.system)
     print(f"A: {A.shape[0]} × {A.shape[1]}, {A.nnz} nonzeros")

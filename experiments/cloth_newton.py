@@ -43,13 +43,13 @@ def _build(experiment: str, seed: int):
     import torch
     from hydra import compose, initialize_config_dir
 
-    from dinf.run import build
+    from dinf.app.run import build
 
     conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={experiment}", f"seed={seed}", "~logger"])
     pl.seed_everything(seed, verbose=False)
-    problem, field = build(cfg)
+    problem, field, _ = build(cfg)
     sample = problem.sample(8, torch.Generator().manual_seed(0))
     field.jet(sample.x, problem.jet_order)  # compile the fused kernel outside the clock
     return cfg, problem, field
@@ -60,7 +60,7 @@ def fine_energy(problem, field) -> float:
     import torch
 
     from dinf.jet import Jet
-    from dinf.newton import cell_quadrature
+    from dinf.solvers.newton import cell_quadrature
 
     x, w, _ = cell_quadrature(field, 6)
     with torch.no_grad():
@@ -76,8 +76,8 @@ def adam(args, clock) -> None:
     from dinf.fields.warped import sample_for
 
     cfg, problem, field = _build("cloth_paper", args.seed)
-    opt = instantiate(cfg.optimizer.optim)(field.parameters())
-    sched = instantiate(cfg.optimizer.scheduler)(opt)
+    opt = instantiate(cfg.solver.optim)(field.parameters())
+    sched = instantiate(cfg.solver.scheduler)(opt)
     gen = torch.Generator().manual_seed(args.seed)
     steps = args.adam_steps or int(cfg.trainer.max_steps)
     spent, reached = 0.0, None
@@ -101,17 +101,17 @@ def newton(args, clock) -> None:
     import torch
     from hydra.utils import instantiate
 
-    from dinf import gram, sparse_solve
+    from dinf.solvers.linalg import gram, sparse_solve
     from dinf.fields.warped import sample_for
 
     cfg, problem, field = _build("cloth_newton", args.seed)
-    solver = instantiate(cfg.optimizer.newton)
+    solver = instantiate(cfg.solver)
     gram.warm_up()
     sparse_solve.warm_up(solver.backend)
     gen = torch.Generator().manual_seed(args.seed)
     spent, reached = 0.0, None
     t = clock()
-    if solver.warm_start_steps:  # as dinf.solver.Solver._warm_start
+    if solver.warm_start_steps:  # as dinf.app.module.Solver._warm_start
         opt = torch.optim.Adam(field.parameters(), lr=solver.warm_start_lr)
         for _ in range(solver.warm_start_steps):
             batch = sample_for(field, problem, problem.batch_size, gen)

@@ -3,7 +3,7 @@
 
 Each point is one solve of one level (``grid.levels=1``) to convergence: the rows of
 ``problem.linear_system`` over the grid's node values, solved through the damped normal
-equations by PARDISO, as ``python train.py … optimizer=lsq`` does (same points, same seed, same
+equations by PARDISO, as ``python train.py … solver=least_squares`` does (same points, same seed, same
 λ). Two errors of the same node values ``z``:
 
 * ``rel_l2``: train.py's metric, ``z`` written into the float32 grid and evaluated by the
@@ -55,14 +55,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere, uninstalled
-from dinf import lsq  # noqa: E402
+from dinf.solvers import least_squares as lsq  # noqa: E402
 from dinf.fields.warped import sample_for  # noqa: E402
-from dinf.linear import LinearSystem  # noqa: E402
+from dinf.linear_system import LinearSystem  # noqa: E402
 from dinf.pdes.base import Batch, grid_points  # noqa: E402
-from dinf.sparse_solve import normal_matrix, solve_spd  # noqa: E402
+from dinf.solvers.linalg.gram import normal_matrix  # noqa: E402
+from dinf.solvers.linalg.sparse_solve import solve_spd  # noqa: E402
 
 # Every solve: least squares on one level; no logger or checkpoint registry (left out of commands).
-BASE = ["optimizer=lsq", "grid.levels=1"]
+BASE = ["solver=least_squares", "grid.levels=1"]
 QUIET = ["~logger", "checkpoint.registry=null"]
 
 # 3D Poisson: the config equation in three axes (quoted: the expressions hold parentheses).
@@ -153,11 +154,11 @@ def overrides_for(problem: str, cells: int, kernel: Kernel, opt: Options) -> Lis
     if opt.sampling == "lattice":  # g × g strata centres per cell, plus the edge points
         if problem not in ("poisson2d", "helmholtz10", "helmholtz20"):
             raise ValueError(f"sampling=lattice is pde=helmholtz_manufactured's, not {problem}'s")
-        out += ["pde.collocation=lattice", f"optimizer.lsq.points={opt.points_per_cell * cells ** 2 + 1024}"]
+        out += ["pde.collocation=lattice", f"solver.points={opt.points_per_cell * cells ** 2 + 1024}"]
     elif opt.points_per_cell != 16:
-        out.append(f"optimizer.lsq.points={opt.points_per_cell * cells ** (3 if problem == 'poisson3d' else 2)}")
+        out.append(f"solver.points={opt.points_per_cell * cells ** (3 if problem == 'poisson3d' else 2)}")
     if opt.damping != 1e-10:
-        out.append(f"optimizer.lsq.damping={opt.damping:g}")
+        out.append(f"solver.damping={opt.damping:g}")
     return out + list(opt.extra)
 
 
@@ -171,14 +172,14 @@ def compose(overrides: Sequence[str]):
 
 def run_one(problem: str, cells: int, kernel: Kernel, opt: Options = Options()) -> Result:
     """Build, assemble, solve and evaluate one case."""
-    from dinf.run import build
+    from dinf.app.run import build
 
     overrides = overrides_for(problem, cells, kernel, opt)
     cfg = compose(overrides)
-    prob, fld = build(cfg)
+    prob, fld, _ = build(cfg)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(cfg.seed))  # the generator train.py's solve draws from
-    n = int(cfg.optimizer.lsq.points or opt.points_per_cell * lsq.cells_total(fld))
+    n = int(cfg.solver.points or opt.points_per_cell * lsq.cells_total(fld))
     with torch.no_grad():
         system = rows(prob, fld, cells, n, gen, opt)
         asm = lsq.assemble(fld, system)
@@ -262,7 +263,7 @@ def solve(A: sp.csr_matrix, b: np.ndarray, opt: Options) -> np.ndarray:
     that no row reads (the outermost ghost layer) get 0, as the damped solve gives them, and are
     left out: then λ = 0 can be tried."""
     sq = np.asarray(A.multiply(A).sum(0)).ravel()  # diag AᵀA
-    lam = opt.damping * float(sq.mean())  # over all columns, as dinf.lsq does
+    lam = opt.damping * float(sq.mean())  # over all columns, as dinf.solvers.least_squares does
     used = np.flatnonzero(sq > 0)
     z = np.zeros(A.shape[1])
     z[used] = _solve(A[:, used].tocsr(), b, lam, opt)
@@ -271,7 +272,7 @@ def solve(A: sp.csr_matrix, b: np.ndarray, opt: Options) -> np.ndarray:
 
 def _solve(A: sp.csr_matrix, b: np.ndarray, lam: float, opt: Options) -> np.ndarray:
     norms = np.sqrt(np.asarray(A.multiply(A).sum(0))).ravel()
-    if opt.solver in ("normal", "refine"):  # dinf.lsq.LeastSquares' direct path, step by step
+    if opt.solver in ("normal", "refine"):  # dinf.solvers.least_squares.LeastSquares' direct path, step by step
         M = normal_matrix(A) + lam * sp.identity(A.shape[1], format="csr")
         z = solve_spd(M, A.T @ b)
         for _ in range(opt.refine if opt.solver == "refine" else 0):

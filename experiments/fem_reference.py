@@ -5,7 +5,7 @@ PINNacle's COMSOL files are references, not exact solutions. This script solves 
 problem (geometry, coefficients and boundary values read from ``conf/pde/<problem>.yaml``) by
 finite elements at a few mesh sizes, checks that they converge, and scores three things at the
 file's nodes against the finest one: the file, the coarser meshes, and ∂∞-Grid's least-squares
-solve (``experiment=pinnacle_<problem>``). It tells whether ∂∞-Grid's L2RE against the file is
+solve (``pde=<problem>``, its best settings). It tells whether ∂∞-Grid's L2RE against the file is
 its own error or the file's.
 
     pip install -e ".[fem]"            # scikit-fem and gmsh, an optional extra
@@ -13,7 +13,7 @@ its own error or the file's.
     python experiments/fem_reference.py --problem poisson2d_c --h 0.02 0.01 0.005
     python experiments/fem_reference.py --problem poisson2d_cg grid.resolution=128   # ∂∞-Grid overrides
 
-The finite elements are ``model=fem``'s (``dinf.classical.fem``): the weak form is read off the
+The finite elements are ``model=fem``'s (``dinf.solvers.classical.fem``): the weak form is read off the
 problem's parsed equation, so this script and ``python train.py … model=fem`` solve the same
 system.
 """
@@ -31,26 +31,23 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere, uninstalled
 
-from dinf.classical.fem import FiniteElements, mesh, probe  # noqa: E402,F401  (mesh: for its tests)
+from dinf.solvers.classical.fem import FiniteElements, mesh, probe  # noqa: E402,F401  (mesh: for its tests)
 from dinf.pdes.reference_data import l2re  # noqa: E402
-from dinf.run import build  # noqa: E402
+from dinf.app.run import build  # noqa: E402
 
 
 def solve(problem, h: float):
-    """P2 (``model=fem``'s finite elements) on ``problem``: the solution's interpolator, its
+    """P2 (``solver=fem``'s finite elements) on ``problem``: the solution's interpolator, its
     degrees of freedom and the seconds it took (mesh, assembly, solve)."""
     fe = FiniteElements(h=h, order=2)
     t0 = time.perf_counter()
-    info = fe.solve(fe, problem)
+    info = fe.solve(fe.result_field(), problem)
     return (lambda x: probe(fe._basis, fe._u, x)), info["dofs"], time.perf_counter() - t0
 
 
 def ours(cfg):
     """∂∞-Grid's least-squares solution at the file's nodes, and its training time."""
-    from hydra.utils import instantiate
-
-    problem, field = build(cfg)
-    solver = instantiate(cfg.optimizer.lsq)  # the solver train.py builds, every option included
+    problem, field, solver = build(cfg)  # the solver train.py builds (auto: least squares), every option included
     t0 = time.perf_counter()
     solver.solve(field, problem, torch.Generator().manual_seed(int(cfg.seed)))
     return problem, problem.predict(field, problem.eval_x)[:, 0].numpy(), time.perf_counter() - t0
@@ -64,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("skfem").setLevel(logging.ERROR)  # its notes on array layouts
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment=pinnacle_{args.problem}", "~logger", *args.overrides])
+        cfg = compose("config", overrides=[f"pde={args.problem}", "~logger", *args.overrides])
     problem, pred, t_ours = ours(cfg)
     nodes = problem.eval_x.numpy().T
     file_u = problem.reference.points_and_values()[1][:, 0].numpy()

@@ -1,9 +1,9 @@
 """Helmholtz with a PML at high wavenumbers: error, time and peak memory against k.
 
-Each k is one ``python train.py experiment=helmholtz_lsq pde.wavenumber=k grid.resolution=n`` in
+Each k is one ``python train.py pde=helmholtz pde.wavenumber=k grid.resolution=n`` in
 its own process (so its peak memory is its own): ∂∞-Grid, one level, the wide Gaussian with the
 bump window, the point source's singular part subtracted (``pde.source_model=singular``), one
-least-squares solve from per-axis factors (``dinf/lsq_separable.py``, PARDISO's complex Cholesky).
+least-squares solve from per-axis factors (``dinf/solvers/separable.py``, PARDISO's complex Cholesky).
 The grid has ``--per-wavelength`` cells per wavelength 2π/k across [-1, 1] (rounded up to a
 multiple of 16). k = 100π puts 100 wavelengths across the square: a wavelength is 1/100 of it.
 
@@ -39,7 +39,7 @@ def run(k: float, cells: int, out: Path, extra: List[str]) -> Dict[str, float]:
     folder = out / f"k{k:g}_n{cells}"
     # The evaluation grid: at least 4 points per wavelength over [-0.5, 0.5], for the picture.
     resolution = max(128, int(16 * math.ceil(4.0 / (2.0 * math.pi / k) / 16)))
-    cmd = [sys.executable, "train.py", "experiment=helmholtz_lsq", f"pde.wavenumber={k!r}",
+    cmd = [sys.executable, "train.py", "pde=helmholtz", f"pde.wavenumber={k!r}",
            f"grid.resolution={cells}", f"pde.resolution={resolution}", "logger=csv", "checkpoint.enabled=false",
            "trainer.enable_progress_bar=false", f"hydra.run.dir={folder}", *extra]
     print(" ".join(cmd[1:]), flush=True)

@@ -14,22 +14,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 
 from dinf.pdes.reference_data import l2re  # noqa: E402
-from dinf.run import build  # noqa: E402
+from dinf.app.run import build  # noqa: E402
 
 
 def run(ov):
-    """Solve with ``ov`` on top of ``experiment=pinnacle_ns2d_c_gn``: the problem, prediction
+    """Solve with ``ov`` on top of ``pde=ns2d_c`` (its best settings: Gauss–Newton): the problem, prediction
     and file values at the file's nodes."""
     with initialize_config_dir(config_dir=str(ROOT / 'conf'), version_base='1.3'):
-        cfg = compose('config', overrides=['experiment=pinnacle_ns2d_c_gn', '~logger'] + ov)
-    problem, field = build(cfg)
-    gn = instantiate(cfg.optimizer.gauss_newton)
+        cfg = compose('config', overrides=['pde=ns2d_c', 'solver=gauss_newton', '~logger'] + ov)
+    problem, field, gn = build(cfg)
     gen = torch.Generator().manual_seed(0)
     t = time.perf_counter()
-    for i in range(int(cfg.trainer.max_steps)):
+    for i in range(gn.max_solves or int(cfg.trainer.max_steps)):
         info = gn.solve(field, problem, gen)
         if info.get('converged'): break
     pred = problem.predict(field, problem.eval_x).numpy()
@@ -39,7 +37,7 @@ def run(ov):
 
 
 p, a, ref = run([])
-_, b, _ = run(['pde.resolution=96', 'optimizer.gauss_newton.points=147456'])
+_, b, _ = run(['pde.resolution=96', 'solver.points=147456'])
 names = ['u', 'v', 'p']
 d = lambda x, y: l2re({n: x[:, i] for i, n in enumerate(names)}, {n: y[:, i] for i, n in enumerate(names)})
 print('64 vs 96:', d(a, b)); print('64 vs file:', d(a, ref)); print('96 vs file:', d(b, ref))

@@ -7,7 +7,7 @@ from typing import List
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from dinf.tracking import override_key
+from dinf.app.tracking import override_key
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

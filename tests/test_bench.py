@@ -108,10 +108,12 @@ def test_every_run_composes(mode):
             cfg = bench.compose_cfg(o)
             assert cfg.trainer.accelerator == "cpu" and "logger" not in cfg
             if method == "siren" and mode == "full" and problem == "helmholtz":
-                assert (cfg.siren.hidden, cfg.siren.layers) == (512, 4)  # the paper's
+                assert (cfg.model.hidden, cfg.model.layers) == (512, 4)  # the paper's
+            solver = cfg.solver._target_.rsplit(".", 1)[-1]
             if method == "dinf-lsq":  # least squares, Gauss–Newton on the nonlinear problems, Newton on the cloth
-                solvers = [cfg.optimizer.get(k) is not None for k in ("lsq", "gauss_newton", "newton")]
-                assert sum(solvers) == 1, solvers
+                assert solver in ("Auto", "LeastSquares", "Newton"), solver
+            else:
+                assert solver == "GradientSolver", (method, solver)
             if problem == "poisson_laplacian":
                 assert cfg.grid.levels == 4
 

@@ -34,7 +34,7 @@ def test_help_and_typos_import_nothing_heavy(args):
 
 
 def test_cli_module_is_light():
-    code = "import sys, dinf.cli, dinf.errors, dinf.tracking; print(sorted(m for m in sys.modules))"
+    code = "import sys, dinf.app.cli, dinf.errors, dinf.app.tracking; print(sorted(m for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
     assert not {m.split(".")[0] for m in eval(out)} & set(HEAVY)
 
@@ -64,18 +64,18 @@ def test_mistakes_caught_before_torch_loads(override, expected):
     ("kernel.eps=-1", "kernel.eps: must be > 0, got -1"),
     ("kernel.eps=abc", "kernel.eps: must be a number, got 'abc'"),
     ("+model.kernal=gaussian", "model.kernal: no such key; did you mean model.kernel?"),
-    ("lr=abc", "lr: must be a number, got 'abc'"),
-    ("lr=-1", "lr: Invalid learning rate: -1"),
+    ("model.lr=abc", "model.lr: must be a number, got 'abc'"),
+    ("model.lr=-1", "model.lr: Invalid learning rate: -1"),
     ("trainer.precision=13", "trainer: Precision 13 is invalid"),
 ])
 def test_value_mistakes_name_the_key_the_user_typed(override, expected, tmp_path):
     # In process (the same code path train.py takes after Hydra): torch is loaded once here.
     from dinf.errors import ConfigError
-    from dinf.run import train
+    from dinf.app.run import train
     from tests.helpers import compose_cfg
 
     with pytest.raises(ConfigError) as err:
-        train(compose_cfg([override]), output_dir=str(tmp_path))
+        train(compose_cfg(["solver=adam", override]), output_dir=str(tmp_path))
     assert str(err.value).startswith(expected), str(err.value)
 
 
@@ -89,7 +89,7 @@ def test_full_hydra_error_stays_available():
 
 
 def test_suggestions():
-    from dinf.cli import suggest, unknown_key, unknown_option
+    from dinf.app.cli import suggest, unknown_key, unknown_option
 
     assert suggest("kernal", ["kernel", "eps", "rho"]) == "kernel"
     assert suggest("zzz", ["kernel", "eps"]) is None
@@ -100,7 +100,7 @@ def test_suggestions():
 def test_source_key_follows_interpolations():
     from omegaconf import OmegaConf
 
-    from dinf.cli import source_key
+    from dinf.app.cli import source_key
 
     cfg = OmegaConf.create({"kernel": {"eps": 1.0}, "grid": {"resolution": "${pde.resolution}"},
                             "pde": {"resolution": 64},
@@ -112,7 +112,7 @@ def test_source_key_follows_interpolations():
 
 def test_redirected_run_prints_a_line_per_validation_and_no_bar(tmp_path):
     proc = _train(*[o for o in TINY if "progress_bar" not in o], "trainer.enable_progress_bar=auto",
-                  "trainer.max_steps=6", "trainer.val_check_interval=2", f"hydra.run.dir={tmp_path}")
+                  "solver=adam", "trainer.max_steps=6", "trainer.val_check_interval=2", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     lines = [line for line in out.splitlines() if line.strip()]

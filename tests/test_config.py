@@ -8,7 +8,12 @@ from hydra.utils import instantiate
 from dinf.errors import ConfigError
 from dinf.fields.base import Field
 from dinf.pdes.base import Problem
-from dinf.run import build
+from dinf.app.run import build
+from dinf.fields.interpolant import Interpolant
+from dinf.solvers.auto import Auto
+from dinf.solvers.base import GradientSolver, SolveSolver, Solver
+from dinf.solvers.classical.base import ClassicalSolver
+from dinf.solvers.least_squares import LeastSquares
 from tests.helpers import CONF, compose_cfg
 
 
@@ -16,34 +21,34 @@ def _options(group: str):
     return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
 
 
-_CLASSICAL = {"fem", "fd", "mol"}  # solvers, not fields: they take only the problems they can discretise
+_CLASSICAL = ("fem", "fd", "mol")  # solvers whose result is a field: they take only the problems they can discretise
 
 
-@pytest.mark.parametrize("model", sorted(set(_options("model")) - _CLASSICAL))
+@pytest.mark.parametrize("model", _options("model"))
 @pytest.mark.parametrize("pde", _options("pde"))
 def test_every_model_builds_for_every_pde(model, pde):
-    problem, field = build(compose_cfg([f"model={model}", f"pde={pde}"]))
-    assert isinstance(problem, Problem) and isinstance(field, Field)
+    problem, field, solver = build(compose_cfg([f"model={model}", f"pde={pde}"]))
+    assert isinstance(problem, Problem) and isinstance(field, Field) and isinstance(solver, Solver)
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     jet = field.jet(x, problem.jet_order)
     assert jet.value.shape == (8, problem.out_dim)
 
 
-@pytest.mark.parametrize("model", sorted(_CLASSICAL))
+@pytest.mark.parametrize("solver", _CLASSICAL)
 @pytest.mark.parametrize("pde", _options("pde"))
-def test_every_classical_model_solves_or_refuses_every_pde(model, pde):
+def test_every_classical_solver_solves_or_refuses_every_pde(solver, pde):
     """A classical solver either solves the problem (coarsely here) or refuses it in one line."""
     pytest.importorskip("skfem")
     try:
-        coarse = {"fem": ["model.h=0.1", "model.order=1"],
-                  "mol": [f"model.n={256 if pde == 'burgers1d' else 16}"],  # Burgers: n >= 192
-                  "fd": ["model.n=16"]}.get(model, [])
-        problem, field = build(compose_cfg([f"model={model}", f"pde={pde}", *coarse]))
+        coarse = {"fem": ["solver.h=0.1", "solver.order=1"],
+                  "mol": [f"solver.n={256 if pde == 'burgers1d' else 16}"],  # Burgers: n >= 192
+                  "fd": ["solver.n=16"]}[solver]
+        problem, field, method = build(compose_cfg([f"solver={solver}", f"pde={pde}", *coarse]))
     except ConfigError as e:
         assert "\n" not in str(e) and len(str(e)) < 200, str(e)
         return
-    assert isinstance(problem, Problem) and getattr(field, "classical", False)
-    field.solve(field, problem)
+    assert isinstance(problem, Problem) and isinstance(method, ClassicalSolver) and isinstance(field, Interpolant)
+    method.solve(field, problem)
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     value = field(x)
     assert value.shape == (8, problem.out_dim) and bool(value.isfinite().all())
@@ -53,36 +58,30 @@ def test_every_classical_model_solves_or_refuses_every_pde(model, pde):
 @pytest.mark.parametrize("grid", _options("grid"))
 def test_kernels_and_grids_reach_the_field(kernel, grid):
     cfg = compose_cfg([f"kernel={kernel}", f"grid={grid}"])
-    field = instantiate(cfg.model)
+    field = build(cfg)[1]
     assert field.kernel == cfg.kernel.name and kernel.startswith(field.kernel)
     assert (field.eps, field.rho) == (cfg.kernel.eps, cfg.kernel.rho)
     assert field.resolution == cfg.grid.resolution and field.levels == cfg.grid.levels
 
 
-@pytest.mark.parametrize("optimizer", _options("optimizer"))
-def test_optimizers_build(optimizer):
+@pytest.mark.parametrize("name", _options("solver"))
+def test_solvers_build(name):
     import torch
 
-    cfg = compose_cfg([f"optimizer={optimizer}"])
-    if cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton"):  # a solver: its steps are solves
-        from dinf.gauss_newton import GaussNewton
-
-        node = cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton")
-        assert isinstance(instantiate(node), GaussNewton)  # Newton is one too
-        assert cfg.optimizer.optim is None and cfg.optimizer.lsq is None
+    cfg = compose_cfg([f"solver={name}"])
+    if name in _CLASSICAL:
+        pytest.importorskip("skfem")
+    solver = instantiate(cfg.solver)
+    if name == "auto":  # the candidates' configs, built when the run has a field and a problem
+        assert isinstance(solver, Auto) and set(solver.candidates) == {"least_squares", "gauss_newton", "newton", "adam"}
         return
-    if cfg.optimizer.get("lsq"):  # a solver, not a torch optimizer (auto: also one to fall back on)
-        from dinf.lsq import LeastSquares
-
-        assert isinstance(instantiate(cfg.optimizer.lsq), LeastSquares)
-        assert (cfg.optimizer.optim is None) != bool(cfg.optimizer.get("auto"))
-        if cfg.optimizer.optim is None:
-            return
-    opt = instantiate(cfg.optimizer.optim)([torch.nn.Parameter(torch.zeros(3))])
+    assert isinstance(solver, Solver)
+    if not isinstance(solver, GradientSolver):
+        return
+    opt = solver.optim([torch.nn.Parameter(torch.zeros(3))])
     assert isinstance(opt, torch.optim.Optimizer)
-    if cfg.optimizer.get("scheduler"):
-        sched = instantiate(cfg.optimizer.scheduler)(opt)
-        assert sched.lr_lambda(5000) == pytest.approx(0.1) if hasattr(sched, "lr_lambda") else True
+    if solver.scheduler is not None:
+        assert solver.scheduler(opt).lr_lambdas[0](5000) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("logger", _options("logger"))
@@ -98,20 +97,11 @@ def test_loggers_build(logger, tmp_path):
 def test_experiments_compose(experiment):
     cfg = compose_cfg([f"experiment={experiment}"], tiny=False)
     assert cfg.trainer.inference_mode is False
-    if cfg.optimizer.get("lsq") and not cfg.optimizer.get("auto"):  # one solve: a linear problem, linear grid
-        from dinf.lsq import check_linear
-        from dinf.run import build
-
-        check_linear(*reversed(build(cfg)))
-    elif cfg.optimizer.get("gauss_newton") or cfg.optimizer.get("newton"):  # a few solves that apply
-        from dinf.gauss_newton import GaussNewton
-        from dinf.newton import Newton
-        from dinf.run import build
-
-        (GaussNewton if cfg.optimizer.get("gauss_newton") else Newton)().check(*reversed(build(cfg)))
-        assert cfg.trainer.max_steps <= 50
+    _, _, solver = build(cfg)  # the solver it names (or auto picks) applies to its problem and model
+    if isinstance(solver, SolveSolver):  # a few solves
+        assert isinstance(solver, LeastSquares) or cfg.trainer.max_steps <= 50 or solver.max_solves <= 50
     elif not experiment.startswith(("ablation_", "compare_plate")):  # CPU-sized sweeps
-        assert cfg.trainer.max_steps > 1000  # paper-sized
+        assert cfg.trainer.max_steps > 1000  # paper-sized Adam
 
 
 @pytest.mark.parametrize("experiment", [e for e in _options("experiment") if e.startswith(("compare_", "ablation_"))])
@@ -123,16 +113,16 @@ def test_sweep_experiments_define_their_sweep(experiment):
     params = cfg.hydra.sweeper.params
     if experiment == "compare_plate_bc":
         assert params["pde.bc"].split(",") == ["hard", "soft"]
-    elif "method" in params:  # neural against classical: methods (a model with its optimizer)
+    elif "method" in params:  # neural against classical: methods (a model with its solver)
         methods = params.method.split(",")
         assert {"dinf_adam", "dinf_lsq", "siren"} <= set(methods) and {"fem", "fd"} & set(methods)
         assert all((Path(CONF) / "method" / f"{m}.yaml").exists() for m in methods)
     elif experiment == "compare_pinnacle_fem":
-        assert params.model.split(",") == ["dinf", "fem"] and len(cfg.fem.h) > 1
+        assert params.solver.split(",") == ["auto", "fem"] and len(cfg.fem.h) > 1
     elif experiment == "compare_helmholtz_fd":
-        assert params.model.split(",") == ["dinf", "fd"] and len(cfg.fd.n) > 1
+        assert params.solver.split(",") == ["auto", "fd"] and len(cfg.fd.n) > 1
     elif experiment == "compare_pinnacle_mol":  # a sequence of grids per problem
-        assert params.model.split(",") == ["dinf", "mol"] and len(params.preset.split(",")) == 3
+        assert params.solver.split(",") == ["auto", "mol"] and len(params.pde.split(",")) == 3
         assert all(len(grids) > 1 for grids in cfg.mol.grids.values())
     elif experiment.startswith("compare_"):
         assert params.model.split(",") == ["dinf", "siren", "linear_grid"]
@@ -144,17 +134,18 @@ def test_sweep_experiments_define_their_sweep(experiment):
 
 
 def test_model_lr_defaults_follow_the_paper():
-    assert compose_cfg(["model=siren"]).optimizer.optim.lr == pytest.approx(5e-5)
-    assert compose_cfg(["model=dinf"]).optimizer.optim.lr == pytest.approx(5e-3)
+    assert compose_cfg(["model=siren", "solver=adam"]).solver.optim.lr == pytest.approx(5e-5)
+    assert compose_cfg(["model=dinf", "solver=adam"]).solver.optim.lr == pytest.approx(5e-3)
+    assert compose_cfg(["model=siren"]).solver.adam.optim.lr == pytest.approx(5e-5)  # auto's fallback
 
 
 @pytest.mark.parametrize("model, exact", [("dinf", True), ("linear_grid", True), ("siren", False),
                                           ("pinnacle_mlp", False), ("mlp", False)])
-def test_preset_exact_conditions_are_for_the_grids(model, exact):
-    """Heat2d-MS's preset makes its conditions exact for the grid models; the networks keep soft
+def test_exact_conditions_are_for_the_grids(model, exact):
+    """Heat2d-MS's pde file makes its conditions exact for the grid models; the networks keep soft
     ones, as PINNacle trains them, and build with the conditions as loss terms."""
-    cfg = compose_cfg(["experiment=pinnacle_heat2d_ms", f"model={model}", "pde.batch_size=256"])
-    problem, _ = build(cfg)
+    cfg = compose_cfg(["pde=heat2d_ms", f"model={model}", "pde.batch_size=256"])
+    problem, _, _ = build(cfg)
     assert bool(problem.hard) is exact
     assert {c.name for c in problem.conditions} == (set() if exact else {"initial", "walls"})
 
@@ -201,13 +192,16 @@ def test_default_grid_follows_the_problem_resolution():
 
 
 @pytest.mark.parametrize("method", _options("method"))
-def test_every_method_sets_its_model_and_optimizer(method):
+def test_every_method_sets_its_model_and_solver(method):
     cfg = compose_cfg([f"method={method}", "pde=plate"])
-    model, _, optimizer = method.partition("_")
-    names = {"dinf": "dinfgrid", "fem": "finiteelements", "fd": "finitedifferences", "mol": "methodoflines"}
-    assert cfg.model._target_.lower().rsplit(".", 1)[-1].startswith(names.get(model, model))
-    if optimizer in ("adam", "lsq"):
-        assert bool(cfg.optimizer.get("lsq")) == (optimizer == "lsq")
-    if model == "fem":
+    name, _, variant = method.partition("_")
+    classical = {"fem": "finiteelements", "fd": "finitedifferences", "mol": "methodoflines"}
+    if name in classical:
+        assert cfg.solver._target_.lower().rsplit(".", 1)[-1] == classical[name]
+    else:
+        assert cfg.model._target_.lower().rsplit(".", 1)[-1].startswith({"dinf": "dinfgrid"}.get(name, name))
+    if variant in ("adam", "lsq"):
+        assert cfg.solver._target_.rsplit(".", 1)[-1] == {"adam": "GradientSolver", "lsq": "LeastSquares"}[variant]
+    if name == "fem":
         pytest.importorskip("skfem")
-        assert getattr(build(cfg)[1], "plate_element") == (optimizer or "argyris")
+        assert build(cfg)[2].plate_element == (variant or "argyris")

@@ -15,11 +15,11 @@ import convergence as cv  # noqa: E402
 
 def test_same_error_as_the_lsq_solver():
     """run_one's normal-equation path gives LeastSquares.solve's field (what train.py runs)."""
-    from dinf.lsq import LeastSquares
-    from dinf.run import build
+    from dinf.solvers.least_squares import LeastSquares
+    from dinf.app.run import build
 
     r = cv.run_one("poisson2d", 8, (1.0, 3, 0.0))
-    problem, field = build(cv.compose(r.overrides))
+    problem, field, _ = build(cv.compose(r.overrides))
     LeastSquares().solve(field, problem, torch.Generator().manual_seed(0))
     assert problem.evaluate(field)["rel_l2"] == pytest.approx(r.rel_l2, rel=1e-6)
     assert r.rel_l2_f64 == pytest.approx(r.rel_l2, rel=1e-3)  # float32 storage: tiny at this error

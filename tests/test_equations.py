@@ -112,7 +112,7 @@ def test_linear_rows_equal_the_residual():
     x = torch.rand(9, 2, dtype=torch.float64)
     data = {"x": x[:, 0], "y": x[:, 1]}
     coef, rhs = r.rows(data, 2, 2, x[:, 0])
-    from dinf.linear import jet_entries
+    from dinf.linear_system import jet_entries
 
     rows = torch.einsum("npca,nca->np", coef, jet_entries(jet, 7)) - rhs
     torch.testing.assert_close(rows, r.evaluate(jet, data))

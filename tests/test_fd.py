@@ -1,14 +1,14 @@
-"""model=fd: the cosine-transform solve is the least-squares solution of the difference equations."""
+"""solver=fd: the cosine-transform solve is the least-squares solution of the difference equations."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from dinf.classical.fd import FiniteDifferences
-from dinf.classical.poisson_fd import reconstruct
+from dinf.solvers.classical.fd import FiniteDifferences
+from dinf.solvers.classical.poisson_fd import reconstruct
 from dinf.errors import ConfigError
-from dinf.run import build, train
+from dinf.app.run import build, train
 from tests.helpers import compose_cfg
 
 R = 12
@@ -39,16 +39,16 @@ def test_the_laplacian_is_inverted_up_to_a_constant():
 
 
 def test_a_run_recovers_the_image_from_its_own_measurement_model(tmp_path):
-    cfg = compose_cfg(["pde=poisson", "model=fd", "pde.resolution=64", "pde.sobel_smoothing=true"])
+    cfg = compose_cfg(["pde=poisson", "solver=fd", "pde.resolution=64", "pde.sobel_smoothing=true"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["classical"] and metrics["steps"] == 1 and metrics["params"] == 64 * 64
     assert metrics["psnr"] > 80  # the Sobel operator inverted: the float32 targets' round-off
 
 
 def test_refusals_are_one_line():
-    with pytest.raises(ConfigError, match="model=fd solves pde=poisson"):
-        build(compose_cfg(["pde=plate", "model=fd"]))
+    with pytest.raises(ConfigError, match="solver=fd solves pde=poisson"):
+        build(compose_cfg(["pde=plate", "solver=fd"]))
     with pytest.raises(ConfigError, match="pde.bc=none"):
-        build(compose_cfg(["pde=poisson", "pde.bc=hard", "model=fd"]))
+        build(compose_cfg(["pde=poisson", "pde.bc=hard", "solver=fd"]))
     with pytest.raises(ConfigError, match="gradient: must be one of"):
         FiniteDifferences(gradient="forward")

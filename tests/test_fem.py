@@ -1,4 +1,4 @@
-"""model=fem: finite elements on config problems converge at their order; the pipeline runs them."""
+"""solver=fem: finite elements on config problems converge at their order; the pipeline runs them."""
 from __future__ import annotations
 
 import math
@@ -9,10 +9,10 @@ import torch
 
 pytest.importorskip("skfem")
 
-from dinf.classical.fem import FiniteElements  # noqa: E402
+from dinf.solvers.classical.fem import FiniteElements  # noqa: E402
 from dinf.errors import ConfigError  # noqa: E402
 from dinf.pdes.equation_problem import EquationProblem  # noqa: E402
-from dinf.run import build, train  # noqa: E402
+from dinf.app.run import build, train  # noqa: E402
 from tests.helpers import compose_cfg  # noqa: E402
 
 SQUARE = {"space": {"x": [0, 1], "y": [0, 1]}}
@@ -27,9 +27,10 @@ def _problem(residual, exact, domain=SQUARE, walls=None, **extra):
 
 def _error(problem, h, order):
     fe = FiniteElements(h=h, order=order)
-    info = fe.solve(fe, problem)
+    field = fe.result_field()
+    info = fe.solve(field, problem)
     assert info["loss"] < 1e-9  # the linear system is solved
-    return problem.evaluate(fe)["l2re"]
+    return problem.evaluate(field)["l2re"]
 
 
 def _orders(problem, hs, order):
@@ -61,21 +62,21 @@ def test_a_domain_with_a_disk_hole_converges_with_curved_edges(order):
 
 
 def test_refusals_are_one_line():
-    with pytest.raises(ConfigError, match="model=fem solves steady problems"):
-        build(compose_cfg(["pde=burgers1d", "model=fem"]))
-    with pytest.raises(ConfigError, match="model=fem needs a linear equation"):
+    with pytest.raises(ConfigError, match="solver=fem solves steady problems"):
+        build(compose_cfg(["pde=burgers1d", "solver=fem"]))
+    with pytest.raises(ConfigError, match="solver=fem needs a linear equation"):
         FiniteElements().check(None, _problem("u_xx + u_yy + u*u_x", SINE))
     neumann = EquationProblem(unknowns=["u"], domain=SQUARE, residuals={"pde": "u_xx + u_yy"},
                               conditions={"n": {"type": "neumann", "piece": "boundary", "value": 0}}, batch_size=64)
-    with pytest.raises(ConfigError, match="model=fem takes Dirichlet conditions; conditions.n is neumann"):
+    with pytest.raises(ConfigError, match="solver=fem takes Dirichlet conditions; conditions.n is neumann"):
         FiniteElements().check(None, neumann)
-    with pytest.raises(ConfigError, match="model.order: must be one of"):
-        build(compose_cfg(["pde=poisson2d_c", "model=fem", "model.order=3"]))
+    with pytest.raises(ConfigError, match="solver.order: must be one of"):
+        build(compose_cfg(["pde=poisson2d_c", "solver=fem", "solver.order=3"]))
 
 
 def test_train_runs_it_as_one_solve_and_writes_its_metrics(tmp_path):
     pytest.importorskip("gmsh")
-    cfg = compose_cfg(["experiment=pinnacle_poisson2d_c", "model=fem", "model.h=0.05"])
+    cfg = compose_cfg(["pde=poisson2d_c", "solver=fem", "solver.h=0.05"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["steps"] == 1 and metrics["model"] == "FiniteElements"
     assert metrics["params"] > 1000  # its degrees of freedom
@@ -91,16 +92,17 @@ def test_plate_elements_converge_at_their_order_to_the_exact_plate(element, hs, 
 
     plate = KirchhoffPlate(load="sine", resolution=33)
     fe = FiniteElements(h=hs, plate_element=element)
+    field = fe.result_field()
     errors = []
     for _ in hs:
-        assert fe.solve(fe, plate)["loss"] < 1e-9
-        errors.append(plate.evaluate(fe)["rel_l2"])
+        assert fe.solve(field, plate)["loss"] < 1e-9
+        errors.append(plate.evaluate(field)["rel_l2"])
     rates = [math.log(a / b) / math.log(2) for a, b in zip(errors, errors[1:])]
     assert all(abs(r - order) < 0.5 for r in rates), (rates, errors)
 
 
 def test_a_refinement_sequence_is_one_run_each_solve_timed_alone(tmp_path):
-    cfg = compose_cfg(["pde=plate", "method=fem", "fem.h=[1.0,0.5,0.25]", "pde.resolution=33"])
+    cfg = compose_cfg(["pde=plate", "method=fem", "solver.h=[1.0,0.5,0.25]", "pde.resolution=33"])
     metrics = train(cfg, output_dir=str(tmp_path))
     history = metrics["history"]
     assert metrics["steps"] == 3 and [h["step"] for h in history] == [0, 1, 2, 3] and metrics["classical"]

@@ -28,8 +28,8 @@ def test_mesh_puts_the_circles_midpoints_on_the_circles():
 
 
 def test_p2_converges_to_the_cg_file():
-    cfg = compose_cfg(["experiment=pinnacle_poisson2d_cg"])
-    problem, _ = fem.build(cfg)
+    cfg = compose_cfg(["pde=poisson2d_cg"])
+    problem, _, _ = fem.build(cfg)
     nodes = problem.eval_x.numpy().T
     file_u = {"u": problem.reference.points_and_values()[1][:, 0].numpy()}
     errors = [l2re({"u": fem.solve(problem, h)[0](nodes)}, file_u)["l2re"] for h in (0.08, 0.04)]

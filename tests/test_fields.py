@@ -529,7 +529,7 @@ def test_gates_start_as_the_ungated_field(gates: str) -> None:
 
 def test_least_squares_refuses_gated_grids() -> None:
     from dinf.errors import ConfigError
-    from dinf.lsq import check_linear
+    from dinf.solvers.least_squares import check_linear
     from dinf.pdes import PoissonImage
 
     with pytest.raises(ConfigError, match="model.gates"):

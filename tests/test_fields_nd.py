@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from dinf import lsq, lsq_tensor
+from dinf.solvers import least_squares as lsq, tensor_operator as lsq_tensor
 from dinf.fields import MLP, DInfGrid, LinearGrid, Siren, autograd_jet
 from dinf.fields import rbf_cpu
-from dinf.linear import LinearSystem
+from dinf.linear_system import LinearSystem
+from dinf.pdes.capabilities import LinearProblem
 from tests.test_fields import (  # noqa: F401 - _float64 and _one_thread: the same autouse fixtures
     EXACT_REL,
     _float64,
@@ -292,7 +293,7 @@ def test_lsq_fit_3d_per_axis() -> None:
     assert err < 1e-2, err  # 3.8e-3
 
 
-class _GradientProblem(torch.nn.Module):
+class _GradientProblem(torch.nn.Module, LinearProblem):
     """u with ∇u = ∇target and u = target at the points (a 2D linear problem for the solver):
     points on a tensor grid, so the pixel-grid operator would apply to a square field."""
 

@@ -9,10 +9,10 @@ import torch
 from dinf.errors import ConfigError
 from dinf.fields import DInfGrid
 from dinf.fields.mapped import MappedField
-from dinf.gauss_newton import GaussNewton
-from dinf.lsq import LeastSquares, read_back
+from dinf.solvers.gauss_newton import GaussNewton
+from dinf.solvers.least_squares import LeastSquares, read_back
 from dinf.pdes.equation_problem import EquationProblem
-from dinf.run import build, train
+from dinf.app.run import build, train
 from tests.helpers import compose_cfg
 
 BURGERS = dict(unknowns=["u"], domain={"space": {"x": [-1, 1]}, "time": {"t": [0, 1]}},
@@ -63,7 +63,7 @@ def test_jets_from_node_values_equal_the_fields_autograd_jets():
     gn = GaussNewton(points=256)
     st = gn._start(field, p, torch.Generator().manual_seed(0))
     z = np.random.default_rng(1).standard_normal(st.z.shape)
-    from dinf.lsq import write_back
+    from dinf.solvers.least_squares import write_back
 
     write_back(field, z, st.layout, np.array([0.25]))
     x = st.x.requires_grad_(True)
@@ -82,7 +82,7 @@ def test_jets_from_node_values_equal_the_fields_autograd_jets():
 
 def test_one_step_on_a_linear_problem_is_the_least_squares_solution():
     cfg = compose_cfg(["pde=poisson2d_c", "grid.levels=2", "pde.resolution=16"])
-    problem, field = build(cfg)
+    problem, field, _ = build(cfg)
     field = field.double()
     lsq = LeastSquares(points=2048, damping=1e-10, method="direct")
     lsq.solve(field, problem, torch.Generator().manual_seed(3))
@@ -128,15 +128,15 @@ def test_fields_without_a_linear_basis_are_refused_in_one_line():
 
 
 def test_an_energy_without_residuals_is_refused(tmp_path):
-    cfg = compose_cfg(["pde=cloth", "optimizer=gauss_newton"])
+    cfg = compose_cfg(["pde=cloth", "solver=gauss_newton"])
     with pytest.raises(ConfigError, match="Gauss-Newton needs a loss of squared residuals"):
         train(cfg, output_dir=str(tmp_path))
 
 
 def test_a_run_logs_its_solves_and_stops_when_converged(tmp_path):
-    cfg = compose_cfg(["pde=burgers1d", "optimizer=gauss_newton", "grid.levels=2", "pde.resolution=[32,8]",
-                       "pde.params.nu=0.05", "optimizer.gauss_newton.points=2048", "trainer.max_steps=30",
-                       "trainer.val_check_interval=1", "optimizer.gauss_newton.rtol=1e-3"])
+    cfg = compose_cfg(["pde=burgers1d", "solver=gauss_newton", "grid.levels=2", "pde.resolution=[32,8]",
+                       "pde.params.nu=0.05", "solver.points=2048", "trainer.max_steps=30",
+                       "trainer.val_check_interval=1", "solver.rtol=1e-3"])
     metrics = train(cfg, output_dir=str(tmp_path))
     steps = [h["step"] for h in metrics["history"]]
     assert steps[0] == 0 and 1 < metrics["steps"] < 30  # stopped by its tolerance
@@ -147,16 +147,18 @@ def test_a_run_logs_its_solves_and_stops_when_converged(tmp_path):
 class _EnergyOnly:
     """A problem's energy without its closed-form derivatives: Newton's autograd path."""
 
+    closed_form_derivatives = False
+
     def __init__(self, problem):
         self.energy_density, self.energy_measure = problem.energy_density, problem.energy_measure
         self.jet_order, self.sample = problem.jet_order, problem.sample
 
 
 def _cloth(res=4, points=64, quadrature=None, refine=1, autograd=False):
-    from dinf.newton import Newton, _EnergyState
+    from dinf.solvers.newton import Newton, _EnergyState
 
-    cfg = compose_cfg(["pde=cloth", "optimizer=newton", "grid.levels=1", f"grid.resolution={res}", "grid.features=3"])
-    problem, field = build(cfg)
+    cfg = compose_cfg(["pde=cloth", "solver=newton", "grid.levels=1", f"grid.resolution={res}", "grid.features=3"])
+    problem, field, _ = build(cfg)
     field = field.double()
     newton = Newton(points=points, quadrature=quadrature, refine=refine)
     st = _EnergyState(field, _EnergyOnly(problem) if autograd else problem, newton, torch.Generator().manual_seed(0))
@@ -230,7 +232,7 @@ def test_autograd_path_projects_each_points_hessian():
 def test_grouped_hessian_and_basis_products_equal_the_matrix(levels, used):
     """``Eᵀ blockdiag(H) E`` by cells, ``E z`` and ``Eᵀ g`` from the basis, against ``E`` itself:
     random points (cells with different point counts), channels reading different entries."""
-    from dinf.node_jets import GroupedHessian, NodeJets
+    from dinf.solvers.linalg.node_jets import GroupedHessian, NodeJets
 
     torch.manual_seed(0)
     field = DInfGrid(in_dim=2, out_dim=3, resolution=8, levels=levels, features=3).double()
@@ -254,7 +256,7 @@ def test_grouped_hessian_and_basis_products_equal_the_matrix(levels, used):
 @pytest.mark.parametrize("order, split", [(1, 1), (2, 1), (3, 1), (4, 2)])
 def test_cell_quadrature_integrates_polynomials_exactly(order, split):
     from dinf.fields.mapped import MappedField
-    from dinf.newton import cell_quadrature
+    from dinf.solvers.newton import cell_quadrature
 
     inner = DInfGrid(in_dim=2, out_dim=1, resolution=[4, 3], levels=1, features=2)
     boxed = MappedField(inner, [[0.0, 2.0], [1.0, 1.5]])
@@ -272,10 +274,10 @@ def test_cell_quadrature_integrates_polynomials_exactly(order, split):
 
 
 def test_refined_quadrature_splits_the_cells_at_the_pulled_corners():
-    from dinf.newton import cell_quadrature, refined_quadrature
+    from dinf.solvers.newton import cell_quadrature, refined_quadrature
 
     cfg = compose_cfg(["pde=cloth", "grid.levels=1", "grid.resolution=8", "grid.features=3"])
-    problem, field = build(cfg)
+    problem, field, _ = build(cfg)
     x, w = refined_quadrature(field, problem, 3, 4, 1e-4, cold=True)
     plain, _, _ = cell_quadrature(field, 3)
     assert x.shape[0] > plain.shape[0]
@@ -292,10 +294,10 @@ def test_refined_quadrature_splits_the_cells_at_the_pulled_corners():
 
 @pytest.mark.parametrize("quadrature", [None, 3])
 def test_newton_lowers_the_cloth_energy_every_step(quadrature):
-    from dinf.newton import Newton
+    from dinf.solvers.newton import Newton
 
-    cfg = compose_cfg(["pde=cloth", "optimizer=newton", "grid.levels=1", "grid.resolution=8", "grid.features=3"])
-    problem, field = build(cfg)
+    cfg = compose_cfg(["pde=cloth", "solver=newton", "grid.levels=1", "grid.resolution=8", "grid.features=3"])
+    problem, field, _ = build(cfg)
     field = field.double()
     newton = Newton(points=1024, quadrature=quadrature, refine=4, cold_start=False)
     energies = [newton.solve(field, problem, torch.Generator().manual_seed(0))["loss"] for _ in range(5)]
@@ -307,8 +309,8 @@ def test_newton_lowers_the_cloth_energy_every_step(quadrature):
 def test_spd_solver_keeps_its_analysis_for_new_values():
     """Two matrices with one pattern (PARDISO factorises the second on the first's analysis),
     and SuperLU, against dense solves."""
-    from dinf.sparse_solve import PatternSolver
-    from dinf.sparse_solve import pardiso_available
+    from dinf.solvers.linalg.sparse_solve import PatternSolver
+    from dinf.solvers.linalg.sparse_solve import pardiso_available
 
     rng = np.random.default_rng(0)
     A = sp.random(60, 60, density=0.1, random_state=0, format="csr")
@@ -328,7 +330,7 @@ def test_spd_solver_keeps_its_analysis_for_new_values():
 
 
 def test_newton_refuses_a_problem_without_an_energy():
-    from dinf.newton import Newton
+    from dinf.solvers.newton import Newton
 
     with pytest.raises(ConfigError, match="Newton needs an energy density; EquationProblem states none"):
         Newton().check(_field(), EquationProblem(**BURGERS))
@@ -341,11 +343,11 @@ def test_warm_start_runs_its_adam_steps_then_solves(tmp_path, monkeypatch, optim
     monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), step(self, *a, **k))[1])
     if optimizer == "newton":
         overrides = ["pde=cloth", "grid.levels=1", "grid.resolution=8", "grid.features=3", "pde.batch_size=256",
-                     "optimizer.newton.quadrature=3", "optimizer.newton.refine=4", "optimizer.newton.cold_start=false"]
+                     "solver.quadrature=3", "solver.refine=4", "solver.cold_start=false"]
     else:
         overrides = ["pde=burgers1d", "grid.levels=2", "pde.resolution=[32,8]", "pde.params.nu=0.05",
-                     "optimizer.gauss_newton.points=2048"]
-    cfg = compose_cfg(overrides + [f"optimizer={optimizer}", f"optimizer.{optimizer}.warm_start_steps=7",
+                     "solver.points=2048"]
+    cfg = compose_cfg(overrides + [f"solver={optimizer}", "solver.warm_start_steps=7",
                                    "trainer.max_steps=2", "trainer.val_check_interval=1"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert len(steps) == 7  # the warm start's, and no other Adam step

@@ -342,13 +342,13 @@ def test_reference_is_exact_outside_a_gaussian_source():
 
 @pytest.mark.parametrize("model, improves", [("dinf", True), ("linear_grid", False)])
 def test_short_pml_run_reduces_the_interior_error_unless_second_derivatives_vanish(tmp_path, model, improves):
-    from dinf.run import train
+    from dinf.app.run import train
     from tests.helpers import compose_cfg
 
     # A source a few cells wide, so that 2048 points per step sample it (σ = 1e-4 needs ~16k).
     cfg = compose_cfg([f"model={model}", "pde=helmholtz", "pde.wavenumber=5", "pde.source_sigma=1e-2",
                        "pde.resolution=32", "pde.batch_size=2048", "grid.resolution=32", "grid.levels=3",
-                       "lr=1e-2", "trainer.max_steps=80", "trainer.val_check_interval=40"])
+                       "model.lr=1e-2", "trainer.max_steps=80", "trainer.val_check_interval=40"])
     m = train(cfg, output_dir=str(tmp_path))
     start, end = m["history"][0]["rel_l2_core"], m["rel_l2_core"]
     print(model, start, end)

@@ -1,4 +1,4 @@
-"""model=fd on Helmholtz: the stencil is the PML operator, the orders are the schemes', the PML
+"""solver=fd on Helmholtz: the stencil is the PML operator, the orders are the schemes', the PML
 problem converges to the Hankel reference, and bad settings are refused in one line."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from dinf.classical import helmholtz_fd
-from dinf.classical.fd import FiniteDifferences
+from dinf.solvers.classical import helmholtz_fd
+from dinf.solvers.classical.fd import FiniteDifferences
 from dinf.errors import ConfigError
 from dinf.pdes import HelmholtzManufactured, HelmholtzPML
-from dinf.run import build, train
-from dinf.sparse_solve import pardiso_available
+from dinf.app.run import build, train
+from dinf.solvers.linalg.sparse_solve import pardiso_available
 from tests.helpers import compose_cfg
 
 W = (3.0, -2.0)
@@ -61,19 +61,20 @@ def test_the_manufactured_problem_converges_at_the_schemes_order(order):
     problem = HelmholtzManufactured(a=2.0, k=4.0, resolution=64)
     sizes = [16, 32, 64] if order == 2 else [32, 64, 128]
     fd = FiniteDifferences(n=list(reversed(sizes)), order=order)  # solved coarse to fine whatever the order given
-    fd.check(fd, problem)
+    field = fd.result_field()
+    fd.check(field, problem)
     errors = []
     for n in sizes:
-        info = fd.solve(fd, problem)
+        info = fd.solve(field, problem)
         assert info["n"] == n and info["loss"] < 1e-12 and info["converged"] == (n == sizes[-1])
-        errors.append(problem.evaluate(fd)["rel_l2"])
+        errors.append(problem.evaluate(field)["rel_l2"])
     assert abs(_order(errors)[-1] - order) < (0.1 if order == 2 else 0.35), errors
 
 
 def test_the_pml_error_falls_under_refinement_in_a_run(tmp_path, monkeypatch):
     # k = 20 against the Hankel reference; one run solves the three sizes, each timed alone.
     monkeypatch.setattr(HelmholtzPML, "pictures", lambda self, field: {})  # seconds of matplotlib
-    cfg = compose_cfg(["pde=helmholtz", "model=fd", "fd.n=[32,64,128]", "pde.resolution=32"])
+    cfg = compose_cfg(["pde=helmholtz", "solver=fd", "solver.n=[32,64,128]", "pde.resolution=32"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["classical"] and metrics["steps"] == 3 and metrics["params"] == 2 * 127**2
     core = [h["rel_l2_core"] for h in metrics["history"][1:]]
@@ -87,8 +88,9 @@ def test_the_singular_source_model_solves_for_the_smooth_remainder():
     pytest.importorskip("dinf.pdes.point_source")
     problem = HelmholtzPML(wavenumber=20.0, resolution=32, source_model="singular")
     fd = FiniteDifferences(out_dim=2, n=[64, 128], order=4)
-    fd.check(fd, problem)
-    errors = [(fd.solve(fd, problem), problem.evaluate(fd)["rel_l2"])[1] for _ in range(2)]
+    field = fd.result_field()
+    fd.check(field, problem)
+    errors = [(fd.solve(field, problem), problem.evaluate(field)["rel_l2"])[1] for _ in range(2)]
     assert errors[0] > 3 * errors[1] and errors[1] < 0.01, errors
 
 
@@ -115,9 +117,9 @@ def test_pardiso_block_forms_agree_with_complex_lu(order):
 
 def test_refusals_are_one_line():
     cases = [
-        (lambda: build(compose_cfg(["pde=helmholtz_manufactured_eq", "model=fd"])), "model: model=fd solves pde=poisson"),
-        (lambda: build(compose_cfg(["pde=poisson", "model=fd", "fd.n=[64,128]"])), "fd.n: Poisson images are solved once"),
-        (lambda: build(compose_cfg(["pde=helmholtz", "model=fd", "fd.n=2"])), "fd.n: must be an integer >= 4"),
+        (lambda: build(compose_cfg(["pde=helmholtz_manufactured_eq", "solver=fd"])), "solver: solver=fd solves pde=poisson"),
+        (lambda: build(compose_cfg(["pde=poisson", "solver=fd", "solver.n=[64,128]"])), "solver.n: Poisson images are solved once"),
+        (lambda: build(compose_cfg(["pde=helmholtz", "solver=fd", "solver.n=2"])), "solver.n: must be an integer >= 4"),
         (lambda: FiniteDifferences(order=3), r"order: must be one of \(2, 4\)"),
         (lambda: FiniteDifferences(n=[]), "n: must be an integer >= 4"),
         (lambda: FiniteDifferences(backend="umfpack"), "backend: 'umfpack' is not one of"),

@@ -65,3 +65,28 @@ def test_installed_torch_is_the_cpu_build():
     import torch
 
     assert torch.version.cuda is None and torch.__version__.endswith("+cpu"), torch.__version__
+
+
+def test_a_missing_package_stops_in_one_line_naming_its_install(monkeypatch):
+    """A documented command whose package cannot be imported (gmsh without libGLU, a trimmed
+    environment) stops before any work with the pip install that brings it."""
+    import importlib
+
+    import pytest
+
+    from dinf.app.run import build
+    from dinf.errors import ConfigError
+    from tests.helpers import compose_cfg
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "skfem":
+            raise ImportError("No module named 'skfem'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ConfigError) as info:
+        build(compose_cfg(["pde=poisson2d_c", "solver=fem"]))
+    message = str(info.value)
+    assert message.startswith("solver: ") and "pip install scikit-fem" in message and "\n" not in message

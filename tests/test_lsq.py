@@ -7,9 +7,9 @@ import torch
 
 from dinf.errors import ConfigError
 from dinf.fields import DInfGrid
-from dinf.lsq import LeastSquares, assemble, linear_vector
+from dinf.solvers.least_squares import LeastSquares, assemble, linear_vector
 from dinf.pdes import HelmholtzManufactured, HelmholtzPML, KirchhoffPlate, PoissonImage
-from dinf.run import train
+from dinf.app.run import train
 from tests.helpers import compose_cfg
 
 
@@ -110,7 +110,7 @@ def test_manufactured_helmholtz_solves_to_high_accuracy():
 
 
 def test_lsq_run_end_to_end(tmp_path):
-    cfg = compose_cfg(["optimizer=lsq", "pde.resolution=16", "grid.resolution=16", "grid.levels=2"])
+    cfg = compose_cfg(["solver=least_squares", "pde.resolution=16", "grid.resolution=16", "grid.levels=2"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["steps"] == 1 and metrics["history"][-1]["step"] == 1
     assert metrics["psnr"] > metrics["history"][0]["psnr"] + 6  # 12 -> 20 dB at 16² pixels
@@ -119,19 +119,19 @@ def test_lsq_run_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("override, key", [
-    (["model=siren"], "optimizer"),
+    (["model=siren"], "solver"),
     (["model.decoder=mlp"], "model.decoder"),
-    (["optimizer.lsq.method=qr"], "optimizer.lsq.method"),
+    (["solver.method=qr"], "solver.method"),
 ])
 def test_lsq_refuses_what_it_cannot_solve(tmp_path, override, key):
-    cfg = compose_cfg(["optimizer=lsq", *override])
+    cfg = compose_cfg(["solver=least_squares", *override])
     with pytest.raises(ConfigError) as err:
         train(cfg, output_dir=str(tmp_path))
     assert str(err.value).startswith(key)
 
 
 def test_auto_factorises_small_systems_and_iterates_on_large_ones(monkeypatch):
-    import dinf.lsq as lsq
+    import dinf.solvers.least_squares as lsq
 
     problem = HelmholtzManufactured(a=1, resolution=8, boundary_points=64)
     small = LeastSquares(points=512)

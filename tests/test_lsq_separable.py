@@ -1,4 +1,4 @@
-"""Least squares from per-axis factors (``dinf.lsq_separable``) and the complex Hermitian solve.
+"""Least squares from per-axis factors (``dinf.solvers.separable``) and the complex Hermitian solve.
 
 The normal matrix and right side are checked against the loss they claim to be, evaluated
 independently: the field's own jets at the Gauss points, the problem's complex residual, the
@@ -12,11 +12,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from dinf import lsq, lsq_separable
+from dinf.solvers import least_squares as lsq, separable as lsq_separable
 from dinf.fields import DInfGrid
 from dinf.pdes.base import Batch
 from dinf.pdes.helmholtz import HelmholtzPML
-from dinf.sparse_solve import pardiso_available, solve_hpd
+from dinf.solvers.linalg.sparse_solve import pardiso_available, solve_hpd
 
 
 def _setup(window: float = 0.0, source_model: str = "singular", cells: int = 12, rho: int = 3):
@@ -53,7 +53,7 @@ def test_normal_equations_are_the_loss(window: float, source_model: str) -> None
 
 
 def test_normal_matrix_equals_the_assembled_one() -> None:
-    """Against the existing path: ``dinf.lsq.assemble`` of the problem's own rows at the same
+    """Against the existing path: ``dinf.solvers.least_squares.assemble`` of the problem's own rows at the same
     Gauss points, weighted by the quadrature, gives AᵀA and Aᵀb whose real form is ours."""
     problem, field = _setup(window=1.0)
     q = 2

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from dinf.fields import DInfGrid
-from dinf.linear import LinearSystem
-from dinf.lsq import LeastSquares, assemble
-from dinf.lsq_tensor import TensorSystem, applies, tensor_grid
+from dinf.linear_system import LinearSystem
+from dinf.solvers.least_squares import LeastSquares, assemble
+from dinf.solvers.tensor_operator import TensorSystem, applies, tensor_grid
 from dinf.pdes import PoissonImage
 
 
@@ -47,7 +47,7 @@ def test_tensor_grid_is_recognised_only_when_complete():
 
 
 def test_lsqr_with_the_operator_matches_lsqr_with_the_matrix(monkeypatch):
-    import dinf.lsq_tensor as lt
+    import dinf.solvers.tensor_operator as lt
 
     problem = PoissonImage(resolution=32)
     results = {}

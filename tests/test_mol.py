@@ -1,4 +1,4 @@
-"""model=mol: the method of lines converges at its order in space on problems with exact solutions,
+"""solver=mol: the method of lines converges at its order in space on problems with exact solutions,
 its Jacobian is F's, its time error stays below its space error, it refuses in one line."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from dinf.classical.fd_stencils import axis_matrix, grid_matrix
-from dinf.classical.mol import Lines, MethodOfLines, TimeForm
+from dinf.solvers.classical.fd_stencils import axis_matrix, grid_matrix
+from dinf.solvers.classical.mol import Lines, MethodOfLines, TimeForm
 from dinf.errors import ConfigError
 from dinf.pdes.equation_problem import EquationProblem
-from dinf.run import build, train
+from dinf.app.run import build, train
 from tests.helpers import compose_cfg
 
 WALLS = {"type": "dirichlet", "piece": "box", "value": 0}
@@ -41,7 +41,7 @@ def _heat():
 @lru_cache(maxsize=None)
 def _wave():
     """PINNacle's Wave1d-C (exact) over half a period of its fast mode."""
-    problem, _ = build(compose_cfg(["pde=wave1d", "model=mol", "pde.domain.time.t=[0,0.125]",
+    problem, _, _ = build(compose_cfg(["pde=wave1d", "solver=mol", "pde.domain.time.t=[0,0.125]",
                                     "pde.evaluation.times=21"]))
     return problem
 
@@ -58,8 +58,9 @@ def _rates(problem, cells, order):
     mol = MethodOfLines(in_dim=problem.in_dim, n=cells, order=order)
     errors = []
     for _ in cells:
-        mol.solve(mol, problem)
-        errors.append(problem.evaluate(mol)["l2re"])
+        field = mol.result_field()
+        mol.solve(field, problem)
+        errors.append(problem.evaluate(field)["l2re"])
     return [math.log2(a / b) for a, b in zip(errors, errors[1:])], errors
 
 
@@ -114,8 +115,9 @@ def test_the_time_error_stays_well_below_the_space_error(name, order, cells):
     preds = []
     for rtol in (None, 1e-9):
         mol = MethodOfLines(in_dim=problem.in_dim, n=cells, order=order, rtol=rtol)
-        mol.solve(mol, problem)
-        preds.append(problem.predict(mol, problem.eval_x))
+        field = mol.result_field()
+        mol.solve(field, problem)
+        preds.append(problem.predict(field, problem.eval_x))
     time_error, space_error = (float((a - b).norm() / truth.norm()) for a, b in ((preds[0], preds[1]), (preds[1], truth)))
     assert time_error < 0.1 * space_error, (time_error, space_error)
 
@@ -169,7 +171,8 @@ def _refusal(problem) -> str:
     (lambda: _problem("u_xx + u_yy", None, {"x": [0, 1], "y": [0, 1]}, None, conditions={"walls": WALLS}),
      "time-dependent"),
     (lambda: _problem("u_t - u_xx", "0", conditions={"initial": {"type": "initial", "value": 0},
-                      "n": {"type": "neumann", "piece": "box", "value": 0}}), "conditions.n is neumann"),
+                      "n": {"type": "neumann", "piece": "box", "value": 0}}),
+     "solver=mol takes Dirichlet, initial and initial_rate conditions; conditions.n is neumann"),
     (lambda: _problem("u_t - u_xx", "0", conditions={"initial": {"type": "initial", "value": 0},
                       "p": {"type": "periodic", "axis": "x"}}), "conditions.p is periodic"),
     (lambda: _problem("u_t - u_xx", "0", conditions={"initial": {"type": "initial", "value": 0},
@@ -193,8 +196,8 @@ def test_refusals_are_one_line(make, words):
 
 def test_bad_settings_name_their_key():
     with pytest.raises(ConfigError) as info:
-        build(compose_cfg(["pde=wave1d", "model=mol", "mol.n=[[16,8]]"]))
-    assert info.value.key == "mol.n" and "\n" not in str(info.value), str(info.value)
+        build(compose_cfg(["pde=wave1d", "solver=mol", "solver.n=[[16,8]]"]))
+    assert info.value.key == "solver.n" and "\n" not in str(info.value), str(info.value)
     for option, words in ((dict(n=[4]), "at least 5 cells"), (dict(n=[]), "a list of grids"),
                           (dict(order=3), "one of (2, 4)"), (dict(method="RK45"), "auto, BDF, Radau"),
                           (dict(rtol=2.0), "in (0, 1)")):
@@ -204,7 +207,7 @@ def test_bad_settings_name_their_key():
 
 
 def test_train_runs_a_refinement_sequence_each_solve_timed_alone(tmp_path):
-    cfg = compose_cfg(["experiment=pinnacle_wave1d", "model=mol", "mol.n=[16,32]", "mol.order=4"])
+    cfg = compose_cfg(["pde=wave1d", "solver=mol", "solver.n=[16,32]", "solver.order=4"])
     metrics = train(cfg, output_dir=str(tmp_path))
     history = metrics["history"]
     assert metrics["classical"] and metrics["model"] == "MethodOfLines" and metrics["steps"] == 2
@@ -215,9 +218,9 @@ def test_train_runs_a_refinement_sequence_each_solve_timed_alone(tmp_path):
     assert (tmp_path / "wave1d.png").exists()
 
 
-def test_a_presets_gauss_newton_does_not_stop_the_classical_run(tmp_path):
-    """preset=pinnacle_burgers1d_gn selects Gauss–Newton; model=mol (lr 0) solves regardless."""
-    cfg = compose_cfg(["preset=pinnacle_burgers1d_gn", "model=mol", "mol.n=[256]", "mol.order=2"])
+def test_a_problems_best_settings_do_not_stop_the_classical_run(tmp_path):
+    """pde=burgers1d's best settings name Gauss–Newton's options; solver=mol solves regardless."""
+    cfg = compose_cfg(["pde=burgers1d", "solver=mol", "solver.n=[256]", "solver.order=2"])
     metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["status"] == "completed" and metrics["classical"] and metrics["l2re"] < 0.1
 
@@ -225,8 +228,9 @@ def test_a_presets_gauss_newton_does_not_stop_the_classical_run(tmp_path):
 def test_probes_off_the_grid_and_zero_before_a_solve():
     problem = _heat()
     mol = MethodOfLines(in_dim=3, n=[[16, 8]])
+    field = mol.result_field()
     x = torch.tensor([[0.31, 0.52, 0.123], [0.0, 0.5, 0.0], [0.77, 0.0, 0.4]], dtype=torch.float64)
-    assert torch.equal(mol(x), torch.zeros(3, 1, dtype=torch.float64))
-    mol.solve(mol, problem)
+    assert torch.equal(field(x), torch.zeros(3, 1, dtype=torch.float64))
+    mol.solve(field, problem)
     truth = problem.reference.exact_values(x)
-    assert torch.allclose(mol(x), truth, atol=5e-3) and abs(mol(x)[2, 0]) < 1e-12  # on a wall: its value
+    assert torch.allclose(field(x), truth, atol=5e-3) and abs(field(x)[2, 0]) < 1e-12  # on a wall: its value

@@ -143,10 +143,10 @@ def test_non_physical_plates_name_the_key(kwargs, key):
 
 
 def test_short_plate_run_lowers_the_energy_and_the_error(tmp_path):
-    from dinf.run import train
+    from dinf.app.run import train
     from tests.helpers import compose_cfg
 
-    cfg = compose_cfg(["pde=plate", "pde.resolution=32", "pde.terms=31", "grid.resolution=16", "grid.levels=3",
+    cfg = compose_cfg(["pde=plate", "solver=adam", "pde.resolution=32", "pde.terms=31", "grid.resolution=16", "grid.levels=3",
                        "pde.batch_size=2048", "trainer.max_steps=60", "trainer.val_check_interval=30"])
     m = train(cfg, output_dir=str(tmp_path))
     assert m["train_loss"]["last"] < m["train_loss"]["first"]

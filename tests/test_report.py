@@ -31,7 +31,7 @@ def _metrics(run: Path, **data) -> None:
     (run / "metrics.json").write_text(json.dumps(data))
 
 
-POISSON = {"pde": "poisson", "grid": "default", "kernel": "gaussian", "optimizer": "adam"}
+POISSON = {"pde": "poisson", "grid": "default", "kernel": "gaussian", "solver": "adam"}
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def sweep(tmp_path) -> Path:
     _hydra(s / "4", {**POISSON, "model": "dinf"}, ["model=dinf", "lr=0.01"])
     (s / "4" / "resumed.json").write_text(json.dumps({"continued_in": str((s / "0").resolve())}))
     # A nested sweep on a second problem (errors: lower is better); non-finite values as written by run.py.
-    hz = {"pde": "helmholtz", "grid": "default", "kernel": "gaussian", "optimizer": "adam"}
+    hz = {"pde": "helmholtz", "grid": "default", "kernel": "gaussian", "solver": "adam"}
     _hydra(s / "more" / "0", {**hz, "model": "dinf"}, ["pde=helmholtz", "model=dinf"])
     _metrics(s / "more" / "0", final={"rel_l2": 0.05, "mae_real": 0.01}, train_time_s=3.0, steps=20, params=500,
              pde="Helmholtz", model="DInfGrid",
@@ -167,10 +167,11 @@ def test_cli(sweep, tmp_path):
 
 
 def test_reads_a_real_run(tmp_path):
-    from dinf.run import train
+    from dinf.app.run import train
     from tests.helpers import compose_cfg
 
-    metrics = train(compose_cfg(["trainer.max_steps=4", "trainer.val_check_interval=2"]), output_dir=str(tmp_path / "0"))
+    metrics = train(compose_cfg(["solver=adam", "trainer.max_steps=4", "trainer.val_check_interval=2"]),
+                    output_dir=str(tmp_path / "0"))
     (run,) = load_runs(tmp_path)
     assert run.status == "completed" and run.problem in ("poisson", "PoissonImage") and run.primary == "psnr"
     assert run.final["psnr"] == pytest.approx(metrics["psnr"]) and run.steps == 4

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinf.checkpoint import CHECKPOINT, STATE, begin, run_key
-from dinf.run import train
+from dinf.app.checkpoint import CHECKPOINT, STATE, begin, run_key
+from dinf.app.run import train
 from tests.helpers import TINY, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]

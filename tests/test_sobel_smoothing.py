@@ -8,8 +8,8 @@ import torch
 
 from dinf.errors import ConfigError
 from dinf.fields import DInfGrid
-from dinf.lsq import LeastSquares, assemble
-from dinf.lsq_tensor import TensorSystem, tensor_grid
+from dinf.solvers.least_squares import LeastSquares, assemble
+from dinf.solvers.tensor_operator import TensorSystem, tensor_grid
 from dinf.pdes import PoissonImage
 from experiments.gradient_ceiling import ceilings
 

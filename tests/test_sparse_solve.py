@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dinf import sparse_solve
+from dinf.solvers.linalg import sparse_solve
 from dinf.errors import ConfigError
-from dinf.gauss_newton import GaussNewton
-from dinf.lsq import LeastSquares
-from dinf.sparse_solve import backend_for, normal_matrix, pardiso_available, solve_spd
+from dinf.solvers.gauss_newton import GaussNewton
+from dinf.solvers.least_squares import LeastSquares
+from dinf.solvers.linalg.gram import normal_matrix
+from dinf.solvers.linalg.sparse_solve import backend_for, pardiso_available, solve_spd
 
 
 def _system(seed=0, rows=30_000, cols=2_000):
@@ -43,11 +44,11 @@ def test_pardiso_equals_superlu():
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="no sparse backend 'mumps'"):
         backend_for("mumps")
-    with pytest.raises(ConfigError, match="optimizer.lsq.backend: 'mumps' is not one of auto, pardiso, superlu"):
+    with pytest.raises(ConfigError, match="solver.backend: 'mumps' is not one of auto, pardiso, superlu"):
         try:
             LeastSquares(backend="mumps")
         except ConfigError as e:
-            raise e.prefixed("optimizer.lsq") from None
+            raise e.prefixed("solver") from None
 
 
 def test_missing_pardiso_is_one_line(monkeypatch):
@@ -72,7 +73,7 @@ def _grouped_rows(seed=0, groups=300, cols=3_000, k=40):
 
 
 def test_grouped_normal_matrix_equals_the_plain_product():
-    from dinf.gram import MIN_ROWS_PER_GROUP, groups, normal_matrix_grouped
+    from dinf.solvers.linalg.gram import MIN_ROWS_PER_GROUP, groups, normal_matrix_grouped
 
     A = _grouped_rows()
     order, bounds = groups(A)
@@ -94,7 +95,7 @@ def test_grouped_normal_matrix_equals_the_plain_product():
 
 
 def test_grouped_normal_matrix_declines_rows_of_their_own():
-    from dinf.gram import normal_matrix_grouped
+    from dinf.solvers.linalg.gram import normal_matrix_grouped
 
     A = sp.random(2_000, 500, density=0.02, format="csr", random_state=np.random.default_rng(3))
     assert normal_matrix_grouped(A) is None  # every row its own group: the plain product is cheaper
@@ -106,13 +107,13 @@ def test_least_squares_matrix_from_groups_equals_the_plain_product():
     their columns, so the grouped path applies, and it equals scipy's product."""
     import torch
 
-    from dinf.gram import MIN_ROWS_PER_GROUP, groups
-    from dinf.lsq import assemble
-    from dinf.run import build
+    from dinf.solvers.linalg.gram import MIN_ROWS_PER_GROUP, groups
+    from dinf.solvers.least_squares import assemble
+    from dinf.app.run import build
     from tests.helpers import compose_cfg
 
     cfg = compose_cfg(["pde=poisson2d_c", "kernel=gaussian_wide", "grid.levels=1", "grid.resolution=16"])
-    problem, field = build(cfg)
+    problem, field, _ = build(cfg)
     batch = problem.sample(8_000, torch.Generator().manual_seed(0))
     with torch.no_grad():
         A = assemble(field, problem.linear_system(batch)).matrix
@@ -120,3 +121,32 @@ def test_least_squares_matrix_from_groups_equals_the_plain_product():
     assert A.shape[0] >= MIN_ROWS_PER_GROUP * (bounds.size - 1)  # the grouped path applies
     plain = (A.T @ A).tocsr()
     assert abs(normal_matrix(A) - plain).max() < 1e-12 * abs(plain).max()
+
+
+@pytest.mark.parametrize("backend", ["superlu", "pardiso"])
+def test_a_solve_out_of_memory_is_one_line_with_its_size(monkeypatch, backend):
+    """A factorisation that runs out of memory stops with the system's size and the keys that
+    shrink it, not PARDISO's error code or SuperLU's "Not enough memory"."""
+    if backend == "pardiso" and not pardiso_available():
+        pytest.skip("pypardiso is not installed")
+    M = sp.identity(5, format="csr") * 2.0
+    if backend == "superlu":
+        def fail(*args, **kwargs):
+            raise RuntimeError("Not enough memory to perform factorization.")
+        monkeypatch.setattr(sparse_solve.spla, "spsolve", fail)
+    else:
+        from pypardiso.pardiso_wrapper import PyPardisoError
+
+        def fail(*args, **kwargs):
+            raise PyPardisoError(-2)
+        monkeypatch.setattr(type(sparse_solve._pardiso_spd()), "solve", fail)
+    with pytest.raises(ConfigError) as info:
+        solve_spd(M, np.ones(5), backend=backend)
+    message = str(info.value)
+    assert message.startswith("solver.method: the direct solve of 5 unknowns") and "\n" not in message
+    assert "grid.resolution" in message and "solver.method=lsqr" in message
+
+
+def test_other_solve_failures_are_not_called_memory():
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        solve_spd(sp.identity(3, format="csr"), np.ones(4), backend="superlu")

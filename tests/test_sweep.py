@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dinf.tracking import sweep_group
+from dinf.app.tracking import sweep_group
 from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

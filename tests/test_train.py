@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from dinf.run import train
-from dinf.solver import NonFiniteLossError
+from dinf.app.run import train
+from dinf.app.module import NonFiniteLossError
 from tests.helpers import TINY, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(tmp_path, overrides):
-    cfg = compose_cfg(overrides)
+    """A run of Adam unless ``overrides`` name the solver (the tests here are about training)."""
+    named = any(o.startswith("solver=") for o in overrides)
+    cfg = compose_cfg(overrides if named else ["solver=adam", *overrides])
     return train(cfg, output_dir=str(tmp_path)), tmp_path
 
 
@@ -64,13 +66,13 @@ def test_baselines_train(tmp_path, model):
 
 
 def test_lbfgs_runs(tmp_path):
-    metrics, _ = _run(tmp_path, ["optimizer=lbfgs", "optimizer.optim.max_iter=3"])
+    metrics, _ = _run(tmp_path, ["solver=lbfgs", "solver.optim.max_iter=3"])
     assert metrics["psnr"] > metrics["history"][0]["psnr"]
 
 
 def test_non_finite_loss_stops_the_run(tmp_path):
     with pytest.raises(NonFiniteLossError, match="non-finite loss"):
-        _run(tmp_path, ["lr=1e30", "trainer.max_steps=20"])
+        _run(tmp_path, ["model.lr=1e30", "trainer.max_steps=20"])
 
 
 def _cli(tmp_path, overrides):
@@ -95,7 +97,7 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
 
 
 def test_best_is_every_metric_at_the_best_primary_validation():
-    from dinf.run import best_entry
+    from dinf.app.run import best_entry
 
     modes = {"energy": "min", "energy_membrane": "min", "energy_gravity": "min"}
     history = [

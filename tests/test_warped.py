@@ -10,10 +10,10 @@ from dinf.fields import DInfGrid
 from dinf.fields.base import autograd_jet
 from dinf.fields.mapped import MappedField
 from dinf.fields.warped import AxisFocus, WarpedField, focus_axes
-from dinf.lsq import read_back
-from dinf.node_jets import NodeJets
+from dinf.solvers.least_squares import read_back
+from dinf.solvers.linalg.node_jets import NodeJets
 from dinf.pdes.equation_problem import EquationProblem
-from dinf.run import build
+from dinf.app.run import build
 from tests.helpers import compose_cfg
 
 BOUNDS = [[-1.0, 1.0], [0.0, 2.0]]
@@ -99,24 +99,24 @@ def test_bad_focus_is_refused_in_one_line():
 
 def test_the_config_grades_the_grids_and_not_the_networks():
     cfg = compose_cfg(["pde=burgers1d", "grid.focus={x: {at: 0.0, ratio: 4}}"])
-    _, field = build(cfg)
+    _, field, _ = build(cfg)
     assert isinstance(field, WarpedField) and set(field.axes) == {0}
-    _, net = build(compose_cfg(["pde=burgers1d", "model=siren", "grid.focus={x: {at: 0.0, ratio: 4}}"]))
+    _, net, _ = build(compose_cfg(["pde=burgers1d", "model=siren", "grid.focus={x: {at: 0.0, ratio: 4}}"]))
     assert not isinstance(net, WarpedField)
 
 
 def test_solvers_draw_their_points_over_the_graded_cells(tmp_path):
     from hydra.utils import instantiate
 
-    from dinf.run import train
+    from dinf.app.run import train
 
     common = ["pde=burgers1d", "grid.levels=1", "pde.resolution=[16,4]", "grid.focus={x: {at: 0.0, ratio: 8}}"]
-    cfg = compose_cfg(common + ["optimizer=gauss_newton", "optimizer.gauss_newton.points=4096"])
-    problem, field = build(cfg)
-    gn = instantiate(cfg.optimizer.gauss_newton)
+    cfg = compose_cfg(common + ["solver=gauss_newton", "solver.points=4096"])
+    problem, field, _ = build(cfg)
+    gn = instantiate(cfg.solver)
     gn.solve(field, problem, torch.Generator().manual_seed(0))
     inside = gn._state.x[:int(gn._state.batch.data["sizes"][0]), 0]
     near = float((inside.abs() < 0.1).double().mean())
     assert near > 0.2, near  # 0.26 of the graded cells lie in |x| < 0.1, against 0.1 of the box
-    metrics = train(compose_cfg(common + ["optimizer=adam"]), output_dir=str(tmp_path))  # Adam's batches too
+    metrics = train(compose_cfg(common + ["solver=adam"]), output_dir=str(tmp_path))  # Adam's batches too
     assert metrics["steps"] == 4 and np.isfinite(metrics["l2re"])

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from dinf.fields import DInfGrid, rbf_cpu
 from dinf.fields.kernels import gaussian_weights_1d
+from dinf.app.run import build
 from tests.helpers import compose_cfg
 
 
@@ -116,5 +116,6 @@ def test_field_continuous_across_borders(backend: str, d: int, rho: int, eps: fl
 
 
 def test_window_config_reaches_the_field() -> None:
-    assert instantiate(compose_cfg(["kernel.window=1.5"]).model).window == 1.5
-    assert instantiate(compose_cfg([]).model).window == 0.0
+    assert build(compose_cfg(["kernel.window=1.5"]))[1].window == 1.5
+    assert build(compose_cfg([]))[1].window == 0.0
+    assert build(compose_cfg(["pde=helmholtz"]))[1].window == 1.0  # its best settings

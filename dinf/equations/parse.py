@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import sympy as sp
 
-from dinf.errors import ConfigError
+from dinf.errors import ConfigError, suggest
 
 MAX_ORDER = 2
 
@@ -171,8 +171,6 @@ class _Reader:
             return f"unknown derivative {name!r}: {base}'s derivatives are {firsts}, {base}_{v.coords[0] * 2}, …"
         if name.startswith("n_") and not v.normals:
             return f"{name!r} (a normal component) exists only in boundary conditions"
-        from dinf.cli import suggest
-
         near = suggest(name, v.known_names() + list(FUNCTIONS) + list(CONSTANTS))
         hint = f"; did you mean {near!r}?" if near else ""
         known = ", ".join(v.known_names())

@@ -1,7 +1,7 @@
 """The field abstraction: coordinates in, values and derivatives out."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +14,14 @@ class Field(nn.Module):
 
     Subclasses implement ``forward``; ``jet`` defaults to autograd (with ``create_graph`` so
     losses on derivatives can be trained), and fields with closed-form derivatives override it.
+    ``smooth_order``: the highest derivative order that is not zero almost everywhere by
+    construction (None: every order; d-linear interpolation's pure second derivatives vanish
+    inside its cells). ``has_basis``: the field exposes ``basis(x, level, order)``, the jets of
+    its interpolation weights, so the solvers that work in node values apply (∂∞-Grid).
     """
+
+    smooth_order: Optional[int] = None
+    has_basis = False
 
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__()
@@ -39,6 +46,14 @@ class WrappedField(Field):
     def __init__(self, inner: Field):
         super().__init__(inner.in_dim, inner.out_dim)
         self.inner = inner
+
+    @property
+    def smooth_order(self) -> Optional[int]:  # a class attribute would hide the inner field's
+        return self.inner.smooth_order
+
+    @property
+    def has_basis(self) -> bool:
+        return self.inner.has_basis
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -64,7 +64,7 @@ class LevelBasis:
 
 
 class DInfGrid(Field):
-    """Multi-resolution co-located RBF feature grid with a linear or MLP decoder (SPEC §1).
+    """Multi-resolution co-located RBF feature grid with a linear or MLP decoder (the ∂∞-Grid paper, ICLR 2026).
 
     ``resolution``: cells of the finest level, an int (every axis) or one int per axis. Level s
     has ``r_a / 2^s`` cells along axis a on [-1, 1]^d. ``edge="pad"`` stores ρ ghost nodes
@@ -76,6 +76,8 @@ class DInfGrid(Field):
     ``cells`` (per level an int when all axes agree, as for an int resolution, else the tuple)
     and ``cells_total`` (the finest level's cell count, ``resolution ** in_dim`` for an int).
     """
+
+    has_basis = True  # basis(x, level, order): the jets of the interpolation weights
 
     def __init__(
         self,
@@ -129,7 +131,8 @@ class DInfGrid(Field):
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
         self.decoder = DECODERS[decoder](levels * features, out_dim, **kwargs)
         self.register_buffer("offsets", torch.arange(-rho + 1, rho + 1), persistent=False)
-        self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge, window)
+        self.gates = LevelGates(gates, levels, features, in_dim, gate_resolution, kernel, eps, rho, edge, window,
+                                grid_class=DInfGrid)
 
     @property
     def cells_total(self) -> int:

@@ -8,6 +8,8 @@ start at exactly 1 (normalised weights reproduce a constant), i.e. as the ungate
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +23,10 @@ class LevelGates(nn.Module):
     """Gates for ``levels`` levels of ``features`` features each (see the module docstring)."""
 
     def __init__(self, mode: str, levels: int, features: int, in_dim: int, resolution: int,
-                 kernel: str, eps: float, rho: int, edge: str, window: float = 0.0):
+                 kernel: str, eps: float, rho: int, edge: str, window: float = 0.0,
+                 grid_class: Optional[Callable[..., nn.Module]] = None):
+        """``grid_class``: the grid that holds spatial gates (``DInfGrid``; passed in, so this
+        module need not import the grid that imports it)."""
         super().__init__()
         check_choice("gates", mode, GATES)
         check(isinstance(resolution, int) and resolution >= 1, "gate_resolution",
@@ -30,9 +35,8 @@ class LevelGates(nn.Module):
         if mode == "scalar":
             self.weight = nn.Parameter(torch.ones(levels))
         elif mode == "spatial":
-            from dinf.fields.dinf_grid import DInfGrid  # a gate is itself a (one-level) grid
-
-            self.field = DInfGrid(in_dim, levels, resolution=resolution, levels=1, features=levels,
+            check(grid_class is not None, "gates", "spatial gates need the grid class that holds them")
+            self.field = grid_class(in_dim, levels, resolution=resolution, levels=1, features=levels,
                                   kernel=kernel, eps=eps, rho=rho, edge=edge, backend="torch",
                                   window=window)
             self.field.decoder = None  # only its features are read: no parameters without a use

@@ -28,6 +28,8 @@ class LinearGrid(Field):
     when all axes agree, else a tuple per axis, as ``DInfGrid.cells`` does.
     """
 
+    smooth_order = 1  # d-linear: the pure second derivatives vanish inside each cell
+
     def __init__(
         self,
         in_dim: int = 2,

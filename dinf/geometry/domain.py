@@ -434,3 +434,17 @@ class Domain:
 
 
 __all__ = ["Domain"]
+
+
+def closed_contains(domain: Domain, x: Tensor) -> Tensor:
+    """Inside the domain or on its boundary (grid points on the box's faces count)."""
+    eps = 1e-9 * float((domain.bounds[:, 1] - domain.bounds[:, 0]).max())
+    inside = domain.contains(x)
+    lo, hi = domain.bounds[:, 0], domain.bounds[:, 1]
+    near = torch.zeros_like(inside)
+    for shift in (eps, -eps):
+        for a in range(x.shape[1]):
+            y = x.clone()
+            y[:, a] = (y[:, a] + shift).clamp(float(lo[a]), float(hi[a]))
+            near |= domain.contains(y)
+    return inside | near

@@ -1,4 +1,4 @@
-"""Quasi-static cloth: a Kirchhoff–Love thin shell at its energy minimum (SPEC §3, NeuralClothSim).
+"""Quasi-static cloth: a Kirchhoff–Love thin shell at its energy minimum (the ∂∞-Grid paper's experiment, after NeuralClothSim).
 
 Conventions
 -----------
@@ -10,7 +10,7 @@ Conventions
   ``D_b / 2 [ν (tr b)² + (1 - ν) tr b²]``, ``D_b = D_m t² / 12``.
 * Gravity: potential ``ρ g φ_y`` per unit reference area (``ρ`` = mass per area).
 * Loss: the total energy, area 4 times the mean over stratified points (``det ā = 1``).
-* Boundary conditions, imposed exactly (SPEC §1): ``u = B d + Σ_c g_c h_c`` where ``d`` is the
+* Boundary conditions, imposed exactly (the ∂∞-Grid paper, ICLR 2026): ``u = B d + Σ_c g_c h_c`` where ``d`` is the
   field, ``g_c = exp(-dist_c² / σ)`` is 1 on the constrained corner or edge ``c`` and ``h_c`` its
   prescribed displacement, and ``B = Π_c (1 - g_c)`` vanishes there.
   ``corners_pulled``: the top corners move ±0.4 along x (the paper's demo); ``corner_fixed``:
@@ -30,6 +30,7 @@ from torch import Tensor
 
 from dinf.errors import check, check_choice, check_int
 from dinf.jet import Jet
+from dinf.pdes.capabilities import EnergyProblem
 from dinf.pdes.base import Batch, FieldLike, Problem, field_device, grid_points, stratified
 from dinf.pdes.plate import check_material
 
@@ -56,7 +57,7 @@ def bump(x: Tensor, centre: Sequence[float], axes: Sequence[int], sigma: float) 
     return Jet(g[:, None], grad[:, None], hess[:, None])
 
 
-class Cloth(Problem):
+class Cloth(Problem, EnergyProblem):
     """A square of cloth under gravity with corners or edges held (``boundary``)."""
 
     in_dim = 2
@@ -141,6 +142,7 @@ class Cloth(Problem):
             "gravity": self.weight * u.value[:, 1],
         }
 
+    closed_form_derivatives = True
     energy_measure = AREA  # the loss is energy_measure · mean(energy_density): what Newton minimises
 
     def energy_density(self, jet: Jet, x: Tensor) -> Tensor:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from dinf.geometry.domain import closed_contains
+
 
 def pictures(problem: Any, field: Any, resolution: int = 160) -> Dict[str, Figure]:
     space = [c for c in problem.coords if c != problem.time]
@@ -60,8 +62,6 @@ def _grid(problem: Any, fixed: Dict[int, float], free: List[int], n: int) -> tor
 
 
 def _images(problem: Any, field: Any, times: List[Optional[float]], n: int) -> Figure:
-    from dinf.pdes.equation_problem import closed_contains
-
     names = problem.unknowns.channel_names()
     space = [i for i, c in enumerate(problem.coords) if c != problem.time]
     ti = problem.coords.index(problem.time) if problem.time is not None else None

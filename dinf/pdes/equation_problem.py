@@ -14,7 +14,7 @@ reference: {file: burgers1d.dat}
 
 The loss is ``Σ_residuals w · mean_interior(r²) + Σ_conditions w · mean_points(r²)``. When every
 residual and condition is affine in the unknowns, ``linear_system`` gives that loss as
-least-squares rows (``optimizer=lsq``); otherwise it refuses, naming the nonlinear term.
+least-squares rows (``solver=least_squares``); otherwise it refuses, naming the nonlinear term.
 """
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ from dinf.equations.linearize import linearized_rows
 from dinf.equations.python_residual import PythonResidual
 from dinf.errors import ConfigError, check, check_int
 from dinf.geometry import Domain
-from dinf.geometry.domain import Spacing
+from dinf.geometry.domain import Spacing, closed_contains
 from dinf.jet import Jet
-from dinf.linear import LinearSystem
+from dinf.linear_system import LinearSystem
+from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.pdes.base import Batch, FieldLike, Problem
-from dinf.pdes.conditions import Condition, build_conditions
+from dinf.pdes.conditions import Condition, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,8 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(ROOT, "data", "pinnacle")]
 
 
-class EquationProblem(Problem):
-    """A PDE from config (see the module doc and the README's "Your own equation")."""
+class EquationProblem(Problem, LinearProblem, ResidualProblem):
+    """A PDE from config (see the module doc and docs/guide/equations.md)."""
 
     def __init__(
         self,
@@ -138,7 +139,7 @@ class EquationProblem(Problem):
         """Points per batch: [interior, condition 1, …]; the conditions' counts shrink together
         when they would take more than half of the batch."""
         want = [c.points for c in self.conditions]
-        fixed = [c.kind == "point" for c in self.conditions]
+        fixed = [c.fixed_points for c in self.conditions]
         free = sum(w for w, f in zip(want, fixed) if not f)
         budget = max(n // 2 - sum(w for w, f in zip(want, fixed) if f), 0)
         scale = min(1.0, budget / free) if free else 1.0
@@ -151,7 +152,7 @@ class EquationProblem(Problem):
         counts = self.counts(int(n))
         xs, normals = [self.domain.sample_interior(counts[0], generator, spacing)], [None]
         for c, m in zip(self.conditions, counts[1:]):
-            x, nrm = self._condition_points(c, m, generator, spacing)
+            x, nrm = c.sample(self.domain, m, generator, spacing)
             xs.append(x)
             normals.append(nrm)
         n_all = sum(x.shape[0] for x in xs)
@@ -165,20 +166,6 @@ class EquationProblem(Problem):
         dev = self.device
         x = torch.cat(xs).to(device=dev, dtype=torch.float32)
         return Batch(x=x, data={"normal": normal.to(dev), "sizes": sizes, "x64": torch.cat(xs).to(dev)})
-
-    def _condition_points(self, c: Condition, m: int, generator: torch.Generator,
-                          spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
-        if c.kind in ("initial", "initial_rate"):
-            return self.domain.sample_initial(m, generator, spacing), None
-        if c.kind == "point":
-            return c.at, None
-        if c.kind == "periodic":
-            lo_face = f"{self.coords[c.axis]}_min"
-            x, _ = self.domain.sample_boundary(lo_face, m, generator)
-            other = x.clone()
-            other[:, c.axis] = float(self.domain.bounds[c.axis, 1])
-            return torch.cat([x, other]), None
-        return self.domain.sample_boundary(c.piece, m, generator)
 
     # --- loss -----------------------------------------------------------------------------
     def _point_data(self, x: Tensor, normal: Optional[Tensor]) -> Dict[str, Tensor]:
@@ -205,28 +192,21 @@ class EquationProblem(Problem):
         for name, r in self.residuals.items():
             terms[f"loss_{name}"] = self.residual_weights[name] * r.evaluate(inner, data).pow(2).sum(1).mean()
         for c, block in zip(self.conditions, blocks[1:]):
-            cj = _slice_jet(jet, block)
-            data = self._point_data(x[block], normal[block])
-            values = torch.cat([r.evaluate(cj, data) for r in c.residuals], 1)
-            if c.kind == "periodic":
-                half = values.shape[0] // 2
-                values = values[:half] - values[half:]
-            terms[f"loss_{c.name}"] = c.weight * values.pow(2).sum(1).mean()
+            terms[f"loss_{c.name}"] = c.loss(_slice_jet(jet, block), self._point_data(x[block], normal[block]))
         terms = {"loss": sum(terms.values()), **terms}
         return terms
 
     # --- least squares ----------------------------------------------------------------------
-    def check_linear(self) -> None:
-        """Raise a one-line ``ConfigError`` naming the first term that is not linear."""
+    def nonlinear_term(self) -> Optional[str]:
+        """Where the first term that is not linear is (None: the problem is linear)."""
         for name, r in self.residuals.items():
             if not r.linear:
-                raise ConfigError("optimizer", f"least squares needs a linear problem; residuals.{name} has the "
-                                  f"nonlinear term {r.nonlinear_term} (use optimizer=adam or lbfgs)")
+                return f"residuals.{name} has the nonlinear term {r.nonlinear_term}"
         for c in self.conditions:
             for r in c.residuals:
                 if not r.linear:
-                    raise ConfigError("optimizer", f"least squares needs a linear problem; conditions.{c.name} has "
-                                      f"the nonlinear term {r.nonlinear_term} (use optimizer=adam or lbfgs)")
+                    return f"conditions.{c.name} has the nonlinear term {r.nonlinear_term}"
+        return None
 
     def linear_system(self, batch: Batch) -> LinearSystem:
         """The loss as rows over the jet's entries; equals ``loss`` for any field (tested).
@@ -237,7 +217,7 @@ class EquationProblem(Problem):
 
     def linearized_system(self, batch: Batch, jet: Jet) -> LinearSystem:
         """The rows of the loss linearised around the field's ``jet`` at ``batch.x`` (float64,
-        before exact conditions): a Gauss–Newton step solves them (``dinf.gauss_newton``). For a
+        before exact conditions): a Gauss–Newton step solves them (``dinf.solvers.gauss_newton``). For a
         linear problem they are ``linear_system``'s. Their squares at ``jet`` sum to ``loss``."""
         x = batch.data["x64"].double()
         if self.hard:
@@ -264,18 +244,13 @@ class EquationProblem(Problem):
         coef, rhs = _concat(parts)
         coefs.append(coef)
         rhss.append(rhs)
-        pairs: List[Tuple[int, int]] = []  # (first point, count) of each periodic block
+        pairs: List[Tuple[int, int]] = []  # (first point, count) of each block of point pairs
         for c, block in zip(self.conditions, blocks[1:]):
             data = self._point_data(x[block], normal[block])
-            m = block.stop - block.start
-            cj = _slice_jet(jet, block) if jet is not None else None
-            coef, rhs = _concat([rows(r, cj, data) for r in c.residuals])
-            if c.kind == "periodic":
-                pairs.append((block.start, m // 2))
-                m //= 2
-            w = math.sqrt(c.weight / max(m, 1))
-            coefs.append(coef * w)
-            rhss.append(rhs * w)
+            coef, rhs = c.rows(rows, _slice_jet(jet, block) if jet is not None else None, data)
+            coefs.append(coef)
+            rhss.append(rhs)
+            pairs += c.pairs(block.start, block.stop - block.start)
         width = max(t.shape[1] for t in coefs)
         coef = torch.cat([_pad(t, width, 1) for t in coefs])
         rhs = torch.cat([_pad(t, width, 1) for t in rhss])
@@ -283,7 +258,7 @@ class EquationProblem(Problem):
             coef, rhs = self.hard.rows(coef, rhs, x)
         if not pairs:
             return LinearSystem(x, coef, rhs)
-        return LinearSystem(x, coef, *_pair_rows(rhs, pairs))
+        return LinearSystem(x, coef, *pair_rows(rhs, pairs))
 
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
@@ -443,20 +418,6 @@ def evaluation_grid(p: EquationProblem) -> Tensor:
     return x[closed_contains(p.domain, x)]
 
 
-def closed_contains(domain: Domain, x: Tensor) -> Tensor:
-    """Inside the domain or on its boundary (grid points on the box's faces count)."""
-    eps = 1e-9 * float((domain.bounds[:, 1] - domain.bounds[:, 0]).max())
-    inside = domain.contains(x)
-    lo, hi = domain.bounds[:, 0], domain.bounds[:, 1]
-    near = torch.zeros_like(inside)
-    for shift in (eps, -eps):
-        for a in range(x.shape[1]):
-            y = x.clone()
-            y[:, a] = (y[:, a] + shift).clamp(float(lo[a]), float(hi[a]))
-            near |= domain.contains(y)
-    return inside | near
-
-
 def _time_name(domain: Mapping[str, Any]) -> Optional[str]:
     t = domain.get("time")
     return str(next(iter(t))) if t else None
@@ -471,34 +432,6 @@ def _params(params: Mapping[str, Any]) -> Dict[str, float]:
             raise ConfigError(f"params.{k}", "a parameter's name is a Python-style identifier")
         out[str(k)] = float(v)
     return out
-
-
-def _pair_rows(rhs: Tensor, pairs: List[Tuple[int, int]]) -> Tuple[Tensor, None, Tensor]:
-    """``rhs`` and ``mix`` for a system whose periodic blocks hold point pairs (the first half on
-    one face, the second half opposite): each pair's rows are subtracted, the others kept."""
-    n, e = rhs.shape
-    keep = torch.ones(n, dtype=torch.bool)
-    out_of, minus = torch.arange(n), torch.full((n,), -1)
-    for start, count in pairs:
-        keep[start + count:start + 2 * count] = False
-        minus[start:start + count] = torch.arange(start + count, start + 2 * count)
-    kept = torch.nonzero(keep).squeeze(1)
-    r = kept.shape[0]
-    rows, cols, vals = [], [], []
-    for k in range(e):
-        rows.append(torch.arange(r) * e + k)
-        cols.append(out_of[kept] * e + k)
-        vals.append(torch.ones(r, dtype=rhs.dtype))
-        paired = minus[kept] >= 0
-        rows.append((torch.arange(r) * e + k)[paired])
-        cols.append(minus[kept][paired] * e + k)
-        vals.append(-torch.ones(int(paired.sum()), dtype=rhs.dtype))
-    mix = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals),
-                                  (r * e, n * e), check_invariants=False).coalesce()
-    # A pair's right side is the difference of its points' sides (zero for linear periodic rows;
-    # not for rows linearised around a jet, where each side is coef·J₀ − r(J₀)).
-    measured = torch.sparse.mm(mix, rhs.reshape(-1, 1)).reshape(r, e)
-    return measured, None, mix.to(rhs.device)
 
 
 def _slice_jet(jet: Jet, s: slice) -> Jet:

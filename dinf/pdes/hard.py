@@ -6,7 +6,7 @@ slice), so ``B = 0`` there, and ``g`` (the lift) equals the prescribed values on
 constrained face. ``g`` is the conditions' own value when one expression serves them all (it is
 checked on each face), or ``pde.lift.<u>`` given by the user. Jets follow by the product rule,
 with g's and B's derivatives from sympy; least-squares rows are mapped the same way, so
-``optimizer=lsq`` keeps working.
+``solver=least_squares`` keeps working.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dinf.equations.evaluate import evaluate
 from dinf.equations.parse import Vocabulary, parse
 from dinf.errors import ConfigError
 from dinf.jet import Jet
+from dinf.pdes.conditions import Condition
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _product_map(B: Tensor, d: int, width: int) -> Tensor:
     return T
 
 
-def build_hard(conditions: Sequence, lifts: Mapping[str, str], unknowns, coords: Sequence[str],
+def build_hard(conditions: Sequence[Condition], lifts: Mapping[str, str], unknowns, coords: Sequence[str],
                time: Optional[str], bounds: Tensor, domain, params: Mapping[str, float],
                functions: Mapping[str, str], order: int) -> HardConditions:
     """The ansatz of each unknown from the conditions marked ``hard`` (Dirichlet on box faces,
@@ -136,9 +137,7 @@ def build_hard(conditions: Sequence, lifts: Mapping[str, str], unknowns, coords:
         if not c.hard:
             continue
         key = f"conditions.{c.name}.hard"
-        if c.kind not in ("dirichlet", "initial"):
-            raise ConfigError(key, f"exact conditions are Dirichlet on box faces or initial values, not {c.kind}")
-        faces = [None] if c.kind == "initial" else domain.resolve(c.piece, f"conditions.{c.name}.piece")
+        faces = c.exact_faces(domain)  # a condition that cannot be exact says so
         for u, value in c.targets.items():
             g = parse(value, vocab, f"conditions.{c.name}.value").subs(values)
             for face in faces:

@@ -1,4 +1,4 @@
-"""Helmholtz: the complex wave field of a point source, with a perfectly matched layer (SPEC §3).
+"""Helmholtz: the complex wave field of a point source, with a perfectly matched layer (the ∂∞-Grid paper).
 
 Conventions
 -----------
@@ -23,7 +23,7 @@ Conventions
   ``source_weight = 0`` (our default) all points are stratified and the loss is the plain
   integral of ``|residual|²``. A grid cannot resolve the σ = 1e-4 source, so the source term
   keeps a large residual whatever the field does, and weighting it up trades the whole wave
-  field for a slightly better fit there (measured: README, Helmholtz).
+  field for a slightly better fit there (measured: docs/results/helmholtz.md).
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check, check_int
 from dinf.jet import Jet
-from dinf.linear import LinearSystem, SeparableSystem, SeparableTerm, complex_rows, jet_entries
+from dinf.linear_system import LinearSystem, SeparableSystem, SeparableTerm, complex_rows, jet_entries
+from dinf.pdes.capabilities import LinearProblem, SeparableProblem
 from dinf.pdes.base import Batch, FieldLike, Problem, grid_points, masked_mean, stratified
 from dinf.pdes.point_source import SingularPart
 
@@ -101,7 +102,7 @@ def hankel_reference(x: np.ndarray, wavenumber: float, center: Sequence[float],
     return -0.25j * special.hankel2(0, wavenumber * r) * amp
 
 
-class HelmholtzPML(Problem):
+class HelmholtzPML(Problem, LinearProblem, SeparableProblem):
     """Point source in ``[-1, 1]²`` with a PML; reference: the free-space Hankel solution."""
 
     in_dim = 2

@@ -1,4 +1,4 @@
-"""Manufactured Helmholtz (the PINN benchmark, SPEC §3): ``Δu + k² u = q`` on ``[-1, 1]²``.
+"""Manufactured Helmholtz (the PINN benchmark): ``Δu + k² u = q`` on ``[-1, 1]²``.
 
 Conventions
 -----------
@@ -8,7 +8,7 @@ Conventions
   and the rest stratified over the square (``batch_size`` counts both). ``collocation="lattice"``
   puts the stratified points at the centres of their strata instead: with ``m²`` interior points
   and ``m`` a multiple of the grid's cells per axis, every cell holds the same midpoint rule, and
-  a least-squares solve's error falls about 10× against the jittered draw at a = 10 (README).
+  a least-squares solve's error falls about 10× against the jittered draw at a = 10 (docs/results/helmholtz.md).
 * ``loss_residual = mean (Δu + k²u - q)² / (k² + 2a²π²)²``: dividing by the operator's scale on
   the solution's frequency makes the term O(1) relative to u (an error δu at that frequency
   costs about δu²), so ``boundary_weight`` means the same for every ``a`` and ``k``.
@@ -27,11 +27,12 @@ from torch import Tensor
 
 from dinf.errors import check, check_int
 from dinf.jet import Jet
-from dinf.linear import LinearSystem
+from dinf.linear_system import LinearSystem
+from dinf.pdes.capabilities import LinearProblem
 from dinf.pdes.base import Batch, FieldLike, Problem, edge_points, grid_points, masked_mean, stratified
 
 
-class HelmholtzManufactured(Problem):
+class HelmholtzManufactured(Problem, LinearProblem):
     """``Δu + k²u = q`` with ``u = sin(aπx) sin(aπy)`` and ``u = 0`` on the boundary."""
 
     in_dim = 2

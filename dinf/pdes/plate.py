@@ -27,7 +27,9 @@ from torch import Tensor
 
 from dinf.errors import check, check_choice, check_int
 from dinf.jet import Jet
-from dinf.linear import LinearSystem
+from dinf.linear_system import LinearSystem
+from dinf.fields.interpolant import Interpolant
+from dinf.pdes.capabilities import LinearProblem
 from dinf.pdes.base import (BCS, Batch, FieldLike, Problem, boundary_factor, edge_points, grid_points,
                              masked_mean, stratified)
 
@@ -59,7 +61,7 @@ def navier_deflection(x: np.ndarray, stiffness: float, load: str, magnitude: flo
     return np.einsum("nm,mk,nk->n", sx, coef, sy)
 
 
-class KirchhoffPlate(Problem):
+class KirchhoffPlate(Problem, LinearProblem):
     """Simply supported square plate under a uniform or sinusoidal load, scored against Navier."""
 
     in_dim = 2
@@ -192,10 +194,10 @@ class KirchhoffPlate(Problem):
 
     # --- judging -----------------------------------------------------------------------------
     def prediction(self, field: FieldLike) -> np.ndarray:
-        """``w`` on the evaluation grid, float64 ``[resolution²]``. A classical solver (``model=fem``)
+        """``w`` on the evaluation grid, float64 ``[resolution²]``. A classical solver (``solver=fem``)
         imposes the support itself and gives ``w``; a field gives ``u`` of ``w = B·u`` (``bc="hard"``)."""
         u = self.predict(field, self.coords)[:, 0]
-        if self.bc == "soft" or getattr(field, "classical", False):
+        if self.bc == "soft" or isinstance(field, Interpolant):
             return u.numpy()
         return (boundary_factor(self.coords.double()).value[:, 0] * u).numpy()
 

@@ -33,7 +33,8 @@ from torch import Tensor
 
 from dinf.errors import ConfigError, check, check_choice, check_int
 from dinf.jet import Jet
-from dinf.linear import LinearSystem
+from dinf.linear_system import LinearSystem
+from dinf.pdes.capabilities import LinearProblem
 from dinf.pdes.base import BCS, Batch, FieldLike, Problem, boundary_factor, grid_points, masked_mean
 from dinf.pdes.image_boundary import CoonsPatch
 
@@ -78,7 +79,7 @@ def load_grey(image: str) -> np.ndarray:
     return np.clip(util.img_as_float(arr).astype(np.float64), 0.0, 1.0)
 
 
-class PoissonImage(Problem):
+class PoissonImage(Problem, LinearProblem):
     """Fit a field whose gradient (or Laplacian) matches that of an image."""
 
     in_dim = 2

@@ -49,7 +49,7 @@ class Run:
     note: str = ""  # for the table, besides an error
     pde_class: Optional[str] = None  # the problem's class name, from metrics.json
     published: Dict[str, Any] = field(default_factory=dict)  # metric -> a published value, "source"
-    classical: bool = False  # a classical solver (model=fem): its history is a refinement sequence
+    classical: bool = False  # a classical solver (solver=fem): its history is a refinement sequence
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ SPEED_UP_DEFINITION = (
 CLASSICAL_DEFINITION = (
     "**time ÷ classical**: for a run R whose best primary metric b is first reached at training time "
     "t_R, t_R divided by the shortest time at which a classical solver of the same problem "
-    "(`model=fem`; each solve of its refinement sequence timed alone) was at least as good as b. "
+    "(`solver=fem`, `fd`, `mol`; each solve of its refinement sequence timed alone) was at least as good as b. "
     "Above 1× the classical solver reached R's accuracy sooner; – means no classical solve of the "
     "sweep reached it."
 )

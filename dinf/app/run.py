@@ -1,0 +1,352 @@
+"""Build a run from a composed config, train it, and write its results.
+
+``train(cfg, output_dir)`` is what ``train.py`` calls and what tests call directly.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from dinf.app import cli
+from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
+from dinf.app.module import FieldModule
+from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
+from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
+from dinf.errors import ConfigError
+from dinf.fields.interpolant import Interpolant
+from dinf.fields.mapped import MappedField
+from dinf.fields.warped import WarpedField, focus_axes
+from dinf.pdes.base import Problem
+from dinf.solvers.auto import Auto
+from dinf.solvers.base import GradientSolver, Solver
+from dinf.solvers.classical.base import ClassicalSolver
+
+log = logging.getLogger(__name__)
+
+
+# Keys of a model file that are not its class's options: Adam's learning rate for this model
+# (solver.optim.lr reads it), whether a problem's exact conditions apply to it, its grading.
+MODEL_RUN_KEYS = ("lr", "exact_conditions", "focus")
+
+
+def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
+    """The problem, the field and the solver of a config, the solver checked against both; bad
+    values raise ``ConfigError`` naming the key."""
+    solver = _instantiate(cfg, "solver")
+    if isinstance(solver, ClassicalSolver):  # it imposes the conditions as stated: no field's exact ansatz
+        with open_dict(cfg):
+            cfg.model.exact_conditions = False
+    problem = _instantiate(cfg, "pde", skip=("best",))  # best: read by the other groups, not the problem
+    if isinstance(solver, ClassicalSolver):  # its own field, in the problem's coordinates
+        field = solver.result_field()
+        _check(cfg, solver, "solver", field, problem)
+        log.info("solver: %s (its solution is the field; the model group is not used)", solver.name)
+        return problem, field, solver
+    field = _field(cfg, problem)
+    path, why = "solver", ""
+    if isinstance(solver, Auto):
+        solver, name, why = solver.choose(field, problem, lambda name: _instantiate(cfg, f"solver.{name}"))
+        path, why = f"solver.{name}", f", since {why} (solver=auto; solver=adam forces the paper's training)"
+    _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
+    log.info("solver: %s%s", solver.name, why)
+    return problem, field, solver
+
+
+def _field(cfg: DictConfig, problem: Problem) -> torch.nn.Module:
+    """The model of ``cfg`` on the problem's box (and graded where ``model.focus`` says)."""
+    field = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS)
+    for key in ("in_dim", "out_dim"):
+        if getattr(field, key) != getattr(problem, key):
+            raise ConfigError(f"model.{key}", f"{getattr(field, key)} does not match pde.{key}={getattr(problem, key)}")
+    if field.smooth_order is not None and problem.jet_order > field.smooth_order:
+        log.warning("%s has zero derivatives of order %d almost everywhere (inside its cells), and this problem's "
+                    "loss needs order %d: it cannot represent the residual and will score near 100 %%; model=dinf is "
+                    "the smooth grid", type(field).__name__, field.smooth_order + 1, problem.jet_order)
+    log.info("model: %s, %s parameters", type(field).__name__, f"{sum(p.numel() for p in field.parameters()):,}")
+    bounds = getattr(problem, "bounds", None)
+    if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
+        field = MappedField(field, bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
+    focus = cfg.model.get("focus")
+    if focus:
+        if "spacing" not in inspect.signature(problem.sample).parameters:
+            raise ConfigError("grid.focus", f"needs a problem stated in a config file; {type(problem).__name__} "
+                              "draws its own points")
+        field = WarpedField(field, focus_axes(OmegaConf.to_container(focus, resolve=True), problem.coords,
+                                              problem.bounds))
+    return field
+
+
+def _check(cfg: DictConfig, solver: Solver, path: str, field: torch.nn.Module, problem: Problem) -> None:
+    """``solver.check``; an error about one of the solver's own options (``optim.lr``) is
+    reported under ``path`` and then under the key the user set (``model.lr``)."""
+    try:
+        solver.check(field, problem)
+    except ConfigError as e:
+        raise _user_key(cfg, e.prefixed(path) if e.key.startswith("optim") else e) from None
+
+
+def _instantiate(cfg: DictConfig, path: str, skip: Iterable[str] = (), **kwargs: Any) -> Any:
+    """Build the object at ``path`` of ``cfg`` (without its keys ``skip``). A bad value raises
+    ``ConfigError`` under the key the user sets (``kernel.eps``, not the interpolated
+    ``model.eps``); an option the class does not take names its nearest valid option."""
+    node = OmegaConf.select(cfg, path)
+    mistake = _check_types(node, path, skip=set(kwargs) | set(skip))
+    if mistake is not None:
+        raise _user_key(cfg, mistake)
+    spec = node
+    if skip:
+        spec = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in skip}
+    try:
+        return instantiate(spec, _convert_="all", **kwargs)
+    except ConfigError as e:
+        raise _user_key(cfg, e.prefixed(path)) from None
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            raise _user_key(cfg, cause.prefixed(path)) from None
+        if isinstance(cause, TypeError):  # an option the class does not take
+            raise _unknown_option(node, path, cause) or ConfigError(path, str(cause)) from None
+        if path == "trainer" and isinstance(cause, (ValueError, MisconfigurationException)):
+            raise ConfigError(path, str(cause).splitlines()[0]) from None  # a value Lightning refuses
+        raise
+
+
+def _user_key(cfg: DictConfig, error: ConfigError) -> ConfigError:
+    key = cli.source_key(cfg, error.key)
+    return error if key == error.key else ConfigError(key, error.detail)
+
+
+def _unknown_option(node: DictConfig, path: str, error: TypeError) -> Optional[ConfigError]:
+    """``model.kernal: no such key; did you mean model.kernel?`` for an option the class lacks."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if m is None:
+        return None
+    try:
+        params = inspect.signature(get_class(node._target_)).parameters
+    except Exception:  # noqa: BLE001 - the plain message is still right
+        return None
+    key = f"{path}.{m.group(1)}"
+    message = cli.unknown_key(key, [p for p in params if p not in ("self", "args", "kwargs")], path, can_add=False)
+    return ConfigError(key, message.split(": ", 1)[1])
+
+
+def _check_types(node: DictConfig, path: str, skip: Iterable[str] = ()) -> Optional[ConfigError]:
+    """A value whose type contradicts the target class's signature (``lr=abc``), before the
+    class fails on it somewhere inside; nested targets are checked under their own paths."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    try:
+        target = get_class(node._target_) if "." in str(node._target_) else None
+    except Exception:  # noqa: BLE001 - a missing target is reported by instantiate
+        return None
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
+              if not str(k).startswith("_") and k not in skip}
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            values.pop(key, None)
+            found = _check_types(child, f"{path}.{key}")
+            if found is not None:
+                return found
+    return cli.check_types(target, values, path) if target is not None else None
+
+
+def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Seed → build → fit → evaluate → write ``metrics.json`` and pictures. Returns the metrics.
+
+    A run interrupted earlier with the same config continues from its checkpoint, in its own
+    folder (see ``dinf.app.checkpoint``). A run that raises leaves ``metrics.json`` with
+    ``status: failed`` and the error, then re-raises.
+    """
+    output_dir = output_dir or _hydra_output_dir() or os.getcwd()
+    os.makedirs(output_dir, exist_ok=True)
+    info = run_info()
+    rank = rank_zero_only.rank  # the other ranks of a DDP run are started by rank 0's fit
+    state = begin(cfg, output_dir) if rank == 0 else attach(output_dir)
+    module: Optional[FieldModule] = None
+    loggers: List[Any] = []
+    status = "interrupted"
+    try:
+        cli.check_run_config(cfg)
+        quiet_third_parties()
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        problem, field, solver = build(cfg)
+        module = FieldModule(field, problem, solver, seed=cfg.seed)
+        loggers = build_loggers(cfg, state.output_dir, state, info)
+        log_config(loggers, cfg, problem.metric_modes, info)
+        trainer = _trainer(cfg, solver, state, loggers)
+        wall = time.perf_counter()
+        trainer.fit(module, ckpt_path=state.checkpoint if state.attempts > 1 else None)
+        if not trainer.is_global_zero:
+            status = "completed"
+            return {}
+        results = summarize(cfg, module, wall_time=time.perf_counter() - wall)
+        results.update(status="completed", attempts=state.attempts, **_hydra_fields(info))
+        write_outputs(results, problem, field, state.output_dir, loggers)
+        status = "completed"
+        return results
+    except Exception as e:
+        status = "failed"
+        if rank == 0:
+            write_failure(state.output_dir, cfg, e, module, info)
+        raise
+    finally:
+        if rank == 0:
+            finish(state, status)
+        finish_wandb(loggers, exit_code=0 if status == "completed" else 1)
+
+
+def _trainer(cfg: DictConfig, solver: Solver, state: RunState, loggers: List[Any]) -> pl.Trainer:
+    """Lightning's trainer: the solver's step count, a checkpoint at every validation (unless
+    off), and a progress bar on a terminal or one line per validation in a log."""
+    if isinstance(solver, GradientSolver):  # the budget that bounds it, sized to the machine by the configs
+        cap = cfg.trainer.get("max_time")
+        log.info("budget: %d steps%s", cfg.trainer.max_steps, f" or {cap} of training, whichever comes first "
+                 "(trainer.max_steps, trainer.max_time)" if cap else " (trainer.max_steps)")
+    callbacks: List[Any] = [CheckpointAtValidation(state.checkpoint)] if _checkpoints_on(cfg) else []
+    bar = want_progress_bar(cfg.trainer.get("enable_progress_bar"))
+    if not bar:
+        callbacks.append(ValidationLines())
+    return _instantiate(cfg, "trainer", logger=loggers or False, default_root_dir=state.output_dir,
+                        callbacks=callbacks, enable_progress_bar=bar, **solver.trainer_steps(cfg.trainer))
+
+
+def _checkpoints_on(cfg: DictConfig) -> bool:
+    node = cfg.get("checkpoint")
+    return bool(node and node.get("enabled", True))
+
+
+def _hydra_fields(info: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: info[k] for k in ("choices", "overrides", "swept", "sweep", "device") if k in info}
+
+
+def summarize(cfg: DictConfig, module: FieldModule, wall_time: float) -> Dict[str, Any]:
+    solver, problem, field = module, module.problem, module.field
+    final = solver.evaluate()
+    train_time = solver.training_time()
+    if not solver.history or solver.history[-1]["step"] != solver.steps:
+        solver.record(final, train_time)
+    best = best_entry(solver.history, problem.metric_modes)
+    return {
+        **final,
+        "final": final,
+        "best": best,
+        "train_time_s": train_time,
+        "wall_time_s": wall_time,
+        "warmup_s": solver.warmup_s,
+        "steps": solver.steps,
+        "train_loss": {"first": solver.first_loss, "last": solver.last_loss},
+        # A classical solver's unknowns are its degrees of freedom.
+        "params": field.unknowns if isinstance(field, Interpolant) else sum(p.numel() for p in field.parameters()),
+        "iterations_per_s": solver.steps / train_time if train_time > 0 else math.nan,
+        "peak_memory_gb": peak_memory_gb(),
+        "metric_modes": dict(problem.metric_modes),
+        "time_to_target": solver.time_to_target,
+        "pde": type(problem).__name__,
+        "published": dict(getattr(problem, "published", None) or {}),
+        "model": type(module.solver if isinstance(field, Interpolant) else field).__name__,
+        "solver": module.solver.name,
+        "classical": isinstance(module.solver, ClassicalSolver),
+        "history": solver.history,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def peak_memory_gb() -> float:
+    """The process's peak resident memory so far, in GB (10⁹ bytes; NaN where the platform has
+    no ``resource`` module). Linux reports ru_maxrss in KiB, macOS in bytes."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
+
+
+def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[str, float]:
+    """All metrics at the validation where the primary metric (the first) was best, with its
+    ``step``: the parts of a total (the cloth's energies) stay the parts of that total."""
+    primary = next(iter(modes), None)
+    valid = [h for h in history if primary is not None and not math.isnan(h.get(primary, math.nan))]
+    if not valid:
+        return {name: math.nan for name in modes}
+    pick = (max if modes[primary] == "max" else min)(valid, key=lambda h: h[primary])
+    return {**{name: pick.get(name, math.nan) for name in modes}, "step": pick["step"]}
+
+
+def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,
+                  output_dir: str, loggers: List[Any]) -> None:
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(jsonable(results), f, indent=2)
+    with torch.enable_grad():
+        figures = problem.pictures(field)
+        for path in problem.save(field, output_dir):
+            log.info("wrote %s", path)
+    pictures = []
+    for name, fig in figures.items():
+        pictures.append(os.path.join(output_dir, f"{name}.png"))
+        fig.savefig(pictures[-1], dpi=100, bbox_inches="tight")
+    log_results(loggers, results, pictures)
+    scores = " · ".join(f"{k} {results[k]:.4g}" if isinstance(results[k], float) else f"{k} {results[k]}"
+                        for k in results["final"])
+    log.info("%s · %d steps, %.1f s of training → %s", scores, results["steps"], results["train_time_s"],
+             os.path.join(os.path.relpath(output_dir), "metrics.json"))
+
+
+def write_failure(output_dir: str, cfg: DictConfig, error: BaseException, solver: Optional[FieldModule],
+                  info: Dict[str, Any]) -> None:
+    """``metrics.json`` of a run that raised: the error, and what it had done until then."""
+    record = {
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": traceback.format_exc(),
+        "steps": solver.steps if solver is not None else 0,
+        "history": solver.history if solver is not None else [],
+        "metric_modes": dict(solver.problem.metric_modes) if solver is not None else {},
+        "config": _container(cfg),
+        **_hydra_fields(info),
+    }
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(jsonable(record), f, indent=2)
+
+
+def _container(cfg: DictConfig) -> Dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # the failure may be the config itself
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _hydra_output_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+
+
+def jsonable(obj: Any) -> Any:
+    """Strict JSON: NaN -> null, ±inf -> "inf" / "-inf", tensors -> lists."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else str(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return obj
