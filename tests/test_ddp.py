@@ -17,7 +17,7 @@ def test_ddp_run_takes_every_step_and_writes_one_result(tmp_path):
     run = tmp_path / "run"
     overrides = [o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.val_check"))]
     cmd = [sys.executable, str(ROOT / "train.py"), "trainer=ddp", "trainer.devices=2", *overrides,
-           "pde=helmholtz_manufactured", "trainer.max_steps=6", "trainer.val_check_interval=3", f"hydra.run.dir={run}"]
+           "pde=helmholtz_manufactured", "solver=adam", "trainer.max_steps=6", "trainer.val_check_interval=3", f"hydra.run.dir={run}"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -120,7 +120,7 @@ def test_fields_without_a_linear_basis_are_refused_in_one_line():
     gn = GaussNewton()
     from dinf.fields import Siren
 
-    with pytest.raises(ConfigError, match="Gauss-Newton needs a grid field with a basis, not Siren"):
+    with pytest.raises(ConfigError, match=r"Gauss-Newton needs a grid field with a basis \(model=dinf\), not Siren"):
         gn.check(Siren(in_dim=2, out_dim=1), p)
     inner = DInfGrid(in_dim=2, out_dim=1, resolution=8, levels=2, decoder="mlp")
     with pytest.raises(ConfigError, match="model.decoder: Gauss-Newton needs the linear decoder"):

@@ -149,7 +149,7 @@ def test_train_py_runs_two_cpu_workers(tmp_path):
     sweep = tmp_path / "multi"
     tiny = [o for o in TINY if not o.startswith("trainer.max_steps")]
     cmd = [sys.executable, "train.py", "-m", "hydra/launcher=devices", "hydra.launcher.cpu_jobs=2",
-           f"hydra.sweep.dir={sweep}", *tiny, "trainer.max_steps=4,3"]
+           f"hydra.sweep.dir={sweep}", *tiny, "solver=adam", "trainer.max_steps=4,3"]
     env = {**os.environ, "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
