@@ -141,3 +141,20 @@ def test_auto_factorises_small_systems_and_iterates_on_large_ones(monkeypatch):
     large = LeastSquares(points=512)
     large.solve(DInfGrid(resolution=8, levels=1), problem, torch.Generator().manual_seed(0))
     assert large.info["method"] == "lsqr"
+
+
+def test_a_solve_too_large_for_memory_is_refused_before_it_starts(monkeypatch):
+    """The assembly and the normal matrix are estimated against the memory available: a solve
+    that cannot fit stops in one line with its sizes and the keys that shrink it."""
+    from dinf.solvers.linalg import sparse_solve
+
+    problem = HelmholtzManufactured(a=1, resolution=8, boundary_points=64)
+    field = DInfGrid(resolution=8, levels=1)
+    monkeypatch.setattr(sparse_solve, "available_bytes", lambda: 1e6)  # 1 MB
+    with pytest.raises(ConfigError) as info:
+        LeastSquares(points=512, method="direct").solve(field, problem, torch.Generator().manual_seed(0))
+    message = str(info.value)
+    assert message.startswith("solver.method: least squares on ") and "GB are available" in message
+    assert "grid.resolution" in message and "\n" not in message
+    monkeypatch.setattr(sparse_solve, "available_bytes", lambda: 1e12)
+    LeastSquares(points=512, method="direct").solve(field, problem, torch.Generator().manual_seed(0))  # fits

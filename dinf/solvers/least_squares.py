@@ -121,6 +121,7 @@ class LeastSquares(SolveSolver):
                 matvec, rmatvec, norms, rhs = op.matvec, op.rmatvec, op.column_norms(), op.rhs
                 columns, shape, nnz = op, op.shape, op.nnz
             else:
+                check_memory(field, system, normal=method in ("direct", "cg"))
                 asm = assemble(field, system)
                 A = asm.matrix
                 matvec, rmatvec, rhs = (lambda v: A @ v), (lambda r: A.T @ r), asm.rhs
@@ -193,6 +194,25 @@ def check_basis(field: torch.nn.Module, solver: str) -> None:
         raise ConfigError("model.gates", f"{solver} needs ungated levels (model.gates=none)")
     if field.features < field.out_dim:
         raise ConfigError("grid.features", f"{solver} needs features >= out_dim ({field.out_dim})")
+
+
+def check_memory(field: torch.nn.Module, system: LinearSystem, normal: bool) -> None:
+    """Refuse, in one line with the sizes and the keys that shrink them, an assembly (and with
+    ``normal``, the normal matrix of a direct or CG solve) that would not fit in the memory
+    available now. The estimate is a lower bound: one level's basis weights at once, A's values
+    and columns, and AᵀA at the finest stencil's overlap ((4ρ − 1)^d nodes a column), twice for
+    its factorisation."""
+    n_pts, n_eq, n_ch, n_ent = system.coef.shape
+    d, nodes = field.in_dim, (2 * field.rho) ** field.in_dim
+    unknowns = n_ch * sum(g.shape[:-1].numel() for g in field.grids)
+    assembly = n_pts * n_ent * nodes * 8 + n_pts * n_eq * n_ch * field.levels * nodes * 12
+    need = assembly + (2 * unknowns * (4 * field.rho - 1) ** d * 12 if normal else 0)
+    free = sparse_solve.available_bytes()
+    if need > free:
+        iterative = " or an iterative solve (solver.method=lsqr)" if normal and assembly < free else ""
+        raise ConfigError("solver.method", f"least squares on {n_pts:,} points and {unknowns:,} unknowns needs about "
+                          f"{need / 1e9:.1f} GB, {free / 1e9:.1f} GB are available: use fewer unknowns or points "
+                          f"(grid.resolution, grid.levels, solver.points, a narrower kernel: kernel.rho){iterative}")
 
 
 def _name(field: torch.nn.Module) -> str:

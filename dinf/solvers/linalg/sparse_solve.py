@@ -106,17 +106,25 @@ def too_large(M: sp.spmatrix) -> Iterator[None]:
                 or f"error {PARDISO_OUT_OF_MEMORY}" in text):
             raise
         raise ConfigError("solver.method", f"the direct solve of {M.shape[0]:,} unknowns ({M.nnz:,} nonzeros) ran out "
-                          f"of memory in its factorisation ({_free_gb():.1f} GB were free); use fewer unknowns "
+                          f"of memory in its factorisation ({available_bytes() / 1e9:.1f} GB are available); use fewer unknowns "
                           "(grid.resolution, grid.levels, a narrower kernel: kernel.rho) or an iterative solve "
                           "(solver.method=lsqr or cg)") from None
 
 
-def _free_gb() -> float:
-    """Memory available now, in GB (NaN where the platform does not say)."""
+def available_bytes() -> float:
+    """Memory a new allocation can have now: Linux's MemAvailable (free plus reclaimable caches),
+    else the free pages, else infinity where the platform does not say."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
-        return float("nan")
+        return float("inf")
 
 
 def from_upper(upper: sp.spmatrix) -> sp.csr_matrix:
