@@ -79,9 +79,8 @@ def _field(cfg: DictConfig, problem: Problem) -> torch.nn.Module:
                     "loss needs order %d: it cannot represent the residual and will score near 100 %%; model=dinf is "
                     "the smooth grid", type(field).__name__, field.smooth_order + 1, problem.jet_order)
     log.info("model: %s, %s parameters", type(field).__name__, f"{sum(p.numel() for p in field.parameters()):,}")
-    bounds = getattr(problem, "bounds", None)
-    if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
-        field = MappedField(field, bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
+    if problem.bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in problem.bounds):
+        field = MappedField(field, problem.bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
     focus = cfg.model.get("focus")
     if focus:
         if "spacing" not in inspect.signature(problem.sample).parameters:
@@ -259,7 +258,7 @@ def summarize(cfg: DictConfig, module: FieldModule, wall_time: float) -> Dict[st
         "metric_modes": dict(problem.metric_modes),
         "time_to_target": solver.time_to_target,
         "pde": type(problem).__name__,
-        "published": dict(getattr(problem, "published", None) or {}),
+        "published": dict(problem.published or {}),
         "model": type(module.solver if isinstance(field, Interpolant) else field).__name__,
         "solver": module.solver.name,
         "classical": isinstance(module.solver, ClassicalSolver),

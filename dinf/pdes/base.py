@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field as dc_field
-from typing import TYPE_CHECKING, Dict, List, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -109,6 +109,8 @@ class Problem(nn.Module):
     out_dim: int = 1
     jet_order: int = 0
     metric_modes: Dict[str, str] = {}
+    bounds: Optional[List[List[float]]] = None  # the box a problem stated in its own coordinates (else [-1, 1]^d)
+    published: Mapping[str, Any] = {}  # a result published for the same problem (PINNacle's best L2RE)
 
     def __init__(
         self,

@@ -33,7 +33,9 @@ from dinf.solvers.classical.plate_fem import PLATE_ELEMENTS, solve_plate
 from dinf.equations.evaluate import evaluate
 from dinf.errors import ConfigError, check, require
 from dinf.geometry.shapes import Ball
+from dinf.equations.residual import Residual
 from dinf.pdes.conditions import Dirichlet
+from dinf.pdes.equation_problem import EquationProblem
 from dinf.pdes.plate import KirchhoffPlate
 from dinf.solvers.linalg.sparse_solve import solve_spd, warm_up as sparse_warm_up
 
@@ -111,7 +113,8 @@ class FiniteElements(ClassicalSolver):
             timings: Dict[str, float] = {}
         else:
             basis, u, residual, timings = self._solve_scalar(problem)
-        self._basis, self._u, self._holes = basis, u, list(getattr(getattr(problem, "domain", None), "holes", {}).values())
+        holes = problem.domain.holes if isinstance(problem, EquationProblem) else {}  # the plate is a square
+        self._basis, self._u, self._holes = basis, u, list(holes.values())
         self._solved += 1
         self.info = {"loss": residual, "loss_zero": 1.0, "dofs": int(basis.N), "elements": int(basis.mesh.t.shape[1]),
                      "h": self.h, **timings, "time_s": time.perf_counter() - t0,
@@ -170,9 +173,10 @@ class WeakForm:
     constant reaction ≥ 0, so the matrix is SPD (else the solve is SuperLU's LU)."""
 
     def __init__(self, problem: Any):
-        name = getattr(problem, "name", type(problem).__name__)
-        if not hasattr(problem, "residuals") or not hasattr(problem, "domain"):
-            raise ConfigError("solver", f"solver=fem solves problems stated in a config file; {name} is not one")
+        if not isinstance(problem, EquationProblem):
+            raise ConfigError("solver", f"solver=fem solves problems stated in a config file; "
+                                       f"{type(problem).__name__} is not one")
+        name = problem.name
         if problem.time is not None:
             raise ConfigError("solver", f"solver=fem solves steady problems; {name} has the time axis {problem.time}")
         if problem.in_dim != 2 or problem.out_dim != 1:
@@ -181,7 +185,7 @@ class WeakForm:
         if len(problem.residuals) != 1:
             raise ConfigError("solver", f"solver=fem solves one equation; {name} has {len(problem.residuals)}")
         (rname, r), = problem.residuals.items()
-        if not getattr(r, "linear", False) or not hasattr(r, "parts"):
+        if not isinstance(r, Residual) or not r.linear:
             raise ConfigError("solver", f"solver=fem needs a linear equation; residuals.{rname} is not one")
         part = r.parts[0]
         self.coords = list(problem.coords)

@@ -146,7 +146,7 @@ def assemble(problem: Any, n: int, order: int = 2) -> Tuple[sp.csr_matrix, np.nd
     if isinstance(problem, HelmholtzPML):
         e_node, e_half = (_stretching(problem, t) for t in (x[1:-1], half))
         k2 = problem.wavenumber**2
-        if getattr(problem, "singular", None) is None:  # K u = −f
+        if problem.singular is None:  # K u = −f
             F = -gaussian_source(problem, x, exact_variance=order == 4)
         else:  # pde.source_model=singular: the field is u − u_s, its source the smooth remainder
             F = -problem.operator(X)[1].numpy().reshape(n + 1, n + 1)

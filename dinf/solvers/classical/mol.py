@@ -36,7 +36,9 @@ from dinf.solvers.classical.base import ClassicalSolver
 from dinf.solvers.classical.fd_stencils import ORDERS, grid_matrix, min_cells
 from dinf.equations.evaluate import evaluate
 from dinf.errors import ConfigError, check
+from dinf.equations.residual import Residual
 from dinf.pdes.conditions import Dirichlet, Initial, InitialRate
+from dinf.pdes.equation_problem import EquationProblem
 
 METHODS = ("auto", "BDF", "Radau")
 # auto rtol = RTOL_SCALE[method]·(1/n)^order, n the coarsest axis's cells: the smoothest mode
@@ -159,9 +161,10 @@ class TimeForm:
     ``initial``, ``initial_rate``: ``u`` and ``u_t`` at ``t0`` (expressions of the coordinates)."""
 
     def __init__(self, problem: Any):
-        name = getattr(problem, "name", type(problem).__name__)
-        if not hasattr(problem, "residuals") or not hasattr(problem, "domain"):
-            raise ConfigError("solver", f"solver=mol solves problems stated in a config file; {name} is not one")
+        if not isinstance(problem, EquationProblem):
+            raise ConfigError("solver", f"solver=mol solves problems stated in a config file; "
+                                       f"{type(problem).__name__} is not one")
+        name = problem.name
         if problem.time is None:
             raise ConfigError("solver", f"solver=mol solves time-dependent problems; {name} has no time axis")
         if problem.out_dim != 1:
@@ -175,7 +178,7 @@ class TimeForm:
         if len(problem.residuals) != 1:
             raise ConfigError("solver", f"solver=mol solves one equation; {name} has {len(problem.residuals)}")
         (rname, r), = problem.residuals.items()
-        if not hasattr(r, "parts"):
+        if not isinstance(r, Residual):
             raise ConfigError("solver", f"solver=mol reads equations written as text; residuals.{rname} is Python")
         self.coords, self.time = list(problem.coords), problem.time
         self.t0, self.t1 = (float(v) for v in domain.bounds[-1])

@@ -75,4 +75,4 @@ def gradient_for(problem: Any, gradient: str) -> str:
     """``auto``: the Sobel operator when the problem models it (``sobel_smoothing``), else central."""
     if gradient != "auto":
         return gradient
-    return "sobel" if getattr(problem, "smoothing", False) else "central"
+    return "sobel" if problem.smoothing else "central"
