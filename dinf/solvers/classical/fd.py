@@ -4,7 +4,7 @@ the manufactured problem) on a node grid of ``n`` cells per axis (``dinf.solvers
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Sequence, Union
 
 import numpy as np
 import torch

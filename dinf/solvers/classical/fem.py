@@ -286,7 +286,7 @@ def mesh_of(domain: Any, h: float, order: int) -> Any:
     from skfem import MeshTri
 
     if domain.additions:
-        raise ConfigError("solver", f"solver=fem meshes a box with disk holes; this domain has additions")
+        raise ConfigError("solver", "solver=fem meshes a box with disk holes; this domain has additions")
     (x0, x1), (y0, y1) = domain.bounds.tolist()
     if not domain.holes:
         nx, ny = (max(1, math.ceil((b - a) / h)) for a, b in ((x0, x1), (y0, y1)))
