@@ -32,13 +32,12 @@ from omegaconf import DictConfig
 from dinf.equations.residual import jet_width
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.solvers.base import SolveSolver
-from dinf.solvers.linalg import gram, sparse_solve
 from dinf.solvers.damped import damped_step
 from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
 from dinf.linear_system import LinearSystem, mix_matrix
-from dinf.solvers.least_squares import DIRECT_LIMIT, cells_total, check_basis, read_back, write_back
+from dinf.solvers.least_squares import DIRECT_LIMIT, cells_total, check_basis, read_back, warm_up_solves, write_back
 from dinf.solvers.linalg.node_jets import NodeJets, random_jet
 from dinf.solvers.linalg.gram import normal_matrix
 from dinf.solvers.linalg.sparse_solve import check_backend, solve_spd
@@ -108,8 +107,7 @@ class GaussNewton(SolveSolver):
         self.cold_start = False  # the first solve reads the field Adam left
 
     def warm_up(self) -> None:
-        gram.warm_up()
-        sparse_solve.warm_up(self.backend)
+        warm_up_solves(self.backend)
 
     # --- one step ---------------------------------------------------------------------------
     def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, Any]:

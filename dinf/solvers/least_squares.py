@@ -86,8 +86,7 @@ class LeastSquares(SolveSolver):
         return {"max_steps": 1, "val_check_interval": 1}  # one solve, validated after it
 
     def warm_up(self) -> None:
-        gram.warm_up()
-        sparse_solve.warm_up(self.backend)
+        warm_up_solves(self.backend)
 
     # --- the solve -----------------------------------------------------------------------
     def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, Any]:
@@ -165,6 +164,13 @@ class LeastSquares(SolveSolver):
         M = spla.LinearOperator(AtA.shape, matvec=lambda v: inv * v)
         z, _ = spla.cg(AtA, Atb, rtol=self.tol, maxiter=self.maxiter, M=M)
         return z
+
+
+def warm_up_solves(backend: str) -> None:
+    """What the solves in node values compile or load once: the Gram-block kernels of the normal
+    matrix and the sparse backend (PARDISO's handle, MKL)."""
+    gram.warm_up()
+    sparse_solve.warm_up(backend)
 
 
 def cells_total(field: torch.nn.Module) -> int:
