@@ -90,8 +90,7 @@ def _typed_key(message: str) -> Optional[str]:
 
 # Spellings of earlier versions and what to write instead (issue 27 replaced the optimizer group
 # by the solver group, moved the classical methods there and folded the presets into the pde files).
-SOLVER_NAMES = {"lsq": "least_squares", "auto": "auto", "adam": "adam", "lbfgs": "lbfgs",
-                "gauss_newton": "gauss_newton", "newton": "newton"}
+SOLVER_NAMES = {"lsq": "least_squares"}  # the one optimizer whose solver has another name
 CLASSICAL = ("fem", "fd", "mol")
 PRESETS = {"pinnacle_burgers1d_gn": "burgers1d", "pinnacle_poisson2d_c": "poisson2d_c",
            "pinnacle_poisson2d_cg": "poisson2d_cg", "pinnacle_heat2d_ms": "heat2d_ms",
@@ -109,15 +108,16 @@ def renamed(arg: str) -> Optional[str]:
     if key.startswith("optimizer."):
         rest = key.split(".", 2)
         if rest[1] in ("lsq", "gauss_newton", "newton") and len(rest) == 3:
-            return f"{arg}: write solver.{rest[2]}={value} (with solver={SOLVER_NAMES[rest[1]]})"
+            return f"{arg}: write solver.{rest[2]}={value} (with solver={SOLVER_NAMES.get(rest[1], rest[1])})"
         if rest[1] == "optim" and rest[-1] == "lr":
             return f"{arg}: Adam's learning rate is the model's; write model.lr={value}"
         return f"{arg}: the optimizer group is now the solver group; write solver.{key.split('.', 1)[1]}={value}"
     if key == "lr":
         return f"{arg}: Adam's learning rate is the model's; write model.lr={value}"
-    if key == "model" and any(v in CLASSICAL for v in values):
-        v = next(v for v in values if v in CLASSICAL)
-        return f"{arg}: the classical methods are solvers now; write solver={v} (a sweep: solver=auto,{v})"
+    classical = next((v for v in values if v in CLASSICAL), None)
+    if key == "model" and classical:
+        return (f"{arg}: the classical methods are solvers now; write solver={classical} "
+                f"(a sweep: solver=auto,{classical})")
     if key.split(".")[0] in CLASSICAL and "." in key:
         return f"{arg}: write solver.{key.split('.', 1)[1]}={value} with solver={key.split('.')[0]}"
     if key == "preset" and any(v in ADAM_PRESETS for v in values):
