@@ -121,9 +121,10 @@ def boundary_group(x: np.ndarray, box, disks) -> np.ndarray:
     return group
 
 
-def assemble(m, robin_g: Callable[[np.ndarray], np.ndarray]):
+def assemble(m, robin_g: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     """The P2 basis, mass ``M``, ``K`` (stiffness plus the Robin boundary mass) and the boundary
-    load ``∮ g v`` for ``robin_g(x)`` (``x`` ``[2, ...]``: quadrature points on the boundary)."""
+    load ``∮ g v`` for ``robin_g(x, n)`` (``x``, ``n`` ``[2, ...]``: quadrature points on the
+    boundary and the outward normals there)."""
     from skfem import Basis, BilinearForm, ElementTriP2, FacetBasis, LinearForm
     from skfem.helpers import dot, grad
 
@@ -141,17 +142,17 @@ def assemble(m, robin_g: Callable[[np.ndarray], np.ndarray]):
 
     @LinearForm
     def load(v, w):
-        return robin_g(w.x) * v
+        return robin_g(w.x, w.n) * v
 
     M = mass.assemble(basis).tocsr()
     K = (stiff.assemble(basis) + mass.assemble(fbasis)).tocsr()
     return basis, M, K, load.assemble(fbasis)
 
 
-def heat_g(box=BOX, disks=DISKS) -> Callable[[np.ndarray], np.ndarray]:
+def heat_g(box=BOX, disks=DISKS) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Heat2d-CG's Robin data: 5 on the large circles, 1 on the small ones, 0.1 on the sides."""
     values = np.array([G_BIG if r == 1.0 else G_SMALL for _, r in disks] + [G_SIDE])  # index −1: sides
-    return lambda x: values[boundary_group(x, box, disks)]
+    return lambda x, _n: values[boundary_group(x, box, disks)]
 
 
 def eval_points(spacing: float = SPACING, box=BOX, disks=DISKS) -> np.ndarray:
@@ -379,7 +380,7 @@ def table(label: str, sizes: Sequence[float], runs: Sequence[Dict]) -> Tuple[str
 def warm_up(backend: str = "auto") -> None:
     """Load gmsh, scikit-fem and the sparse backend on a tiny problem, so timings hold only work."""
     m = mesh(((0, 1), (0, 1)), [((0.5, 0.5), 0.2)], 0.3)
-    basis, M, K, b = assemble(m, lambda x: np.ones(x.shape[1:]))
+    basis, M, K, b = assemble(m, lambda x, _n: np.ones(x.shape[1:]))
     Factor((M + K).tocsr(), backend).solve(b)
 
 
