@@ -313,8 +313,8 @@ def _hole(spec):
 BAD = [
     ({"space": {"x": [1, 0]}}, "pde.domain.space.x", "lo must be < hi"),
     ({"space": {"x": [0, 0]}}, "pde.domain.space.x", "lo must be < hi"),
-    ({"space": {}}, "pde.domain.space", "1 to 3 axes, got 0"),
-    ({"space": {"x": [0, 1], "y": [0, 1], "z": [0, 1], "w": [0, 1]}}, "pde.domain.space", "1 to 3 axes, got 4"),
+    ({"space": {}}, "pde.domain.space", "1 to 6 axes, got 0"),
+    ({"space": {c: [0, 1] for c in "xyzwvsq"}}, "pde.domain.space", "1 to 6 axes, got 7"),
     ({"space": {"xy": [0, 1]}}, "pde.domain.space.xy", "single letter"),
     (_with(time={"t": [0, 1], "s": [0, 1]}), "pde.domain.time", "one name"),
     (_with(time={"t": [1, 0]}), "pde.domain.time.t", "lo must be < hi"),
@@ -341,3 +341,71 @@ def test_bad_config_names_the_key(cfg, key, text):
     assert err.value.key == key
     assert text in err.value.detail
     assert "\n" not in str(err.value)
+
+
+# --- lists of shapes, named groups, `within`, up to six axes --------------------------------------
+def test_a_list_of_disks_is_one_group_of_pieces_and_groups_combine_them():
+    from dinf.geometry.domain import Domain
+
+    d = Domain.from_config({"space": {"x": [-8, 8], "y": [-12, 12]},
+                            "holes": {"large": {"disk": {"center": [[-4, -3], [4, 3], [0, 0]], "radius": 1}},
+                                      "small": [{"disk": {"center": [3.2, 0], "radius": 0.4}},
+                                                {"disk": {"center": [-3.2, 6], "radius": 0.4}}]},
+                            "groups": {"circles": ["large", "small_1"], "walls": ["left", "right"]}})
+    assert d.resolve("large") == ["large_0", "large_1", "large_2"]
+    assert d.resolve("circles") == ["large_0", "large_1", "large_2", "small_1"]
+    assert d.resolve("walls") == ["x_min", "x_max"]
+    x, n = d.sample_boundary("large", 3000, torch.Generator().manual_seed(0))
+    centers = torch.tensor([[-4.0, -3.0], [4.0, 3.0], [0.0, 0.0]], dtype=torch.float64)
+    dist = torch.cdist(x, centers).min(1)
+    assert dist.values.sub(1).abs().max() < 1e-12
+    # The domain's outward normal points into the disk: toward its centre.
+    c = centers[dist.indices]
+    torch.testing.assert_close(n, (c - x) / (c - x).norm(dim=1, keepdim=True))
+    counts = torch.bincount(dist.indices, minlength=3)  # equal circles: about equal shares
+    assert counts.min() > 800
+    assert d.piece_measure("large") == pytest.approx(3 * 2 * math.pi, rel=1e-12)
+    assert Domain.from_config(d.to_config()).resolve("circles") == d.resolve("circles")
+
+
+@pytest.mark.parametrize("cfg, key, words", [
+    ({"holes": {"h": {"disk": {"center": [[0, 0], [0.5, 0.5]], "radius": [0.1]}}}}, "d.holes.h.disk.radius",
+     "1 radii for 2 centers"),
+    ({"groups": {"g": ["nowhere"]}}, "d.groups.g", "no boundary piece 'nowhere'"),
+    ({"groups": {"box": ["x_min"]}}, "d.groups.box", "clashes"),
+    ({"holes": {"h": []}}, "d.holes.h", "empty list"),
+])
+def test_bad_lists_and_groups_are_one_line(cfg, key, words):
+    from dinf.geometry.domain import Domain
+
+    with pytest.raises(ConfigError) as err:
+        Domain.from_config({"space": {"x": [-1, 1], "y": [-1, 1]}, **cfg}, key="d")
+    assert err.value.key == key and words in str(err.value), str(err.value)
+
+
+def test_five_ball_times_time_samples_and_normals():
+    from dinf.geometry.domain import Domain
+
+    names = "xyzvw"
+    d = Domain.from_config({"space": {c: [-1, 1] for c in names}, "time": {"t": [0, 1]},
+                            "within": {"sphere": {"ball": {"center": [0] * 5, "radius": 1}}}})
+    g = torch.Generator().manual_seed(0)
+    x = d.sample_interior(20000, g)
+    r = x[:, :5].norm(dim=1)
+    assert x.shape == (20000, 6) and r.max() < 1 and x[:, 5].min() >= 0 and x[:, 5].max() <= 1
+    # Uniform in the ball: P(r < s) = s⁵ (0.5⁵ = 3.1 %, 0.9⁵ = 59 %).
+    assert float((r < 0.5).double().mean()) == pytest.approx(0.5**5, abs=0.005)
+    assert float((r < 0.9).double().mean()) == pytest.approx(0.9**5, abs=0.015)
+    xb, n = d.sample_boundary("boundary", 5000, g)  # the faces touch the ball only at points: all sphere
+    torch.testing.assert_close(xb[:, :5].norm(dim=1), torch.ones(5000, dtype=torch.float64))
+    torch.testing.assert_close(n[:, :5], xb[:, :5])  # outward: the unit sphere's normal is the point
+    assert n[:, 5].abs().max() == 0
+    assert d.piece_measure("sphere") == pytest.approx(8 * math.pi**2 / 3, rel=1e-12)  # |S⁴| · (t1 − t0)
+    assert d._space_volume() == pytest.approx(8 * math.pi**2 / 15, rel=0.02)  # |B⁵|, Monte Carlo
+
+
+def test_more_than_six_space_axes_is_one_line():
+    from dinf.geometry.domain import Domain
+
+    with pytest.raises(ConfigError, match="1 to 6 axes, got 7"):
+        Domain.from_config({"space": {c: [0, 1] for c in "abcdfgh"}})

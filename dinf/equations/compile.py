@@ -26,6 +26,8 @@ import sympy as sp
 import torch
 from torch import Tensor
 
+from dinf.equations.tables import TableFunction
+
 # The functions of one argument, sympy's and torch's (evaluate.py's tree walk reads them too).
 UNARY: Dict[type, Callable[[Tensor], Tensor]] = {
     sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan, sp.exp: torch.exp, sp.log: torch.log,
@@ -67,7 +69,7 @@ def compile_exprs(exprs: Sequence[sp.Basic], loads: Optional[Mapping[str, str]] 
     body = gen.lines + [f"return [{', '.join(outs)}]"]
     source = f"def compiled({_SIGNATURE}):\n" + "\n".join("    " + line for line in body) + "\n"
     namespace: Dict[str, object] = {"torch": torch, "_out": _out, "_full": _full, "_bool": _bool,
-                                    "_nan": math.nan, "_inf": math.inf}
+                                    "_nan": math.nan, "_inf": math.inf, **gen.objects}
     exec(compile(source, "<dinf.equations.compile>", "exec"), namespace)  # noqa: S102 - code from the tree only
     return Compiled(namespace["compiled"], source, gen.symbols)
 
@@ -103,6 +105,7 @@ class _Writer:
         self.memo: Dict[sp.Basic, Tuple[str, str]] = {}
         self.names = (f"t{k}" for k in itertools.count())
         self.symbols: List[str] = []
+        self.objects: Dict[str, object] = {}  # tables the code calls, by their names in it
 
     def output(self, e: sp.Basic) -> str:
         code, _ = self.node(e)
@@ -165,6 +168,11 @@ class _Writer:
             arg, kind = self.node(e.args[0])
             fn = _TORCH_NAME[UNARY[e.func]]
             return self.assign(f"{fn}({arg if kind == TENSOR else f'_full({arg}, like)'})"), TENSOR
+        if isinstance(e, TableFunction):
+            name = f"_table{len(self.objects)}"
+            self.objects[name] = type(e).table
+            args = ", ".join(self.tensor(*self.node(a)) for a in e.args)
+            return self.assign(f"{name}({args})"), TENSOR
         if isinstance(e, sp.atan2):
             y, x = (self.tensor(*self.node(a)) for a in e.args)
             return self.assign(f"torch.atan2({y}, {x})"), TENSOR

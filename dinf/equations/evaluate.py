@@ -18,6 +18,7 @@ from torch import Tensor
 
 from dinf.equations.compile import UNARY as _UNARY
 from dinf.equations.compile import Compiled, compile_exprs
+from dinf.equations.tables import TableFunction
 
 _COMPILED: Dict[sp.Basic, Optional[Compiled]] = {}  # expression -> its function (None: walk it)
 _CACHE_SIZE = 4096
@@ -87,6 +88,8 @@ def _eval(e: sp.Basic, env: Mapping[str, Tensor], like: Tensor):  # -> Tensor | 
     if type(e) in _UNARY or e.func in _UNARY:
         arg = _eval(e.args[0], env, like)
         return _UNARY[e.func](arg if isinstance(arg, Tensor) else torch.full_like(like, float(arg)))
+    if isinstance(e, TableFunction):
+        return type(e).table(*[_tensor(_eval(a, env, like), like) for a in e.args])
     if isinstance(e, sp.atan2):
         y, x = (_tensor(_eval(a, env, like), like) for a in e.args)
         return torch.atan2(y, x)

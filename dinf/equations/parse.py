@@ -10,8 +10,9 @@ Names an expression may use (a ``Vocabulary``):
   coordinate, up to second order (``u_yx`` is ``u_xy``);
 - ``u_n``: the derivative along the outward normal, on boundary pieces (``Σ n_a u_a``), and the
   normal's components ``n_x``, ``n_y``, …;
-- coordinates, named parameters, named coefficient functions (expressions themselves), and the
-  constants ``pi``, ``e`` and ``I`` (the imaginary unit).
+- coordinates, named parameters, named coefficient functions (expressions themselves, or tables
+  of numbers: ``dinf.equations.tables``), and the constants ``pi``, ``e`` and ``I`` (the imaginary
+  unit).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import sympy as sp
 
+from dinf.equations.tables import Table, applied
 from dinf.errors import ConfigError, suggest
 
 MAX_ORDER = 2
@@ -62,7 +64,7 @@ class Vocabulary:
     unknowns: Sequence[str]
     coords: Sequence[str]
     params: Mapping[str, float] = field(default_factory=dict)
-    functions: Mapping[str, str] = field(default_factory=dict)
+    functions: Mapping[str, "str | Table"] = field(default_factory=dict)
     normals: bool = False
     time: Optional[str] = None
 
@@ -143,6 +145,13 @@ class _Reader:
             return CONSTANTS[name]
         if name in v.params:
             return v.symbol(name)
+        if name in v.functions and isinstance(v.functions[name], Table):
+            table = v.functions[name]
+            missing = [a for a in table.axes if a not in v.coords]
+            if missing:
+                raise self.fail(f"the table {name!r} reads {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                                f"not a coordinate here ({', '.join(v.coords) or 'none'})")
+            return applied(name, table)
         if name in v.functions:
             if name in self.inlining:
                 raise self.fail(f"function {name!r} is defined in terms of itself")

@@ -1,14 +1,17 @@
 """A problem's domain: a box with holes cut out and shapes added, optionally times a time axis.
 
-The spatial region is ``(Box(space) ∪ additions) \\ holes`` with 1 to 3 space axes; ``time``
+The spatial region is ``((Box(space) ∪ additions) ∩ within) \\ holes`` with 1 to 6 space axes
+(``within``: shapes the region must lie inside, e.g. the unit ball of five dimensions); ``time``
 appends a last coordinate ``t ∈ [t0, t1]``. Everything is float64 on the CPU.
 
 Boundary pieces
 ---------------
 Each box face is a piece ``<axis>_min`` / ``<axis>_max`` (aliases ``left/right`` for the first
-axis, ``bottom/top`` for the second, ``front/back`` for the third), each hole and each addition a
-piece under its own name. Groups: ``box`` (all faces), ``holes``, ``additions`` and ``boundary``
-(everything).
+axis, ``bottom/top`` for the second, ``front/back`` for the third), each hole, addition and
+``within`` shape a piece under its own name. An entry that is a list of shapes (or one shape with a
+list of centers) is one piece per shape, ``<name>_0``, ``<name>_1``, …, and a group ``<name>`` of
+them. Groups: ``box`` (all faces), ``holes``, ``additions``, ``within``, ``boundary`` (everything)
+and the domain's own ``groups: {name: [pieces or groups]}``.
 
 Only the part of a piece that is really the region's boundary is sampled. A candidate point ``p``
 with the domain's outward normal ``n`` is kept when the region lies just inside it and not just
@@ -28,10 +31,11 @@ import torch
 from torch import Tensor
 
 from dinf.errors import ConfigError, check
-from dinf.geometry.shapes import DTYPE, Box, Shape, as_number, shape_from_config
+from dinf.geometry.shapes import DTYPE, MAX_SPACE_AXES, Box, Shape, as_number, shape_from_config, shapes_from_config
 
 ALIASES = (("left", "right"), ("bottom", "top"), ("front", "back"))
-GROUPS = ("box", "holes", "additions", "boundary")
+GROUPS = ("box", "holes", "additions", "within", "boundary")
+SHAPE_GROUPS = ("holes", "additions", "within")
 MIN_ACCEPTANCE = 1e-3       # below this share of its shape, a piece counts as having no boundary
 MEASURE_SAMPLES = 1 << 15   # Monte-Carlo points per piece measure (about 0.3 % error)
 VOLUME_SAMPLES = 1 << 16    # stratified points for the region's volume
@@ -63,9 +67,9 @@ def _interval(value: Any, key: str) -> Tuple[float, float]:
 
 
 def _check_space(space: Any, key: str) -> None:
-    """1 to 3 axes named by single letters (the intervals are checked one by one later)."""
+    """1 to 6 axes named by single letters (the intervals are checked one by one later)."""
     check(isinstance(space, Mapping), key, f"must map axis names to [lo, hi], got {space!r}")
-    check(1 <= len(space) <= 3, key, f"must have 1 to 3 axes, got {len(space)}")
+    check(1 <= len(space) <= MAX_SPACE_AXES, key, f"must have 1 to {MAX_SPACE_AXES} axes, got {len(space)}")
     for name in space:
         check(_is_letter(name), f"{key}.{name}", f"a coordinate name must be a single letter, got {name!r}")
 
@@ -91,10 +95,11 @@ def _spaced(pts: Tensor, spacing: Spacing) -> Tensor:
 
 
 class Domain:
-    """``(Box(space) ∪ additions) \\ holes``, optionally × ``[t0, t1]``.
+    """``((Box(space) ∪ additions) ∩ within) \\ holes``, optionally × ``[t0, t1]``.
 
-    ``space`` maps 1–3 single-letter axis names to ``(lo, hi)``; ``time`` is ``(name, t0, t1)``.
-    ``key`` is the config path that errors name.
+    ``space`` maps 1–6 single-letter axis names to ``(lo, hi)``; ``time`` is ``(name, t0, t1)``.
+    ``groups`` maps a name to pieces (or other groups) it stands for. ``key`` is the config path
+    that errors name.
     """
 
     def __init__(
@@ -104,6 +109,8 @@ class Domain:
         holes: Mapping[str, Shape] | None = None,
         additions: Mapping[str, Shape] | None = None,
         key: str = "domain",
+        within: Mapping[str, Shape] | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
     ):
         self.key = key
         _check_space(space, f"{key}.space")
@@ -123,26 +130,32 @@ class Domain:
 
         self.holes: Dict[str, Shape] = dict(holes or {})
         self.additions: Dict[str, Shape] = dict(additions or {})
+        self.within: Dict[str, Shape] = dict(within or {})
         faces = [f"{c}_{s}" for c in self.space for s in ("min", "max")]
         self.aliases: Dict[str, str] = {alias: face for pair, c in zip(ALIASES, self.space)
                                         for alias, face in zip(pair, (f"{c}_min", f"{c}_max"))}
         taken = set(faces) | set(self.aliases) | set(GROUPS)
-        for group, shapes in (("holes", self.holes), ("additions", self.additions)):
+        for group, shapes in (("holes", self.holes), ("additions", self.additions), ("within", self.within)):
             for name, shape in shapes.items():
                 where = f"{key}.{group}.{name}"
                 check(isinstance(name, str) and name != "", where, f"a name must be a non-empty string, got {name!r}")
                 check(name not in taken, where, "clashes with a boundary piece name (faces, aliases, groups "
-                      f"{', '.join(GROUPS)} and the other holes/additions)")
+                      f"{', '.join(GROUPS)} and the other holes/additions/within)")
                 check(isinstance(shape, Shape), where, f"must be a Shape, got {type(shape).__name__}")
                 check(shape.dim == self.space_dim, where,
                       f"is {shape.dim}D, the domain has {self.space_dim} space axes")
                 taken.add(name)
 
-        # The bounding box: additions may stick out of the box, holes never enlarge it.
+        # The bounding box: additions may stick out of the box, holes never enlarge it, ``within``
+        # shapes may shrink it.
         lo, hi = self.box.bounds()
         for shape in self.additions.values():
             slo, shi = shape.bounds()
             lo, hi = torch.minimum(lo, slo), torch.maximum(hi, shi)
+        for shape in self.within.values():
+            slo, shi = shape.bounds()
+            lo, hi = torch.maximum(lo, slo), torch.minimum(hi, shi)
+        check(bool((lo < hi).all()), f"{key}.within", "leaves nothing of the box and the additions")
         self._space_bounds = torch.stack([lo, hi], 1)
         rows = [self._space_bounds] + ([torch.tensor([[self.time[1], self.time[2]]], dtype=DTYPE)] if self.time else [])
         self._bounds = torch.cat(rows)
@@ -160,9 +173,22 @@ class Domain:
             self._parts[name] = _Part("hole", shape.boundary_measure(), self._flipped(shape))
         for name, shape in self.additions.items():
             self._parts[name] = _Part("addition", shape.boundary_measure(), shape.sample_boundary)
+        for name, shape in self.within.items():
+            self._parts[name] = _Part("within", shape.boundary_measure(), shape.sample_boundary)
         self.pieces: List[str] = list(self._parts)
         self.groups: Dict[str, List[str]] = {
-            "box": faces, "holes": list(self.holes), "additions": list(self.additions), "boundary": list(self.pieces)}
+            "box": faces, "holes": list(self.holes), "additions": list(self.additions), "within": list(self.within),
+            "boundary": list(self.pieces)}
+        for gname, members in (groups or {}).items():
+            where = f"{key}.groups.{gname}"
+            check(isinstance(gname, str) and gname not in taken and gname not in self.groups, where,
+                  "clashes with a boundary piece or group name")
+            check(isinstance(members, Sequence) and not isinstance(members, str) and len(members) > 0, where,
+                  f"must list boundary pieces or groups, got {members!r}")
+            names: List[str] = []
+            for m in members:
+                names += [p for p in self.resolve(str(m), where) if p not in names]
+            self.groups[gname] = names
         self._acceptance: Dict[str, float] = {}
         self._volume: float | None = None
 
@@ -177,13 +203,14 @@ class Domain:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], key: str = "pde.domain") -> "Domain":
         """The domain of a config mapping ``{space: {x: [lo, hi], ...}, time: {t: [t0, t1]},
-        holes: {name: {type: spec}}, additions: {...}}`` (``time``, ``holes``, ``additions``
-        optional); errors name the key under ``key``."""
-        fields = ("space", "time", "holes", "additions")
+        holes: {name: {type: spec}}, additions: {...}, within: {...}, groups: {name: [pieces]}}``
+        (all but ``space`` optional; a shape entry may be a list of shapes, or one shape with a
+        list of centers); errors name the key under ``key``."""
+        fields = ("space", "time", "holes", "additions", "within", "groups")
         check(isinstance(cfg, Mapping), key, f"must be a mapping with {', '.join(fields)}; got {cfg!r}")
         for k in cfg:
             check(k in fields, f"{key}.{k}", f"no such key; a domain has {', '.join(fields)}")
-        check("space" in cfg, f"{key}.space", "is missing: map 1 to 3 axis names to [lo, hi]")
+        check("space" in cfg, f"{key}.space", f"is missing: map 1 to {MAX_SPACE_AXES} axis names to [lo, hi]")
         space = cfg["space"]
         _check_space(space, f"{key}.space")
         time = None
@@ -197,20 +224,36 @@ class Domain:
             time = (tname, *_interval(interval, f"{key}.time.{tname}"))
         dim = len(space)
         shapes: Dict[str, Dict[str, Shape]] = {}
-        for group in ("holes", "additions"):
+        groups: Dict[str, List[str]] = {}  # a list entry's members
+        for group in SHAPE_GROUPS:
             entries = cfg.get(group) or {}
             check(isinstance(entries, Mapping), f"{key}.{group}", f"must map names to shapes, got {entries!r}")
-            shapes[group] = {str(n): shape_from_config(str(n), s, dim, f"{key}.{group}") for n, s in entries.items()}
-        return cls(dict(space), time, shapes["holes"], shapes["additions"], key=key)
+            shapes[group] = {}
+            for n, spec in entries.items():
+                members = shapes_from_config(str(n), spec, dim, f"{key}.{group}")
+                shapes[group].update(members)
+                if list(members) != [str(n)]:
+                    groups[str(n)] = list(members)
+        own = cfg.get("groups") or {}
+        check(isinstance(own, Mapping), f"{key}.groups", f"must map names to lists of pieces, got {own!r}")
+        for n in own:
+            check(str(n) not in groups, f"{key}.groups.{n}", "clashes with a list of shapes of that name")
+        groups.update({str(n): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+                       for n, v in own.items()})
+        return cls(dict(space), time, shapes["holes"], shapes["additions"], key=key, within=shapes["within"],
+                   groups=groups)
 
     def to_config(self) -> Dict[str, Any]:
         """The mapping ``from_config`` reads back (empty groups left out)."""
         cfg: Dict[str, Any] = {"space": {n: [lo, hi] for n, (lo, hi) in self.space.items()}}
         if self.time:
             cfg["time"] = {self.time[0]: [self.time[1], self.time[2]]}
-        for group, shapes in (("holes", self.holes), ("additions", self.additions)):
+        for group, shapes in (("holes", self.holes), ("additions", self.additions), ("within", self.within)):
             if shapes:
                 cfg[group] = {n: s.to_config() for n, s in shapes.items()}
+        own = {n: list(v) for n, v in self.groups.items() if n not in GROUPS}
+        if own:
+            cfg["groups"] = own
         return cfg
 
     def __repr__(self) -> str:
@@ -224,10 +267,12 @@ class Domain:
         return self._bounds.clone()
 
     def _in_space(self, xs: Tensor) -> Tensor:
-        """``[N]``: spatial points strictly inside ``(box ∪ additions) \\ holes``."""
+        """``[N]``: spatial points strictly inside ``((box ∪ additions) ∩ within) \\ holes``."""
         inside = self.box.sdf(xs) < 0
         for shape in self.additions.values():
             inside |= shape.sdf(xs) < 0
+        for shape in self.within.values():
+            inside &= shape.sdf(xs) < 0
         for shape in self.holes.values():
             inside &= shape.sdf(xs) > 0
         return inside
@@ -251,7 +296,7 @@ class Domain:
         """Length/area/volume of the spatial region: exact without holes and additions, else a
         stratified Monte-Carlo estimate over the bounding box with a fixed seed (cached)."""
         if self._volume is None:
-            if not self.holes and not self.additions:
+            if not self.holes and not self.additions and not self.within:
                 self._volume = float(self.box.lengths.prod())
             else:
                 lo, hi = self._space_bounds[:, 0], self._space_bounds[:, 1]
@@ -276,6 +321,8 @@ class Domain:
         solid = self.box.sdf(pts) < 0
         for shape in self.additions.values():
             solid |= shape.sdf(pts) < 0
+        for shape in self.within.values():
+            solid &= shape.sdf(pts) < 0
         return bool((solid & (hole.sdf(pts) < 0)).any())
 
     def _stratified(self, n: int, generator: torch.Generator, with_time: bool, spacing: Spacing = None) -> Tensor:
@@ -352,7 +399,7 @@ class Domain:
         plane = float(lo[axis] if side < 0 else hi[axis])
         flo, fhi = lo.clone(), hi.clone()
         flo[axis] = fhi[axis] = plane
-        for shape in list(self.holes.values()) + list(self.additions.values()):
+        for shape in list(self.holes.values()) + list(self.additions.values()) + list(self.within.values()):
             slo, shi = shape.bounds()
             if bool(((slo <= fhi + self._eps) & (shi >= flo - self._eps)).all()):
                 return True

@@ -281,13 +281,15 @@ class Polygon(Shape):
         return f"Polygon({self.vertices.tolist()})"
 
 
+MAX_SPACE_AXES = 6  # space axes a domain (and its balls and boxes) may have
+
 # Config type → (constructor reading the spec, the space dimensions it allows).
 SHAPE_TYPES: Dict[str, Tuple[Any, Tuple[int, ...]]] = {
     "disk": (lambda s: Ball(s["center"], s["radius"]), (2,)),
     "sphere": (lambda s: Ball(s["center"], s["radius"]), (3,)),
-    "ball": (lambda s: Ball(s["center"], s["radius"]), (1, 2, 3)),
+    "ball": (lambda s: Ball(s["center"], s["radius"]), tuple(range(1, MAX_SPACE_AXES + 1))),
     "rectangle": (lambda s: Box(s["lo"], s["hi"]), (2,)),
-    "box": (lambda s: Box(s["lo"], s["hi"]), (1, 2, 3)),
+    "box": (lambda s: Box(s["lo"], s["hi"]), tuple(range(1, MAX_SPACE_AXES + 1))),
     "polygon": (lambda s: Polygon(s), (2,)),
 }
 SHAPE_FIELDS: Dict[str, Tuple[str, ...]] = {
@@ -328,4 +330,33 @@ def shape_from_config(name: str, spec: Any, dim: int, key: str = "shapes") -> Sh
     return shape
 
 
-__all__: List[str] = ["Shape", "Ball", "Box", "Polygon", "shape_from_config", "as_vector", "as_number"]
+def shapes_from_config(name: str, spec: Any, dim: int, key: str = "shapes") -> Dict[str, Shape]:
+    """The shapes of one config entry: ``{name: shape}`` for one shape; ``{name_0: …, name_1: …}``
+    for a list of shapes, or for one ball whose ``center`` is a list of centers (``radius`` one
+    number, or one per center)."""
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        check(len(spec) > 0, f"{key}.{name}", "is an empty list of shapes")
+        return {f"{name}_{i}": shape_from_config(f"{name}[{i}]", s, dim, key) for i, s in enumerate(spec)}
+    if isinstance(spec, Mapping) and len(spec) == 1:
+        (kind, body), = spec.items()
+        centers = body.get("center") if isinstance(body, Mapping) else None
+        if kind in ("disk", "sphere", "ball") and _is_list_of_vectors(centers):
+            where = f"{key}.{name}.{kind}"
+            radii = body.get("radius")
+            if isinstance(radii, Sequence) and not isinstance(radii, str):
+                check(len(radii) == len(centers), f"{where}.radius",
+                      f"gives {len(radii)} radii for {len(centers)} centers; give one radius or one per center")
+            else:
+                radii = [radii] * len(centers)
+            return {f"{name}_{i}": shape_from_config(f"{name}.{kind}.center[{i}]", {kind: {**body, "center": c, "radius": r}},
+                                                     dim, key) for i, (c, r) in enumerate(zip(centers, radii))}
+    return {name: shape_from_config(name, spec, dim, key)}
+
+
+def _is_list_of_vectors(value: Any) -> bool:
+    return (isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
+            and all(isinstance(v, Sequence) and not isinstance(v, str) for v in value))
+
+
+__all__: List[str] = ["Shape", "Ball", "Box", "Polygon", "shape_from_config", "shapes_from_config", "as_vector",
+                      "as_number"]

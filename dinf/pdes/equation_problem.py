@@ -39,6 +39,7 @@ from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.pdes.base import Batch, FieldLike, Problem
 from dinf.pdes.conditions import Condition, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
+from dinf.pdes.tables import read_functions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Where a reference file named without a folder is looked for (after the working directory):
@@ -56,7 +57,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         residuals: Mapping[str, Any],
         conditions: Mapping[str, Any] | None = None,
         params: Mapping[str, float] | None = None,
-        functions: Mapping[str, str] | None = None,
+        functions: Mapping[str, Any] | None = None,
         reference: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         batch_size: int = 8192,
@@ -77,7 +78,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
                                         ("out_dim", out_dim, self.out_dim, ", ".join(self.unknowns.channel_names()))):
             check(given is None or given == fixed, key, f"is {fixed} for this problem ({what}), got {given}")
         self.params = _params(params or {})
-        self.functions = {str(k): str(v) for k, v in (functions or {}).items()}
+        # Expressions stay text; a mapping is a table of numbers (dinf.pdes.tables).
+        self.functions = read_functions(functions, self.coords, self.domain.bounds, SEARCH_DIRS)
         vocab = Vocabulary(self.unknowns.names, self.coords, self.params, self.functions, time=self.time)
         self.residuals: Dict[str, Residual] = {}
         self.residual_weights: Dict[str, float] = {}
@@ -405,9 +407,17 @@ def _l2re(pred: Tensor, truth: Tensor) -> float:
     return float(torch.linalg.norm(pred - truth) / torch.linalg.norm(truth))
 
 
+GRID_AXES = 3  # up to this many coordinates the evaluation points are a grid; beyond, Sobol points
+EVAL_POINTS = 1 << 15  # evaluation points in more than GRID_AXES coordinates (``evaluation.points``)
+
+
 def evaluation_grid(p: EquationProblem) -> Tensor:
     """A grid over the domain's bounding box (``evaluation.resolution`` points per space axis,
-    ``evaluation.times`` along time), without points outside the domain."""
+    ``evaluation.times`` along time), without points outside the domain. In more than three
+    coordinates a grid is too many points: ``evaluation.points`` scrambled Sobol points (seed 0)
+    inside the domain instead."""
+    if p.in_dim > GRID_AXES:
+        return _sobol_inside(p, int(p.evaluation.get("points", EVAL_POINTS)))
     res = p.evaluation.get("resolution", 128)
     times = p.evaluation.get("times", 11)
     axes = []
@@ -416,6 +426,20 @@ def evaluation_grid(p: EquationProblem) -> Tensor:
         axes.append(torch.linspace(lo, hi, times if c == p.time else res, dtype=torch.float64))
     x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
     return x[closed_contains(p.domain, x)]
+
+
+def _sobol_inside(p: EquationProblem, n: int) -> Tensor:
+    """``n`` points of a scrambled Sobol sequence (seed 0) over the bounding box that lie inside
+    the domain (the sequence is drawn on until ``n`` are inside)."""
+    engine = torch.quasirandom.SobolEngine(p.in_dim, scramble=True, seed=0)
+    lo, hi = p.domain.bounds[:, 0], p.domain.bounds[:, 1]
+    kept, have = [], 0
+    while have < n:
+        x = lo + engine.draw(max(2 * (n - have), 1024), dtype=torch.float64) * (hi - lo)
+        x = x[p.domain.contains(x)][: n - have]
+        kept.append(x)
+        have += x.shape[0]
+    return torch.cat(kept)
 
 
 def _time_name(domain: Mapping[str, Any]) -> Optional[str]:
