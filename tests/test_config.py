@@ -27,7 +27,11 @@ _CLASSICAL = ("fem", "fd", "mol")  # solvers whose result is a field: they take 
 @pytest.mark.parametrize("model", _options("model"))
 @pytest.mark.parametrize("pde", _options("pde"))
 def test_every_model_builds_for_every_pde(model, pde):
-    problem, field, solver = build(compose_cfg([f"model={model}", f"pde={pde}"]))
+    try:
+        problem, field, solver = build(compose_cfg([f"model={model}", f"pde={pde}"]))
+    except ConfigError as e:  # only the full grid refuses, in 5+ axes, naming the factored grid
+        assert e.key == "kernel.rho" and "model=dinf_cp" in str(e) and "\n" not in str(e), str(e)
+        return
     assert isinstance(problem, Problem) and isinstance(field, Field) and isinstance(solver, Solver)
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     jet = field.jet(x, problem.jet_order)
@@ -73,7 +77,8 @@ def test_solvers_build(name):
         pytest.importorskip("skfem")
     solver = instantiate(cfg.solver)
     if name == "auto":  # the candidates' configs, built when the run has a field and a problem
-        assert isinstance(solver, Auto) and set(solver.candidates) == {"least_squares", "gauss_newton", "newton", "adam"}
+        assert isinstance(solver, Auto) and set(solver.candidates) == {"least_squares", "gauss_newton", "cp_lm", "newton",
+                                                                      "adam"}
         return
     assert isinstance(solver, Solver)
     if not isinstance(solver, GradientSolver):

@@ -35,6 +35,10 @@ EDGES = ("pad", "clamp")
 # backward), for comparisons. triton forced on CPU tensors runs under Triton's interpreter (slow).
 BACKENDS = ("auto", "torch", "numba", "triton", "reference")
 FUSED_DIMS = (2, 3)  # axes the fused kernels handle (both numba and Triton)
+# Neighbours a point reads per level, (2ρ)^d, beyond which the grid is refused: 5 axes at ρ = 3
+# read 7 776 (experiments/dimension_table.py: past 8 GB at 8 cells, 2 levels, 16 384 points);
+# the factored grid (model=dinf_cp) reads d·2ρ per rank instead.
+MAX_NEIGHBOURS = 4096
 
 
 @dataclass
@@ -105,6 +109,9 @@ class DInfGrid(Field):
         check_choice("backend", backend, BACKENDS)
         check(backend != "numba" or rbf_cpu.AVAILABLE, "backend", "numba is not installed")
         check(backend != "triton" or _rbf_triton() is not None, "backend", "triton is not installed")
+        check((2 * rho) ** in_dim <= MAX_NEIGHBOURS, "rho",
+              f"∂∞-Grid reads (2ρ)^d = {(2 * rho) ** in_dim:,} neighbours a point in {in_dim} axes (at most "
+              f"{MAX_NEIGHBOURS:,}): use model=dinf_cp, the factored grid, for {in_dim} axes (or a smaller kernel.rho)")
         axes = check_grid(in_dim, resolution, levels, features)
         check(rho >= 1, "rho", f"must be >= 1, got {rho}")
         check(eps > 0, "eps", f"must be > 0, got {eps}")

@@ -2,9 +2,10 @@
 
 The order is the speed order measured on this project's problems: least squares (a linear problem
 on a field linear in its node values: one sparse solve), Gauss–Newton (squared residuals on such
-a field: a few linearised solves), Newton (an energy on such a field), else Adam (networks, and
-grids the others refuse). Each candidate's own ``check`` decides, so what ``auto`` picks is what
-that solver, named alone, would accept.
+a field: a few linearised solves), Levenberg–Marquardt on the factored grid's factors (squared
+rows on ``model=dinf_cp``, whose jets are multilinear in its factors), Newton (an energy on such
+a field), else Adam (networks, and grids the others refuse). Each candidate's own ``check``
+decides, so what ``auto`` picks is what that solver, named alone, would accept.
 """
 from __future__ import annotations
 
@@ -17,17 +18,20 @@ from dinf.pdes.capabilities import EnergyProblem, LinearProblem, ResidualProblem
 from dinf.solvers.base import Solver
 
 # The candidates in the order tried, with what each needs of the problem to be worth trying.
-ORDER = (("least_squares", LinearProblem), ("gauss_newton", ResidualProblem), ("newton", EnergyProblem))
+ORDER = (("least_squares", LinearProblem), ("gauss_newton", ResidualProblem),
+         ("cp_lm", (LinearProblem, ResidualProblem)), ("newton", EnergyProblem))
 WHY = {
     "least_squares": "the problem is linear and the field is linear in its node values: one sparse solve",
     "gauss_newton": "the residuals are nonlinear and the field is linear in its node values: a few linearised solves",
+    "cp_lm": "the field is the factored grid (multilinear in its factors) and the loss is squared rows: "
+             "a few dense Levenberg–Marquardt steps",
     "newton": "the problem is an energy and the field is linear in its node values: a few Newton solves",
 }
 
 
 class Auto:
     """Holds the candidates' configs (``solver.least_squares``, ``solver.gauss_newton``,
-    ``solver.newton``, ``solver.adam``); ``choose`` builds the first that applies."""
+    ``solver.cp_lm``, ``solver.newton``, ``solver.adam``); ``choose`` builds the first that applies."""
 
     def __init__(self, **candidates: object):
         self.candidates = candidates
