@@ -107,12 +107,12 @@ def test_auto_picks_levenberg_marquardt_and_it_solves_a_3d_poisson_problem():
     assert problem.evaluate(field)["l2re"] < 1e-3
 
 
-def test_a_run_writes_the_solution_into_the_field():
+def test_a_run_writes_the_solution_into_the_field(tmp_path):
     from dinf.app.run import train
 
     cfg = _poisson_cfg(2, ["model=dinf_cp", "model.rank=2", "model.resolution=4", "model.init=ones",
                            "trainer.max_steps=8"])
-    metrics = train(cfg, output_dir=None)
+    metrics = train(cfg, output_dir=str(tmp_path))
     assert metrics["solver"] == CPLevenbergMarquardt.name and metrics["l2re"] < 1e-4
 
 
