@@ -9,10 +9,12 @@ L2RE on ≈ 32 768 points (a 181² or 32³ grid, Sobol points from four axes on)
 * ``mlp``: PINNacle's MLP (``model=pinnacle_mlp``, 5 × 100 tanh) with Adam at 1e-3, at most
   ``--mlp-steps`` steps or ``--mlp-time`` of training, whichever comes first.
 * ``dinf``: the full tensor-product ∂∞-Grid (``model=dinf``, the settings in ``FULL``) with its
-  solver (least squares), where it fits.
+  solver (least squares), where it fits; ``dinf_wide`` the same with the wide kernel (ε = 0.7,
+  ρ = 5: 10^d neighbours a point).
 * ``dinf_it`` and ``dinf_cp_it``: the cost of one Adam iteration of the two grids (draw the batch →
   closed-form jet → the problem's loss → backward → Adam step) at the problem's batch, median of
-  ``--repeats`` after one warm-up.
+  ``--repeats`` after one warm-up; ``dinf_it_r4``: the full grid at PNd's own 4 cells, one level.
+  These measure past the full grid's guard (``dinf_grid.MAX_NEIGHBOURS``).
 
 Each case runs in its own process: its peak memory is that process's peak resident set
 (``ru_maxrss``), and the parent stops a case whose resident set passes ``--max-gb`` or whose time
@@ -102,7 +104,8 @@ def run_iterations(d: int, overrides: List[str], repeats: int) -> Dict[str, Any]
     from dinf.fields import dinf_grid
 
     dinf_grid.MAX_NEIGHBOURS = float("inf")  # measure what the guard would refuse
-    cfg = compose(d, overrides + ["solver=adam"])
+    keep = [o for o in overrides if not o.startswith(("solver.", "trainer."))]  # the model's settings only
+    cfg = compose(d, keep + ["solver=adam"])
     problem, field, _ = build(cfg)
     opt = torch.optim.Adam(field.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -139,8 +142,12 @@ def child(args: argparse.Namespace) -> None:
                                 f"trainer.max_time={args.mlp_time}", "trainer.val_check_interval=250"])
         elif method == "dinf":
             out = run_train(d, FULL + ["solver=auto"])
+        elif method == "dinf_wide":  # the wide, less truncated kernel of the pde files' best blocks
+            out = run_train(d, FULL + ["kernel.eps=0.7", "kernel.rho=5", "solver=auto"])
         elif method == "dinf_it":
             out = run_iterations(d, FULL, args.repeats)
+        elif method == "dinf_it_r4":  # PNd's own resolution: 4 cells, one level
+            out = run_iterations(d, FULL + ["grid.resolution=4", "grid.levels=1"], args.repeats)
         elif method == "dinf_cp_it":
             out = run_iterations(d, CP, args.repeats)
         else:
@@ -169,8 +176,11 @@ def run_case(method: str, d: int, args: argparse.Namespace) -> Dict[str, Any]:
            "--mlp-steps", str(args.mlp_steps), "--mlp-time", args.mlp_time]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    env = dict(os.environ)
+    if args.threads:  # torch's, OpenMP's and numba's (the full grid's fused kernel in 2 and 3 axes)
+        env.update(OMP_NUM_THREADS=str(args.threads), NUMBA_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak, status = 0.0, None
     while proc.poll() is None:
         peak = max(peak, rss_gb(proc.pid))
@@ -198,7 +208,7 @@ def run_case(method: str, d: int, args: argparse.Namespace) -> Dict[str, Any]:
 
 def fmt(row: Dict[str, Any]) -> str:
     if row["status"] != "ok":
-        why = row.get("reason") or row["status"]
+        why = row.get("reason") or " ".join([row["status"], *row.get("error", [])])
         return f"{why} (peak {row.get('peak_gb', 0):.1f} GB)" if row["status"].startswith("stopped") else why
     if "s_per_it" in row:
         return f"{row['s_per_it']:.3g} s/it, {row['peak_gb']:.2f} GB, {row['params']:,} parameters"
@@ -209,7 +219,7 @@ def fmt(row: Dict[str, Any]) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dims", type=int, nargs="+", default=[2, 3, 4, 5, 6])
-    p.add_argument("--methods", nargs="+", default=["dinf_cp", "dinf_cp_it", "dinf_it", "dinf", "mlp"])
+    p.add_argument("--methods", nargs="+", default=["dinf_cp", "dinf_cp_it", "dinf_it", "dinf_it_r4", "dinf", "mlp"])
     p.add_argument("--mlp-steps", type=int, default=2000, help="Adam steps of the MLP at most")
     p.add_argument("--mlp-time", default="00:00:03:00", help="the MLP's training-time cap (DD:HH:MM:SS)")
     p.add_argument("--repeats", type=int, default=3, help="timed Adam iterations (the *_it methods)")
