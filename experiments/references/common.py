@@ -47,34 +47,70 @@ def convergence(hs: Sequence[float], us: Sequence[np.ndarray], times: Sequence[f
                 refine_order_successive=order_s)
 
 
-def probe(basis, u: np.ndarray, x: np.ndarray, candidates: int = 12, outside: float = 0.05) -> np.ndarray:
+def probe(basis, u: np.ndarray, x: np.ndarray, candidates: int = 12, outside: float = 0.05,
+          tol: float = 1e-10) -> np.ndarray:
     """``u`` (dofs of ``basis``) at points ``x`` ``[dim, M]`` on a triangle or tetrahedron mesh, straight
-    or quadratic (isoparametric). A point farther outside every candidate cell than ``outside``
-    (reference coordinates) is NaN."""
+    or quadratic (isoparametric). Each point's cell: among the ``candidates`` cells with the nearest
+    centroids (8× and 64× as many for a point none holds), the one whose straight-sided simplex
+    holds it (largest least barycentric coordinate); on curved cells, the reference coordinates by
+    Newton on the cell's own mapping, and for a point that then falls outside its cell (by more
+    than ``tol``), the candidate whose curved cell holds it best. A point farther outside every
+    candidate than ``outside`` (reference coordinates) is NaN."""
     from scipy.spatial import cKDTree
     from skfem import MeshTet, MeshTri
 
     m = basis.mesh
-    dim = x.shape[0]
+    dim, npts = x.shape
     straight = (MeshTri if dim == 2 else MeshTet)(m.p, m.t)._mapping()
-    centroids = m.p[:, m.t].mean(axis=1).T
-    near = cKDTree(centroids).query(x.T, min(candidates, m.t.shape[1]))[1].reshape(x.shape[1], -1)
-    best, worst = np.zeros(x.shape[1], int), np.full(x.shape[1], -np.inf)
+    tree = cKDTree(m.p[:, m.t].mean(axis=1).T)
+
+    def margin(X):  # [dim, M] reference coordinates → least barycentric coordinate (≥ 0 inside)
+        return np.minimum(X.min(axis=0), 1 - X.sum(axis=0))
+
+    def nearest(idx, k):
+        return tree.query(x[:, idx].T, min(k, m.t.shape[1]))[1].reshape(idx.size, -1)
+
+    best, worst = np.zeros(npts, int), np.full(npts, -np.inf)
+    near = np.zeros((npts, 0), int)
+    todo = np.arange(npts)
+    for k in (candidates, 8 * candidates, 64 * candidates):
+        cand = nearest(todo, k)
+        if k == candidates:
+            near = cand
+        for j in range(cand.shape[1]):
+            cells = cand[:, j]
+            mg = margin(straight.invF(x[:, todo, None], tind=cells)[:, :, 0])
+            better = mg > worst[todo]
+            best[todo[better]], worst[todo[better]] = cells[better], mg[better]
+        todo = todo[worst[todo] < -tol]
+        if todo.size == 0:
+            break
+
+    def curved_coords(idx, cells):  # reference coordinates [dim, len(idx), 1] on the curved cells
+        X = straight.invF(x[:, idx, None], tind=cells)
+        bent = np.abs(basis.mapping.F(X, tind=cells) - x[:, idx, None]).max(axis=(0, 2)) > 1e-14
+        if bent.any():
+            X[:, bent] = newton(basis.mapping, x[:, idx][:, bent], cells[bent], X[:, bent])
+        return X
+
+    X = curved_coords(np.arange(npts), best)
+    worst = margin(X[:, :, 0])
+    todo = np.flatnonzero(worst < -tol)  # outside its curved cell: try the other candidates
     for j in range(near.shape[1]):
-        cells = near[:, j]
-        X = straight.invF(x[:, :, None], tind=cells)[:, :, 0]
-        margin = np.minimum(X.min(axis=0), 1 - X.sum(axis=0))  # ≥ 0 inside the simplex
-        better = margin > worst
-        best[better], worst[better] = cells[better], margin[better]
-    out = np.full(x.shape[1], np.nan)
+        if todo.size == 0:
+            break
+        cells = near[todo, j]
+        Xj = curved_coords(todo, cells)
+        mg = margin(Xj[:, :, 0])
+        better = mg > worst[todo]
+        sel = todo[better]
+        best[sel], worst[sel], X[:, sel] = cells[better], mg[better], Xj[:, better]
+    out = np.full(npts, np.nan)
     ok = worst > -outside
     cells = best[ok]
-    X = straight.invF(x[:, ok, None], tind=cells)
-    curved = np.abs(basis.mapping.F(X, tind=cells) - x[:, ok, None]).max(axis=(0, 2)) > 1e-14
-    if curved.any():
-        X[:, curved] = newton(basis.mapping, x[:, ok][:, curved], cells[curved], X[:, curved])
-    phis = np.array([basis.elem.gbasis(basis.mapping, X, k, tind=cells)[0] for k in range(basis.Nbfun)])
+    phis = np.array([basis.elem.gbasis(basis.mapping, X[:, ok], k, tind=cells)[0] for k in range(basis.Nbfun)])
     out[ok] = np.einsum("kmq,km->m", phis, u[basis.element_dofs[:, cells]])
+    probe.last_margin = worst  # diagnostics: least barycentric coordinate of each point in its cell
     return out
 
 
