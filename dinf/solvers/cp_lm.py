@@ -160,6 +160,7 @@ class _State:
         self.problem, self.batch, self.chunk = problem, batch, chunk
         self.order = problem.jet_order
         x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
+        lo, scale = lo.to(x), scale.to(x)
         u = (x - lo) * scale - 1.0  # the grid's coordinates; d x_unit / d x = scale per axis
         self.n, self.d = x.shape
         self.C, self.R = grid.out_dim, grid.rank
@@ -169,7 +170,8 @@ class _State:
         with torch.no_grad():
             for a in range(self.d):
                 c, w = grid.axis_basis(u[:, a].to(torch.float64), a, self.order)
-                powers = torch.tensor([float(scale[a]) ** m for m in range(self.order + 1)], dtype=torch.float64)
+                powers = torch.tensor([float(scale[a]) ** m for m in range(self.order + 1)], dtype=torch.float64,
+                                      device=w.device)
                 self.cols.append(c)
                 self.weights.append(w.double() * powers[:, None])
         self.sizes = [n * self.C * self.R for n in grid.nodes_per_axis]
@@ -226,7 +228,7 @@ class _State:
                              for s in range(0, self.n, self.chunk)])
             if system.mix is not None:
                 rho = torch.sparse.mm(system.mix.double(), rho.reshape(-1, 1)).reshape(-1, rho.shape[1])
-            r = (rho - system.rhs.double()).reshape(-1)
+            r = (rho - system.rhs.to(rho)).reshape(-1)
         loss = float(r @ r)
         return loss, (loss, system, r)
 
@@ -246,8 +248,8 @@ class _State:
             JtJ, Jtr = J.T @ J, J.T @ r
         else:
             E = coef.shape[1]
-            JtJ = torch.zeros(P, P, dtype=torch.float64)
-            Jtr = torch.zeros(P, dtype=torch.float64)
+            JtJ = theta.new_zeros(P, P)
+            Jtr = theta.new_zeros(P)
             for s in range(0, self.n, self.chunk):
                 rows = slice(s, min(s + self.chunk, self.n))
                 J = self._jacobian(theta, coef[rows], rows)
@@ -261,13 +263,13 @@ class _State:
         alpha = factored_rows(q, coef, derivatives=True)[1]  # [n, E, d, m, C, R]
         n, E = alpha.shape[:2]
         P = int(theta.numel())
-        J = torch.zeros(n, E, P, dtype=torch.float64)
+        J = theta.new_zeros(n, E, P)
         CR = self.C * self.R
         for ax in range(self.d):
             w = self.weights[ax][rows]  # [n, m, M]
             vals = torch.einsum("nemcr,nmk->nekcr", alpha[:, :, ax], w).reshape(n, E, -1)  # [n, E, M·C·R]
             cols = self.cols[ax][rows]  # [n, M]
-            idx = (self.starts[ax] + cols[:, :, None] * CR + torch.arange(CR)).reshape(n, 1, -1).expand(n, E, -1)
+            idx = (self.starts[ax] + cols[:, :, None] * CR + torch.arange(CR, device=cols.device)).reshape(n, 1, -1).expand(n, E, -1)
             J.scatter_add_(2, idx, vals)
         return J.reshape(n * E, P)
 
