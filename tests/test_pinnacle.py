@@ -19,11 +19,11 @@ from tests.helpers import CONF, compose_cfg
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = OmegaConf.load(Path(CONF) / "experiment" / "pinnacle.yaml").hydra.sweeper.params
 PROBLEMS = SWEEP.pde.split(",")  # the problems the sweep varies; pde=<same name> runs one
-LINEAR = {"poisson2d_c", "poisson2d_cg", "heat2d_ms", "wave1d"}
+LINEAR = {"poisson2d_c", "poisson2d_cg", "heat2d_ms", "wave1d", "poisson2d_ms", "poisson3d_cg", "heat2d_cg"}
 
 
-def test_the_sweep_covers_the_six_problems_and_three_models():
-    assert len(PROBLEMS) == 6 and SWEEP.model.split(",") == ["dinf", "siren", "pinnacle_mlp"]
+def test_the_sweep_covers_the_nine_problems_and_three_models():
+    assert len(PROBLEMS) == 9 and SWEEP.model.split(",") == ["dinf", "siren", "pinnacle_mlp"]
     for name in PROBLEMS:  # a sweep job (experiment=pinnacle pde=…) is the single pde run
         job = compose_cfg(["experiment=pinnacle", f"pde={name}"], tiny=False)
         single = compose_cfg([f"pde={name}"], tiny=False)

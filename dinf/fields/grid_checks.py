@@ -1,6 +1,8 @@
 """Config checks shared by the multi-resolution grid fields."""
 from __future__ import annotations
 
+import math
+
 import numbers
 from typing import Any, List, Tuple, Union
 
@@ -37,6 +39,9 @@ def _show(resolution: Any) -> str:
         return repr(resolution)
 
 
+MAX_VALUES = 1 << 28  # node values of one grid level (2 GiB in float64): beyond, a grid does not fit in memory
+
+
 def check_grid(in_dim: int, resolution: Any, levels: int, features: int) -> Tuple[int, ...]:
     """Raise ``ConfigError`` unless every level ``s`` has a whole ``r_a / 2^s`` cells on every
     axis a. Returns the finest level's cells per axis."""
@@ -44,6 +49,10 @@ def check_grid(in_dim: int, resolution: Any, levels: int, features: int) -> Tupl
     check(levels >= 1, "levels", f"must be >= 1, got {levels}")
     check(features >= 1, "features", f"must be >= 1, got {features}")
     axes = resolution_per_axis(in_dim, resolution)
+    values = math.prod(r + 1 for r in axes) * features
+    check(values <= MAX_VALUES, "resolution",
+          f"{_show(resolution)} cells per axis in {in_dim} axes is {values:,} node values on the finest level "
+          f"(at most {MAX_VALUES:,}): use fewer cells, or model=dinf_cp (the factored grid) for many axes")
     step = 2 ** (levels - 1)
     bad = [a for a, r in enumerate(axes) if r < step or r % step]
     if not bad:

@@ -29,9 +29,15 @@ def pictures(problem: Any, field: Any, resolution: int = 160) -> Dict[str, Figur
     return {problem.name: _images(problem, field, times, resolution)}
 
 
-def _reference(problem: Any, x: torch.Tensor) -> Optional[np.ndarray]:
+MAX_LEVELS = 1000  # a coordinate with at most this many distinct values in the file is a set of slices
+
+
+def _reference(problem: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None) -> Optional[np.ndarray]:
     """Reference values ``[M, C]`` at ``x``, or None where only a file exists and it has no
-    value there (nearest-neighbour interpolation of the file's nodes otherwise)."""
+    value there (linear interpolation of the file's nodes, nearest outside them). A coordinate
+    held at ``fixed[a]`` that the file gives on a few slices (snapshot times, grid planes) is
+    read on the nearest slice, in the free coordinates only: a Delaunay triangulation in three or
+    more coordinates of a large file takes minutes."""
     ref = problem.reference
     if not ref.given:
         return None
@@ -42,6 +48,14 @@ def _reference(problem: Any, x: torch.Tensor) -> Optional[np.ndarray]:
     nodes = problem.eval_x.cpu().double().numpy()
     vals = problem.eval_values.cpu().double().numpy()[:, : problem.unknowns.out_dim]
     pts = x.numpy()
+    keep = list(range(nodes.shape[1]))
+    for a, v in (fixed or {}).items():
+        levels = np.unique(nodes[:, a])
+        if len(levels) <= MAX_LEVELS:
+            on = nodes[:, a] == levels[np.argmin(np.abs(levels - v))]
+            nodes, vals = nodes[on], vals[on]
+            keep.remove(a)
+    nodes, pts = nodes[:, keep], pts[:, keep]
     out = griddata(nodes, vals, pts, method="linear") if nodes.shape[1] <= 3 else None
     if out is None:
         return None
@@ -80,7 +94,7 @@ def _images(problem: Any, field: Any, times: List[Optional[float]], n: int) -> F
         x = _grid(problem, f, free, n)
         inside = closed_contains(problem.domain, x).numpy()
         pred = problem.predict(field, x).numpy()
-        ref = _reference(problem, x)
+        ref = _reference(problem, x, f)
         ext = [float(problem.domain.bounds[free[0], 0]), float(problem.domain.bounds[free[0], 1]),
                float(problem.domain.bounds[free[1], 0]), float(problem.domain.bounds[free[1], 1])]
         # Space against space at true proportions (a disk stays round); (x, t) fills the panel.
