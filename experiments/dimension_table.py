@@ -53,18 +53,24 @@ CP = ["model=dinf_cp", "model.rank=8", "model.resolution=8", "model.init=ones", 
 FULL = ["model=dinf", "grid.resolution=8", "grid.levels=2", "grid.features=2", "kernel.rho=3", "kernel.eps=1.0"]
 
 
-def poisson_nd(d: int, batch: int = 16384) -> Dict[str, Any]:
-    """The pde config of PNd in ``d`` axes (``d`` ≤ 6)."""
+def box_poisson(d: int, name: str, s: str, source: str, exact: str, batch: int = 16384) -> Dict[str, Any]:
+    """The pde config of Σ u_ii + source = 0 on [0, 1]^d (``d`` ≤ 6), u = exact on the faces (soft,
+    weight 100) and as the reference; ``s`` is a helper function of the axes the two may use."""
     names = NAMES[:d]
-    s = " + ".join(f"sin(pi*{n}/2)" for n in names)
     evaluation = {"points": 32768} if d > 3 else {"resolution": {2: 181, 3: 32}.get(d, 128)}
     return {
-        "_target_": "dinf.pdes.EquationProblem", "name": f"poisson{d}d", "in_dim": d, "out_dim": 1,
+        "_target_": "dinf.pdes.EquationProblem", "name": name, "in_dim": d, "out_dim": 1,
         "unknowns": ["u"], "domain": {"space": {n: [0, 1] for n in names}}, "functions": {"s": s},
-        "residuals": {"poisson": " + ".join(f"u_{n}{n}" for n in names) + " + pi^2/4*s"},
-        "conditions": {"faces": {"type": "dirichlet", "piece": "box", "value": "s", "weight": 100.0, "points": 8192}},
-        "reference": {"exact": {"u": "s"}}, "evaluation": evaluation, "batch_size": batch, "resolution": 8,
+        "residuals": {"poisson": " + ".join(f"u_{n}{n}" for n in names) + f" + {source}"},
+        "conditions": {"faces": {"type": "dirichlet", "piece": "box", "value": exact, "weight": 100.0, "points": 8192}},
+        "reference": {"exact": {"u": exact}}, "evaluation": evaluation, "batch_size": batch, "resolution": 8,
     }
+
+
+def poisson_nd(d: int, batch: int = 16384) -> Dict[str, Any]:
+    """The pde config of PNd in ``d`` axes (``d`` ≤ 6)."""
+    s = " + ".join(f"sin(pi*{n}/2)" for n in NAMES[:d])
+    return box_poisson(d, f"poisson{d}d", s, "pi^2/4*s", "s", batch)
 
 
 def compose(d: int, overrides: List[str], batch: int = 16384):

@@ -28,22 +28,13 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-NAMES = ["x", "y", "z", "v", "w", "q"]
+from experiments.dimension_table import NAMES, box_poisson  # noqa: E402
 
 
 def radial_nd(d: int, batch: int = 16384) -> Dict[str, Any]:
     """Poisson with exact u = 1/(1 + |x|²) on [0, 1]^d."""
-    names = NAMES[:d]
-    s = " + ".join(f"{n}^2" for n in names)
-    evaluation = {"points": 32768} if d > 3 else {"resolution": {2: 181, 3: 32}.get(d, 128)}
-    return {
-        "_target_": "dinf.pdes.EquationProblem", "name": f"radial{d}d", "in_dim": d, "out_dim": 1,
-        "unknowns": ["u"], "domain": {"space": {n: [0, 1] for n in names}}, "functions": {"s": s},
-        "residuals": {"poisson": " + ".join(f"u_{n}{n}" for n in names) + f" + {2 * d}/(1 + s)^2 - 8*s/(1 + s)^3"},
-        "conditions": {"faces": {"type": "dirichlet", "piece": "box", "value": "1/(1 + s)", "weight": 100.0,
-                                 "points": 8192}},
-        "reference": {"exact": {"u": "1/(1 + s)"}}, "evaluation": evaluation, "batch_size": batch, "resolution": 8,
-    }
+    s = " + ".join(f"{n}^2" for n in NAMES[:d])
+    return box_poisson(d, f"radial{d}d", s, f"{2 * d}/(1 + s)^2 - 8*s/(1 + s)^3", "1/(1 + s)", batch)
 
 
 def child(d: int, rank: int, steps: int, max_time: str, result: str) -> None:

@@ -61,6 +61,7 @@ import argparse
 import copy
 import ctypes
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -69,6 +70,10 @@ import numpy as np
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from experiments.references.common import newton, rel_l2  # noqa: E402
+
 OUT = ROOT / "data" / "references" / "heat2d_cg.npz"
 
 BOX = ((-8.0, 8.0), (-12.0, 12.0))
@@ -213,23 +218,11 @@ def interpolation(basis, x: np.ndarray, candidates: int = 12, outside: float = 0
     X = straight.invF(x[:, :, None], tind=best)
     curved = np.abs(basis.mapping.F(X, tind=best) - x[:, :, None]).max(axis=(0, 2)) > 1e-14
     if curved.any():
-        X[:, curved] = _newton(basis.mapping, x[:, curved], best[curved], X[:, curved])
+        X[:, curved] = newton(basis.mapping, x[:, curved], best[curved], X[:, curved])
     phis = np.array([basis.elem.gbasis(basis.mapping, X, k, tind=best)[0][:, 0] for k in range(basis.Nbfun)])
     rows = np.broadcast_to(np.arange(x.shape[1]), phis.shape)
     return sp.csr_matrix((phis.ravel(), (rows.ravel(), basis.element_dofs[:, best].ravel())),
                          shape=(x.shape[1], basis.N))
-
-
-def _newton(mapping, x: np.ndarray, cells: np.ndarray, guess: np.ndarray, steps: int = 30) -> np.ndarray:
-    X = guess.copy()
-    for _ in range(steps):
-        dX = np.einsum("ijkl,jkl->ikl", mapping.invDF(X, cells), x[:, :, None] - mapping.F(X, cells))
-        X += dX
-        if np.abs(dX).max() < 1e-13:
-            break
-    bad = ~np.isfinite(X).all(axis=(0, 2)) | (np.abs(mapping.F(X, cells) - x[:, :, None]).max(axis=(0, 2)) > 1e-10)
-    X[:, bad] = guess[:, bad]
-    return X
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,10 +370,6 @@ def solve(h: float, refine: int, points: np.ndarray, levels: int = LEVELS, backe
     t3 = time.perf_counter()
     return dict(u=u, dofs=int(basis.N), steps=int(steps.size), time_s=t3 - t0, mesh_s=t1 - t0,
                 assemble_s=t2 - t1, step_s=t3 - t2, h=h, refine=refine)
-
-
-def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 def table(label: str, sizes: Sequence[float], runs: Sequence[Dict]) -> Tuple[str, np.ndarray]:
