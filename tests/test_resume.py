@@ -114,3 +114,21 @@ def test_a_run_that_failed_before_its_first_checkpoint_does_not_inherit_the_fold
     assert not (tmp_path / CHECKPOINT).exists()
     state = begin(compose_cfg(["trainer.max_steps=6", "kernel.eps=-1"]), str(tmp_path))
     assert state.attempts == 1
+
+
+def test_a_run_killed_after_its_last_step_keeps_its_training_time(tmp_path):
+    # Killed while writing its results (pictures): the checkpoint holds the last step, so the
+    # same command resumes, trains no more, and reports the checkpoint's training time (not the
+    # seconds since the machine booted).
+    cfg = compose_cfg(["pde=poisson2d_c", "solver=least_squares", "grid.levels=1", "pde.resolution=[8,8]",
+                       "checkpoint.registry=null"])
+    first = train(cfg, output_dir=str(tmp_path))
+    assert (tmp_path / CHECKPOINT).exists()
+    state = json.loads((tmp_path / STATE).read_text())
+    state.update(status="running", pid=2 ** 22 + 12345)  # a process that is gone
+    (tmp_path / STATE).write_text(json.dumps(state))
+    (tmp_path / "metrics.json").unlink()
+    again = train(cfg, output_dir=str(tmp_path))
+    assert again["attempts"] == 2 and again["steps"] == first["steps"] == 1
+    assert again["train_time_s"] == pytest.approx(first["train_time_s"], rel=0.05)  # the time at its checkpoint
+    assert again["l2re"] == pytest.approx(first["l2re"], rel=1e-9)

@@ -29,6 +29,7 @@ from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
 from dinf.errors import ConfigError
+from dinf.fields.base import WrappedField
 from dinf.fields.interpolant import Interpolant
 from dinf.fields.mapped import MappedField
 from dinf.fields.warped import WarpedField, focus_axes
@@ -43,12 +44,14 @@ log = logging.getLogger(__name__)
 # Keys of a model file that are not its class's options: Adam's learning rate for this model
 # (solver.optim.lr reads it), whether a problem's exact conditions apply to it, its grading.
 MODEL_RUN_KEYS = ("lr", "exact_conditions", "focus")
+# Keys of a solver file that are not its class's options: marching in time windows wraps the solver.
+SOLVER_RUN_KEYS = ("windows",)
 
 
 def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
     """The problem, the field and the solver of a config, the solver checked against both; bad
     values raise ``ConfigError`` naming the key."""
-    solver = _instantiate(cfg, "solver")
+    solver = _instantiate(cfg, "solver", skip=SOLVER_RUN_KEYS)
     if isinstance(solver, ClassicalSolver):  # it imposes the conditions as stated: no field's exact ansatz
         with open_dict(cfg):
             cfg.model.exact_conditions = False
@@ -61,15 +64,56 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
     field = _field(cfg, problem)
     path, why = "solver", ""
     if isinstance(solver, Auto):
-        solver, name, why = solver.choose(field, problem, lambda name: _instantiate(cfg, f"solver.{name}"))
+        solver, name, why = solver.choose(field, problem,
+                                          lambda name: _instantiate(cfg, f"solver.{name}", skip=SOLVER_RUN_KEYS))
         path, why = f"solver.{name}", f", since {why} (solver=auto; solver=adam forces the paper's training)"
+    windows = OmegaConf.select(cfg, f"{path}.windows", default=None)
+    if windows is not None:
+        try:
+            field, solver = _march(cfg, problem, solver, windows, f"{path}.windows")
+        except ConfigError as e:
+            raise _user_key(cfg, e) from None
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
     log.info("solver: %s%s", solver.name, why)
     return problem, field, solver
 
 
-def _field(cfg: DictConfig, problem: Problem) -> torch.nn.Module:
-    """The model of ``cfg`` on the problem's box (and graded where ``model.focus`` says)."""
+def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: str) -> Tuple[torch.nn.Module, Solver]:
+    """One field per time window of ``spec`` (a count or the edges), shown as one
+    ``WindowedField``, and ``solver`` applied window after window (``Marching``)."""
+    from dinf.fields.windowed import WindowedField
+    from dinf.pdes.windows import time_axis, window_edges, window_problems
+    from dinf.solvers.marching import Marching
+
+    if not hasattr(problem, "options"):
+        raise ConfigError(key, f"windows need a problem stated in a config file, not {type(problem).__name__}")
+    axis, lo, hi = time_axis(problem, key)
+    edges = window_edges(spec, lo, hi, key)
+    problems, handovers = window_problems(problem, problem.options, edges, key)
+    focus = cfg.model.get("focus")
+    focus = OmegaConf.to_container(focus, resolve=True) if focus else {}
+    fields = []
+    for p, a, b in zip(problems, edges[:-1], edges[1:]):
+        # A grading in time grades the window that holds its focus (the others stay uniform in time).
+        own = {c: f for c, f in focus.items()
+               if c != problem.time or not isinstance(f, dict) or a <= float(f.get("at", (lo + hi) / 2)) <= b}
+        fields.append(_field(cfg, p, own, announce=False))
+    inner = fields[0]
+    while isinstance(inner, WrappedField):
+        inner = inner.inner
+    log.info("time windows: %d, edges %s; a %s on each, %s parameters in all", len(fields),
+             ", ".join(f"{e:g}" for e in edges), type(inner).__name__, f"{sum(f.num_params for f in fields):,}")
+    # Each window's exact conditions act inside the windowed field, so the run's problem sees the
+    # solution itself and must not apply its own (whole-interval) ones again.
+    exact = [p.hard for p in problems]
+    problem.hard = None
+    return WindowedField(fields, edges, axis, exact), Marching(solver, problems, handovers)
+
+
+def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = None,
+           announce: bool = True) -> torch.nn.Module:
+    """The model of ``cfg`` on the problem's box (and graded where ``model.focus``, or ``focus``
+    when given, says); ``announce``: log its kind and size."""
     field = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS)
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
@@ -78,15 +122,17 @@ def _field(cfg: DictConfig, problem: Problem) -> torch.nn.Module:
         log.warning("%s has zero derivatives of order %d almost everywhere (inside its cells), and this problem's "
                     "loss needs order %d: it cannot represent the residual and will score near 100 %%; model=dinf is "
                     "the smooth grid", type(field).__name__, field.smooth_order + 1, problem.jet_order)
-    log.info("model: %s, %s parameters", type(field).__name__, f"{sum(p.numel() for p in field.parameters()):,}")
+    if announce:
+        log.info("model: %s, %s parameters", type(field).__name__, f"{sum(p.numel() for p in field.parameters()):,}")
     if problem.bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in problem.bounds):
         field = MappedField(field, problem.bounds)  # fields live on [-1, 1]^d; the problem's box maps onto it
-    focus = cfg.model.get("focus")
+    focus = cfg.model.get("focus") if focus is None else focus
     if focus:
         if "spacing" not in inspect.signature(problem.sample).parameters:
             raise ConfigError("grid.focus", f"needs a problem stated in a config file; {type(problem).__name__} "
                               "draws its own points")
-        field = WarpedField(field, focus_axes(OmegaConf.to_container(focus, resolve=True), problem.coords,
+        focus = OmegaConf.to_container(focus, resolve=True) if isinstance(focus, DictConfig) else focus
+        field = WarpedField(field, focus_axes(focus, problem.coords,
                                               problem.bounds))
     return field
 

@@ -69,6 +69,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         published: Mapping[str, Any] | None = None,
         lift: Mapping[str, str] | None = None,
     ):
+        # The options as given: a time window of this problem is built from them (dinf.pdes.windows).
+        self.options: Dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.unknowns = Unknowns(unknowns)
         self.domain = Domain.from_config(dict(domain), key="domain")
         self.coords: List[str] = list(self.domain.coords)

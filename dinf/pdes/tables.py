@@ -34,10 +34,13 @@ _REL = 1e-9  # block edges must meet the domain's ends to this fraction of its e
 
 def read_functions(functions: Optional[Mapping[str, Any]], coords: Sequence[str], bounds: Tensor,
                    search_dirs: Sequence[Union[str, Path]], key: str = "functions") -> Dict[str, Union[str, Table]]:
-    """The problem's functions: expressions stay text, mappings become tables."""
+    """The problem's functions: expressions stay text, mappings become tables (a ``Table`` built
+    in code, such as a time window's handed-over initial value, is kept as it is)."""
     out: Dict[str, Union[str, Table]] = {}
     for name, spec in (functions or {}).items():
-        if isinstance(spec, Mapping):
+        if isinstance(spec, Table):
+            out[str(name)] = spec
+        elif isinstance(spec, Mapping):
             out[str(name)] = read_table(spec, coords, bounds, search_dirs, f"{key}.{name}")
         else:
             out[str(name)] = str(spec)

@@ -1,0 +1,82 @@
+"""One field over a time interval made of one field per time window.
+
+Marching in time (``solver.windows``) fits a separate field on each window ``[t_k, t_{k+1}]``;
+``WindowedField`` shows them as one field: a point is answered by the field of the window that
+holds its time (a point on an inner edge by the later window, whose initial value was handed
+over there), so evaluation, pictures and checkpoints see one solution over the whole interval.
+
+A window whose problem imposes conditions exactly (``u = g + B·N`` of the field's output ``N``,
+``dinf.pdes.hard``) trains its field as ``N`` on its own interval; ``exact[k]`` (its ``values``
+and ``jet`` maps) turns that window's output into the solution here, so the caller sees ``u``.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dinf.fields.base import Field
+from dinf.jet import Jet
+
+
+class WindowedField(Field):
+    """``fields[k]`` on ``edges[k] <= x[:, axis] < edges[k + 1]`` (the last window closed)."""
+
+    def __init__(self, fields: Sequence[Field], edges: Sequence[float], axis: int,
+                 exact: Optional[Sequence[Any]] = None):
+        first = fields[0]
+        super().__init__(first.in_dim, first.out_dim)
+        if len(edges) != len(fields) + 1:
+            raise ValueError(f"{len(fields)} windows need {len(fields) + 1} edges, got {len(edges)}")
+        self.windows = nn.ModuleList(fields)
+        self.axis = int(axis)
+        self.exact = list(exact) if exact is not None else [None] * len(fields)
+        self.register_buffer("edges", torch.as_tensor(list(edges), dtype=torch.float64), persistent=False)
+
+    @property
+    def smooth_order(self) -> Optional[int]:
+        orders = [f.smooth_order for f in self.windows if f.smooth_order is not None]
+        return min(orders) if orders else None
+
+    def window_of(self, x: Tensor) -> Tensor:
+        """Each point's window index ``[N]`` (times outside the interval: the nearest window)."""
+        inner = self.edges[1:-1].to(device=x.device)
+        return torch.bucketize(x[:, self.axis].detach().double().contiguous(), inner, right=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        which = self.window_of(x)
+        out = None
+        for k, field in enumerate(self.windows):
+            idx = (which == k).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            part = field(x[idx])
+            if self.exact[k] is not None:
+                part = self.exact[k].values(part, x[idx].double())
+            if out is None:
+                out = part.new_zeros(x.shape[0], part.shape[1])
+            out = out.index_copy(0, idx, part)
+        return out if out is not None else x.new_zeros(0, self.out_dim)
+
+    def jet(self, x: Tensor, order: int = 2) -> Jet:
+        if x.shape[0] == 0:
+            return self.windows[0].jet(x, order)
+        which = self.window_of(x)
+        parts = []
+        for k, field in enumerate(self.windows):
+            idx = (which == k).nonzero().squeeze(1)
+            if idx.numel():
+                jet = field.jet(x[idx], order)
+                if self.exact[k] is not None:
+                    jet = self.exact[k].jet(jet, x[idx].to(jet.value.dtype))
+                parts.append((idx, jet))
+        idx = torch.cat([i for i, _ in parts])
+        back = torch.empty_like(idx)
+        back[idx] = torch.arange(idx.numel(), device=idx.device)  # the points' original order
+
+        def gather(entry: str) -> Optional[Tensor]:
+            values = [getattr(j, entry) for _, j in parts]
+            return None if values[0] is None else torch.cat(values)[back]
+
+        return Jet(gather("value"), gather("grad"), gather("hess"))

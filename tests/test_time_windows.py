@@ -1,0 +1,125 @@
+"""Marching in time windows (``solver.windows``): the edges, the window problems and their
+handed-over initial values, the windowed field, and a windowed solve against an exact solution."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dinf.app.run import build
+from dinf.errors import ConfigError
+from dinf.fields.windowed import WindowedField
+from dinf.pdes.windows import Handover, window_edges
+from dinf.solvers.marching import Marching
+from tests.helpers import compose_cfg
+
+# Wave1d (u_tt = 4 u_xx, exact solution) on a small grid: value and rate are handed over.
+WAVE = ["pde=wave1d", "solver=least_squares", "grid.levels=1", "grid.resolution=[24,24]", "kernel.eps=0.7",
+        "kernel.rho=5", "solver.points=12000"]
+
+
+def test_edges_from_a_count_or_a_list_and_bad_ones_refused():
+    assert window_edges(4, 0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert window_edges([0, 0.1, 3], 0.0, 3.0) == [0.0, 0.1, 3.0]
+    with pytest.raises(ConfigError, match=r"solver.windows: the edges \[0.0, 0.5, 2.0\] do not tile the time "
+                                          r"interval \[0, 3\]"):
+        window_edges([0, 0.5, 2], 0.0, 3.0)
+    with pytest.raises(ConfigError, match="do not tile"):
+        window_edges([0, 2, 1, 3], 0.0, 3.0)
+    with pytest.raises(ConfigError, match="must be >= 1 window"):
+        window_edges(0, 0.0, 1.0)
+    with pytest.raises(ConfigError, match="give a number of equal windows"):
+        window_edges("four", 0.0, 1.0)
+
+
+def test_the_field_answers_each_time_from_its_window_in_the_callers_order():
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+            for _ in range(3)]
+    fields = [_Net(n) for n in nets]
+    field = WindowedField(fields, [0.0, 0.2, 0.5, 1.0], axis=1)
+    x = torch.rand(50, 2, dtype=torch.float64)
+    x[:3, 1] = torch.tensor([0.2, 0.5, 1.0])  # inner edges belong to the later window, the end to the last
+    which = field.window_of(x)
+    assert which[:3].tolist() == [1, 2, 2]
+    jet = field.jet(x, 2)
+    for k, f in enumerate(fields):
+        mine = which == k
+        ref = f.jet(x[mine], 2)
+        for got, want in ((jet.value[mine], ref.value), (jet.grad[mine], ref.grad), (jet.hess[mine], ref.hess)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(field(x), jet.value, rtol=0, atol=1e-15)
+
+
+def test_a_windowed_solve_matches_the_exact_solution_and_hands_over_value_and_rate():
+    problem, field, solver = build(compose_cfg(WAVE + ["solver.windows=2"]))
+    assert isinstance(field, WindowedField) and isinstance(solver, Marching) and len(field.windows) == 2
+    later = solver.problems[1]
+    tables = solver.handovers[1]
+    assert sorted((t.rate, t.at) for t in tables) == [(False, 0.5), (True, 0.5)]
+    assert all(isinstance(later.functions[f"start_{k}u"], Handover) for k in ("", "rate_"))
+    solver.solve(field, problem, torch.Generator().manual_seed(0))
+    metrics = problem.evaluate(field)
+    assert metrics["l2re"] < 5e-3, metrics
+    # The handed-over tables are the first window's field at t = 0.5, to round-off.
+    x = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+    at = torch.stack([x, torch.full_like(x, 0.5)], 1)
+    before = field.windows[0].jet(at.float(), 2)
+    value = next(t for t in tables if not t.rate)(x)
+    rate = next(t for t in tables if t.rate)(x)
+    torch.testing.assert_close(value, before.value[:, 0].double(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(rate, before.grad[:, 0, 1].double(), rtol=0, atol=1e-12)
+    # Across the edge the solution is continuous to the fit's accuracy (the conditions are soft).
+    after = field.windows[1].jet(at.float(), 2)
+    assert float((after.value - before.value).abs().max().detach()) < 2e-3
+    assert float((after.grad[:, 0, 1] - before.grad[:, 0, 1]).abs().max().detach()) < 5e-2
+
+
+def test_the_windowed_run_reports_one_solution(tmp_path):
+    from dinf.app.run import train
+
+    metrics = train(compose_cfg(WAVE + ["solver.windows=[0, 0.4, 1]"]), output_dir=str(tmp_path))
+    assert metrics["steps"] == 1 and metrics["l2re"] < 5e-3, metrics["l2re"]
+    assert (tmp_path / "wave1d.png").exists()
+
+
+def test_exact_conditions_stay_exact_in_the_first_window_and_the_run_sees_the_solution():
+    # Heat2d-MS imposes its initial value and walls exactly on the grids (best: exact_conditions).
+    problem, field, solver = build(compose_cfg(["pde=heat2d_ms", "solver=least_squares", "solver.windows=2",
+                                                "grid.resolution=[12,3,2]", "grid.levels=1", "solver.points=4000"]))
+    first, later = solver.problems
+    assert first.hard is not None and later.hard is not None  # the walls stay exact in both
+    assert {c.name for c in later.conditions} == {c.name for c in first.conditions} | {"initial"}
+    assert problem.hard is None and field.exact == [first.hard, later.hard]
+    solver.solve(field, problem, torch.Generator().manual_seed(0))
+    x = torch.rand(64, 3, dtype=torch.float64)
+    x[:, 2] = 0.0
+    u0 = problem.predict(field, x)[:, 0]  # u = g + B·N: the initial value at t = 0, whatever N is
+    torch.testing.assert_close(u0, torch.sin(20 * torch.pi * x[:, 0]) * torch.sin(torch.pi * x[:, 1]),
+                               rtol=0, atol=1e-5)  # float32 round-off
+
+
+def test_what_windows_cannot_carry_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"solver.windows: poisson2d_c has no time axis"):
+        build(compose_cfg(["pde=poisson2d_c", "solver=least_squares", "solver.windows=2"]))
+    with pytest.raises(ConfigError, match="do not tile the time interval"):
+        build(compose_cfg(WAVE + ["solver.windows=[0, 0.5]"]))
+    with pytest.raises(ConfigError, match="works with least squares so far"):
+        build(compose_cfg(["pde=wave1d", "solver=gauss_newton", "+solver.windows=2"]))
+
+
+class _Net(torch.nn.Module):
+    """A small network as a field (autograd jets)."""
+
+    smooth_order = None
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.in_dim, self.out_dim = net, 2, 1
+
+    def forward(self, x):
+        return self.net(x)
+
+    def jet(self, x, order=2):
+        from dinf.fields.base import autograd_jet
+
+        return autograd_jet(self, x, order)
