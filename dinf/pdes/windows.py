@@ -106,6 +106,9 @@ def window_problems(problem: Any, spec: Mapping[str, Any], edges: Sequence[float
                     value = {}
                     for u in targets:
                         fname = f"start_{'rate_' if kind == 'initial_rate' else ''}{u}"
+                        if fname in (spec.get("functions") or {}):
+                            raise ConfigError(f"pde.functions.{fname}", f"the name {fname} is a later window's "
+                                              f"initial value when marching ({key}): rename the function")
                         table = Handover(space, coords, time, a, problem.unknowns.channels[u][0], kind == "initial_rate")
                         functions[fname] = table
                         tables.append(table)
