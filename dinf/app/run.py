@@ -29,7 +29,7 @@ from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
 from dinf.errors import ConfigError
-from dinf.fields.base import WrappedField
+from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.fields.mapped import MappedField
 from dinf.fields.warped import WarpedField, focus_axes
@@ -98,11 +98,9 @@ def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: st
         own = {c: f for c, f in focus.items()
                if c != problem.time or not isinstance(f, dict) or a <= float(f.get("at", (lo + hi) / 2)) <= b}
         fields.append(_field(cfg, p, own, announce=False))
-    inner = fields[0]
-    while isinstance(inner, WrappedField):
-        inner = inner.inner
     log.info("time windows: %d, edges %s; a %s on each, %s parameters in all", len(fields),
-             ", ".join(f"{e:g}" for e in edges), type(inner).__name__, f"{sum(f.num_params for f in fields):,}")
+             ", ".join(f"{e:g}" for e in edges), type(innermost(fields[0])).__name__,
+             f"{sum(f.num_params for f in fields):,}")
     # Each window's exact conditions act inside the windowed field, so the run's problem sees the
     # solution itself and must not apply its own (whole-interval) ones again.
     exact = [p.hard for p in problems]

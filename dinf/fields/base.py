@@ -65,6 +65,13 @@ class WrappedField(Field):
             return getattr(inner, name)
 
 
+def innermost(field: nn.Module) -> nn.Module:
+    """The field inside any coordinate wrappers (``MappedField``, ``WarpedField``)."""
+    while isinstance(field, WrappedField):
+        field = field.inner
+    return field
+
+
 def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:
     """Jet by reverse-mode autograd of ``field(x)`` (double backward for the Hessian)."""
     if order < 0:

@@ -59,18 +59,21 @@ class WindowedField(Field):
             out = out.index_copy(0, idx, part)
         return out if out is not None else x.new_zeros(0, self.out_dim)
 
+    def window_jet(self, k: int, x: Tensor, order: int = 2) -> Jet:
+        """Window ``k``'s solution at ``x``, wherever ``x`` lies (the next window's initial value
+        reads it at the shared edge)."""
+        jet = self.windows[k].jet(x, order)
+        return jet if self.exact[k] is None else self.exact[k].jet(jet, x.to(jet.value.dtype))
+
     def jet(self, x: Tensor, order: int = 2) -> Jet:
         if x.shape[0] == 0:
-            return self.windows[0].jet(x, order)
+            return self.window_jet(0, x, order)
         which = self.window_of(x)
         parts = []
-        for k, field in enumerate(self.windows):
+        for k in range(len(self.windows)):
             idx = (which == k).nonzero().squeeze(1)
             if idx.numel():
-                jet = field.jet(x[idx], order)
-                if self.exact[k] is not None:
-                    jet = self.exact[k].jet(jet, x[idx].to(jet.value.dtype))
-                parts.append((idx, jet))
+                parts.append((idx, self.window_jet(k, x[idx], order)))
         idx = torch.cat([i for i, _ in parts])
         back = torch.empty_like(idx)
         back[idx] = torch.arange(idx.numel(), device=idx.device)  # the points' original order

@@ -4,8 +4,9 @@ Window ``k`` is the same problem on ``[t_k, t_{k+1}]``. The first keeps the prob
 conditions (exact ones too); each later one starts from the previous window's solution: its
 ``initial`` (and ``initial_rate``) values become ``Handover`` tables, which evaluate the previous
 window's solution at ``t_k``, as soft conditions (an exact one would need the table's
-derivatives in space). Exact conditions on the box's faces stay exact in every window. The tables are filled in (``Handover.source``) once the previous window is solved,
-so the window problems are built once, before any solve.
+derivatives in space). Exact conditions on the box's faces stay exact in every window. The
+tables are filled in (``Handover.source``) once the previous window is solved, so the window
+problems are built once, before any solve.
 """
 from __future__ import annotations
 
@@ -133,8 +134,9 @@ def _check_windowable(problem: Any, spec: Mapping[str, Any], key: str) -> None:
         raise ConfigError(key, "windows hand over real unknowns; this problem has complex ones")
     conditions = spec.get("conditions") or {}
     for name, cond in conditions.items():
-        if cond.get("type") in ("point", "periodic") and (cond.get("type") == "point" or cond.get("axis") == problem.time):
-            raise ConfigError(f"pde.conditions.{name}", f"a {cond.get('type')} condition in time is not carried across "
+        kind = cond.get("type")
+        if kind == "point" or (kind == "periodic" and cond.get("axis") == problem.time):
+            raise ConfigError(f"pde.conditions.{name}", f"a {kind} condition in time is not carried across "
                               f"time windows yet; no {key}")
     if not any(cond.get("type") == "initial" for cond in conditions.values()):
         raise ConfigError(key, f"{problem.name} has no initial condition to hand over between windows")

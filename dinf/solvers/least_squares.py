@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from dinf.solvers import separable as lsq_separable, tensor_operator as lsq_tensor
 from dinf.errors import ConfigError, check, check_choice
-from dinf.fields.base import WrappedField
+from dinf.fields.base import innermost
 from dinf.fields.decoders import LinearDecoder
 from dinf.fields.warped import sample_for
 from dinf.pdes.capabilities import LinearProblem
@@ -226,9 +226,7 @@ def check_memory(field: torch.nn.Module, system: LinearSystem, normal: bool) -> 
 
 
 def _name(field: torch.nn.Module) -> str:
-    while isinstance(field, WrappedField):
-        field = field.inner
-    return type(field).__name__
+    return type(innermost(field)).__name__
 
 
 def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:

@@ -59,7 +59,7 @@ class Marching(SolveSolver):
         windows = list(field.windows)
         for k, (f, p) in enumerate(zip(windows, self.problems)):
             if k > 0:
-                source = _jet_of(windows[k - 1], self.problems[k - 1])
+                source = _jet_of(field, k - 1, self.problems[k - 1].jet_order)
                 for table in self.handovers[k]:
                     table.source = source
             start = time.perf_counter()
@@ -80,16 +80,14 @@ class Marching(SolveSolver):
         return totals
 
 
-def _jet_of(field: torch.nn.Module, problem: Any):
-    """``(x, order) -> jet`` of a solved window's solution at float64 points: its field's jet, in
-    the field's precision, through the window's exact conditions where it has them. It asks for
-    the problem's ``jet_order`` (what the run warmed up: the fused CPU kernel compiles per order,
-    and a first compile inside a window would count as training)."""
-    dtype = next((p.dtype for p in field.parameters() if p.is_floating_point()), torch.float32)
+def _jet_of(field: WindowedField, k: int, jet_order: int):
+    """``(x, order) -> jet`` of solved window ``k``'s solution at float64 points, in its field's
+    precision. It asks for the problem's ``jet_order`` (what the run warmed up: the fused CPU
+    kernel compiles per order, and a first compile inside a window would count as training)."""
+    dtype = next((p.dtype for p in field.windows[k].parameters() if p.is_floating_point()), torch.float32)
 
     def source(x: torch.Tensor, order: int):
         with torch.enable_grad():
-            jet = field.jet(x.to(dtype), max(order, problem.jet_order))
-            return problem.hard.jet(jet, x.to(jet.value.dtype)) if problem.hard else jet
+            return field.window_jet(k, x.to(dtype), max(order, jet_order))
 
     return source
