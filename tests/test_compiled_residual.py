@@ -20,7 +20,7 @@ from dinf.equations import Residual, Unknowns, Vocabulary
 from dinf.equations.compile import Uncompilable, compile_exprs
 from dinf.equations.evaluate import compiled, evaluate, evaluate_tree
 from dinf.equations.linearize import autograd_rows, linearized_rows
-from dinf.jet import Jet
+from dinf.jet import Jet, higher_axes
 from dinf.pdes.equation_problem import EquationProblem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,12 +50,13 @@ def _residuals(problem: EquationProblem):
     return [(key, r) for key, r in out if isinstance(r, Residual)]
 
 
-def _jet(n: int, c: int, d: int, seed: int) -> Jet:
+def _jet(n: int, c: int, d: int, seed: int, order: int = 2) -> Jet:
     g = torch.Generator().manual_seed(seed)
     h = torch.randn(n, c, d, d, generator=g, dtype=torch.float64)
     f64 = torch.float64
+    higher = torch.randn(n, c, len(higher_axes(d, order)), generator=g, dtype=f64) if order > 2 else None
     return Jet(torch.randn(n, c, generator=g, dtype=f64), torch.randn(n, c, d, generator=g, dtype=f64),
-               h + h.transpose(-1, -2))
+               h + h.transpose(-1, -2), higher)
 
 
 def _data(problem: EquationProblem, n: int, seed: int):
@@ -86,7 +87,7 @@ def test_compiled_residuals_equal_the_tree_walk_on_shipped_problems(name):
     residuals = _residuals(problem)
     assert residuals
     for seed, (key, r) in enumerate(residuals):
-        jet, data = _jet(n, c, d, seed), _data(problem, n, seed)
+        jet, data = _jet(n, c, d, seed, order), _data(problem, n, seed)
         like = data[problem.coords[0]]
         # Values: the same operations in the same order, so the same bits.
         got = r.evaluate(jet, data)

@@ -132,7 +132,23 @@ def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = 
         focus = OmegaConf.to_container(focus, resolve=True) if isinstance(focus, DictConfig) else focus
         field = WarpedField(field, focus_axes(focus, problem.coords,
                                               problem.bounds))
+    check_order(field, problem.jet_order)
     return field
+
+
+def check_order(field: torch.nn.Module, order: int) -> None:
+    """Refuse, in one line, a problem whose equations need derivatives the field cannot give."""
+    limit = field.max_order
+    if limit is None or order <= limit:
+        return
+    inner = innermost(field)
+    if isinstance(field, WarpedField) and (inner.max_order is None or inner.max_order >= order):
+        raise ConfigError("grid.focus", f"the equations need derivatives of order {order}, and a graded grid gives "
+                                        f"up to order {limit}: remove grid.focus")
+    fix = ("kernel=gaussian (any order) with decoder=linear" if getattr(inner, "has_basis", False)
+           else "model=dinf, siren or mlp (any order)")
+    raise ConfigError("model", f"the equations need derivatives of order {order}; {type(inner).__name__} with these "
+                               f"settings gives up to order {limit}: use {fix}")
 
 
 def _check(cfg: DictConfig, solver: Solver, path: str, field: torch.nn.Module, problem: Problem) -> None:

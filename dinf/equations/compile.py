@@ -7,7 +7,7 @@ when it walks the tree (so the values agree to the last bit), and gives it back 
 ``Compiled``. A node that occurs in several expressions (a residual and its derivatives share
 most of theirs) is computed once. Symbols are read from the environment by name or, for a
 residual's jet entries, straight from the jet's tensors (``value[:, c]``, ``grad[:, c, a]``,
-``hess[:, c, a, b]``), so no environment dictionary is built per call.
+``hess[:, c, a, b]``, ``higher[:, c, k]``), so no environment dictionary is built per call.
 
 The source is generated from the expression tree only: temporaries named ``t<k>``, numbers as
 Python float literals, symbol names as string literals (``repr``), and a fixed set of torch
@@ -37,7 +37,7 @@ UNARY: Dict[type, Callable[[Tensor], Tensor]] = {
 NUM, TENSOR, BOOL, BTENSOR = "num", "tensor", "bool", "btensor"  # what a node is at run time
 _TORCH_NAME = {fn: f"torch.{fn.__name__}" for fn in set(UNARY.values())}
 _RELATIONS = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">", sp.GreaterThan: ">="}
-_SIGNATURE = "env, like, value=None, grad=None, hess=None"
+_SIGNATURE = "env, like, value=None, grad=None, hess=None, higher=None"
 
 
 class Uncompilable(ValueError):
@@ -45,7 +45,7 @@ class Uncompilable(ValueError):
 
 
 class Compiled:
-    """``fn(env, like, value=None, grad=None, hess=None)`` → one ``like``-shaped tensor per
+    """``fn(env, like, value=None, grad=None, hess=None, higher=None)`` → one ``like``-shaped tensor per
     expression (a constant broadcast to ``like``, as ``evaluate`` returns it). ``source``: the
     generated code, for reading."""
 
@@ -53,9 +53,10 @@ class Compiled:
         self.fn, self.source, self.symbols = fn, source, tuple(symbols)
 
     def __call__(self, env: Mapping[str, Tensor], like: Tensor, value: Optional[Tensor] = None,
-                 grad: Optional[Tensor] = None, hess: Optional[Tensor] = None) -> List[Tensor]:
+                 grad: Optional[Tensor] = None, hess: Optional[Tensor] = None,
+                 higher: Optional[Tensor] = None) -> List[Tensor]:
         try:
-            return self.fn(env, like, value, grad, hess)
+            return self.fn(env, like, value, grad, hess, higher)
         except KeyError as e:
             raise KeyError(f"no value for symbol {e.args[0]!r}") from None
 

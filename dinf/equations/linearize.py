@@ -24,7 +24,7 @@ from dinf.jet import Jet
 def linearized_rows(residual: Any, jet: Jet, point_data: Mapping[str, Tensor], dim: int, order: int
                     ) -> Tuple[Tensor, Tensor]:
     """``coef`` ``[N, P, C, A]`` and ``rhs`` ``[N, P]`` of ``residual`` linearised at ``jet``
-    (``A`` the jet entries up to ``order``: value, gradient, Hessian row-major)."""
+    (``A`` the jet entries up to ``order``: ``Jet.entries``)."""
     if isinstance(residual, Residual):
         rows = residual.linearized_rows(jet, point_data, dim, order)
         if rows is not None:
@@ -40,8 +40,11 @@ def autograd_rows(evaluate: Callable[[Jet, Mapping[str, Tensor]], Tensor], jet: 
         value = jet.value.detach().clone().requires_grad_(True)
         grad = jet.grad.detach().clone().requires_grad_(True) if jet.grad is not None and order >= 1 else None
         hess = jet.hess.detach().clone().requires_grad_(True) if jet.hess is not None and order >= 2 else None
-        leaves = [t for t in (value, grad, hess) if t is not None]
-        r = evaluate(Jet(value, grad, hess), point_data)  # [N, P]
+        higher = None
+        if jet.higher is not None and order >= 3:
+            higher = jet.truncated(order).higher.detach().clone().requires_grad_(True)
+        leaves = [t for t in (value, grad, hess, higher) if t is not None]
+        r = evaluate(Jet(value, grad, hess, higher), point_data)  # [N, P]
         n, parts, channels = value.shape[0], r.shape[1], value.shape[1]
         coef = value.new_zeros(n, parts, channels, width)
         for p in range(parts):
@@ -59,14 +62,8 @@ def autograd_rows(evaluate: Callable[[Jet, Mapping[str, Tensor]], Tensor], jet: 
 
 
 def _entries(jet: Jet, width: int) -> Tensor:
-    """``[N, C, width]``: value, gradient, Hessian (row-major) entries of a jet, detached."""
-    n, c = jet.value.shape
-    parts = [jet.value.detach().unsqueeze(-1)]
-    if jet.grad is not None:
-        parts.append(jet.grad.detach())
-        if jet.hess is not None:
-            parts.append(jet.hess.detach().reshape(n, c, -1))
-    out = torch.cat(parts, -1)
+    """``[N, C, width]``: a jet's entries (``Jet.entries``), detached."""
+    out = jet.entries().detach()
     if out.shape[-1] < width:
         raise ValueError(f"the system needs {width} jet entries, the jet has {out.shape[-1]}")
     return out[..., :width]

@@ -6,8 +6,8 @@ functions, comparisons and ``a if cond else b`` for piecewise coefficients. Noth
 ``eval``-ed, so a config file cannot run code.
 
 Names an expression may use (a ``Vocabulary``):
-- unknowns (``u``) and their derivatives: ``u_x``, ``u_t``, ``u_xx``, ``u_xy`` — one letter per
-  coordinate, up to second order (``u_yx`` is ``u_xy``);
+- unknowns (``u``) and their derivatives: ``u_x``, ``u_t``, ``u_xx``, ``u_xy``, ``u_xxxx``,
+  ``u_xxyy`` — one letter per coordinate, up to order ``MAX_ORDER`` (``u_yx`` is ``u_xy``);
 - ``u_n``: the derivative along the outward normal, on boundary pieces (``Σ n_a u_a``), and the
   normal's components ``n_x``, ``n_y``, …;
 - coordinates, named parameters, named coefficient functions (expressions themselves, or tables
@@ -26,7 +26,8 @@ import sympy as sp
 from dinf.equations.tables import Table, applied
 from dinf.errors import ConfigError, suggest
 
-MAX_ORDER = 2
+MAX_ORDER = 6  # names of orders above 2 are made when first read (d⁶ of them would be many)
+EAGER_ORDER = 2
 
 # Functions an expression may call, by the names users write.
 FUNCTIONS: Dict[str, Callable[..., sp.Expr]] = {
@@ -73,7 +74,7 @@ class Vocabulary:
         self.aliases: Dict[str, str] = {}  # u_yx -> u_xy
         for u in self.unknowns:
             self.entries[u] = Entry(u, ())
-            for order in range(1, MAX_ORDER + 1):
+            for order in range(1, EAGER_ORDER + 1):
                 for axes in itertools.product(range(len(self.coords)), repeat=order):
                     name = f"{u}_{''.join(self.coords[a] for a in axes)}"
                     canonical = f"{u}_{''.join(self.coords[a] for a in sorted(axes))}"
@@ -84,6 +85,19 @@ class Vocabulary:
 
     def symbol(self, name: str) -> sp.Symbol:
         return sp.Symbol(name, real=True)
+
+    def higher_entry(self, name: str) -> Optional[str]:
+        """The canonical name of a derivative of order 3 … ``MAX_ORDER`` (``u_xxyx`` → ``u_xxxy``),
+        registered on first use; None if ``name`` is not one."""
+        base, _, suffix = name.partition("_")
+        index = {c: a for a, c in enumerate(self.coords)}
+        if base not in self.unknowns or not EAGER_ORDER < len(suffix) <= MAX_ORDER or any(c not in index for c in suffix):
+            return None
+        axes = tuple(sorted(index[c] for c in suffix))
+        canonical = f"{base}_{''.join(self.coords[a] for a in axes)}"
+        self.entries[canonical] = Entry(base, axes)
+        self.aliases[name] = canonical
+        return canonical
 
     def known_names(self) -> List[str]:
         names = list(self.unknowns) + list(self.coords) + list(self.params) + list(self.functions)
@@ -162,6 +176,9 @@ class _Reader:
             return v.symbol(name)
         if name in v.entries or name in v.aliases:
             return v.symbol(v.aliases.get(name, name))
+        higher = v.higher_entry(name)
+        if higher is not None:
+            return v.symbol(higher)
         if v.normals and "_" in name and name.rsplit("_", 1)[1] == "n" and name.rsplit("_", 1)[0] in v.unknowns:
             u = name.rsplit("_", 1)[0]
             return sum((v.symbol(f"n_{c}") * v.symbol(f"{u}_{c}") for c in v.space), sp.Integer(0))

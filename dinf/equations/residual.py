@@ -29,7 +29,7 @@ from dinf.equations.compile import Compiled, compile_exprs
 from dinf.equations.evaluate import evaluate_tree
 from dinf.equations.parse import Entry, Vocabulary, entry_symbols, parse
 from dinf.errors import ConfigError
-from dinf.jet import Jet
+from dinf.jet import Jet, entry_count, entry_position, higher_index
 
 KINDS = ("real", "complex")
 
@@ -68,16 +68,14 @@ class Unknowns:
 
 
 def entry_index(axes: Tuple[int, ...], dim: int) -> int:
-    """Position of a jet entry in ``jet_entries`` order: value, gradient, Hessian (row-major)."""
-    if not axes:
-        return 0
-    if len(axes) == 1:
-        return 1 + axes[0]
-    return 1 + dim + axes[0] * dim + axes[1]
+    """Position of a jet entry in ``Jet.entries`` order: value, gradient, Hessian (row-major),
+    then the higher derivatives (``dinf.jet.higher_axes``)."""
+    return entry_position(axes, dim)
 
 
 def jet_width(order: int, dim: int) -> int:
-    return 1 + (dim if order >= 1 else 0) + (dim * dim if order >= 2 else 0)
+    """Entries per channel of a jet of ``order`` in ``dim`` coordinates."""
+    return entry_count(order, dim)
 
 
 @dataclass
@@ -142,7 +140,7 @@ class Residual:
         fn = self._function("values")
         if fn is None:
             return self.evaluate_tree(jet, point_data)
-        return torch.stack(fn(point_data, jet.value[:, 0], jet.value, jet.grad, jet.hess), 1)
+        return torch.stack(fn(point_data, jet.value[:, 0], jet.value, jet.grad, jet.hess, jet.higher), 1)
 
     def evaluate_tree(self, jet: Jet, point_data: Mapping[str, Tensor]) -> Tensor:
         """``evaluate`` by walking the parts' trees (the reference)."""
@@ -193,9 +191,9 @@ class Residual:
         fn = self._function("linearized")
         if fn is None:
             return None
-        jet = Jet(*(t.detach() if t is not None else None for t in (jet.value, jet.grad, jet.hess)))
+        jet = Jet(*(t.detach() if t is not None else None for t in (jet.value, jet.grad, jet.hess, jet.higher)))
         like = jet.value[:, 0]
-        out = fn(point_data, like, jet.value, jet.grad, jet.hess)
+        out = fn(point_data, like, jet.value, jet.grad, jet.hess, jet.higher)
         parts = len(self.parts)
         width = jet_width(order, dim)
         coef = like.new_zeros(like.shape[0], parts, self.unknowns.out_dim, width)
@@ -245,8 +243,10 @@ class Residual:
                     loads[name] = f"value[:, {c}]"
                 elif entry.order == 1:
                     loads[name] = f"grad[:, {c}, {entry.axes[0]}]"
-                else:
+                elif entry.order == 2:
                     loads[name] = f"hess[:, {c}, {entry.axes[0]}, {entry.axes[1]}]"
+                else:
+                    loads[name] = f"higher[:, {c}, {higher_index(entry.axes, len(self.vocab.coords))}]"
         return loads
 
     def _slot(self, name: str, dim: int) -> Tuple[int, int]:
@@ -257,11 +257,7 @@ class Residual:
 
 
 def _entry(jet: Jet, c: int, entry: Entry) -> Tensor:
-    if entry.order == 0:
-        return jet.value[:, c]
-    if entry.order == 1:
-        return jet.grad[:, c, entry.axes[0]]
-    return jet.hess[:, c, entry.axes[0], entry.axes[1]]
+    return jet.entry(entry.axes)[:, c]
 
 
 def _entry_name(name: str) -> str:

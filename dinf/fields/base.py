@@ -6,7 +6,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from dinf.jet import Jet
+from dinf.jet import Jet, higher_axes
 
 
 class Field(nn.Module):
@@ -18,9 +18,11 @@ class Field(nn.Module):
     construction (None: every order; d-linear interpolation's pure second derivatives vanish
     inside its cells). ``has_basis``: the field exposes ``basis(x, level, order)``, the jets of
     its interpolation weights, so the solvers that work in node values apply (∂∞-Grid).
+    ``max_order``: the highest order ``jet`` gives (None: any; autograd gives any).
     """
 
     smooth_order: Optional[int] = None
+    max_order: Optional[int] = None
     has_basis = False
 
     def __init__(self, in_dim: int, out_dim: int):
@@ -55,6 +57,10 @@ class WrappedField(Field):
     def has_basis(self) -> bool:
         return self.inner.has_basis
 
+    @property
+    def max_order(self) -> Optional[int]:
+        return self.inner.max_order
+
     def __getattr__(self, name: str) -> Any:
         try:
             return super().__getattr__(name)
@@ -73,7 +79,8 @@ def innermost(field: nn.Module) -> nn.Module:
 
 
 def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:
-    """Jet by reverse-mode autograd of ``field(x)`` (double backward for the Hessian)."""
+    """Jet by reverse-mode autograd of ``field(x)`` (double backward for the Hessian, one more
+    backward per order above)."""
     if order < 0:
         raise ValueError(f"jet order must be >= 0, got {order}")
     if order == 0:
@@ -88,10 +95,8 @@ def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:
             (g,) = torch.autograd.grad(u[:, ch].sum(), x, create_graph=True)
             grads.append(g)
         grad = torch.stack(grads, 1)  # [N, C, d]
-        hess = None
+        hess = higher = None
         if order >= 2:
-            if order > 2:
-                raise NotImplementedError("autograd jets are implemented up to order 2")
             rows = []
             for ch in range(c):
                 cols = []
@@ -102,4 +107,16 @@ def autograd_jet(field: nn.Module, x: Tensor, order: int) -> Jet:
                     cols.append(torch.zeros_like(x) if h is None else h)
                 rows.append(torch.stack(cols, 1))  # [N, d, d]
             hess = torch.stack(rows, 1)
-    return Jet(u, grad, hess)
+        if order >= 3:  # each derivative of order k from one of order k − 1 (sorted axes: one per entry)
+            known = {(i, j): hess[:, :, i, j] for i in range(d) for j in range(i, d)}
+            for axes in higher_axes(d, order):
+                below = known[axes[:-1]]
+                cols = []
+                for ch in range(c):
+                    h = None
+                    if below.requires_grad:  # (constant below: a d-linear field's Hessian)
+                        (h,) = torch.autograd.grad(below[:, ch].sum(), x, create_graph=True, allow_unused=True)
+                    cols.append(torch.zeros_like(below[:, ch]) if h is None else h[:, axes[-1]])
+                known[axes] = torch.stack(cols, 1)
+            higher = torch.stack([known[axes] for axes in higher_axes(d, order)], -1)
+    return Jet(u, grad, hess, higher)

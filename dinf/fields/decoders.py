@@ -14,7 +14,8 @@ def _linear_jet(layer: nn.Linear, z: Jet) -> Jet:
         value = value + layer.bias
     grad = None if z.grad is None else torch.einsum("nkd,ck->ncd", z.grad, w)
     hess = None if z.hess is None else torch.einsum("nkde,ck->ncde", z.hess, w)
-    return Jet(value, grad, hess)
+    higher = None if z.higher is None else torch.einsum("nkh,ck->nch", z.higher, w)
+    return Jet(value, grad, hess, higher)
 
 
 def _xavier(layer: nn.Linear) -> nn.Linear:
@@ -38,7 +39,9 @@ class LinearDecoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """``in -> hidden -> tanh -> out``; jets by the chain rule through tanh."""
+    """``in -> hidden -> tanh -> out``; jets by the chain rule through tanh (up to order 2)."""
+
+    max_order = 2
 
     def __init__(self, in_features: int, out_features: int, hidden: int = 64):
         super().__init__()

@@ -58,6 +58,7 @@ class DInfCP(Field):
     """
 
     factored = True  # u is a sum of products of 1D grids: dinf.solvers.cp_lm applies
+    max_order = 2  # its closed-form jet stops at the Hessian
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ from dinf.fields.gates import LevelGates
 from dinf.fields.gather import gather_rows
 from dinf.fields.grid_checks import Resolution, check_grid, is_int, level_cells
 from dinf.fields.kernels import KERNELS, SEPARABLE, gaussian_weights_1d, radial_weights, window_log
-from dinf.jet import Jet
+from dinf.jet import Jet, higher_axes
 
 EDGES = ("pad", "clamp")
 # auto: a fused kernel where one applies (numba on the CPU, Triton on CUDA), else PyTorch;
@@ -142,6 +142,14 @@ class DInfGrid(Field):
                                 grid_class=DInfGrid)
 
     @property
+    def max_order(self) -> Optional[int]:
+        """Any order for the Gaussian (closed-form weight jets to every order), 2 for the radial
+        kernels and the tanh decoder."""
+        if not self.separable or getattr(self.decoder, "max_order", None) is not None:
+            return 2
+        return None
+
+    @property
     def cells_total(self) -> int:
         """Cells of the finest level over all axes (``resolution ** in_dim`` for an int)."""
         return math.prod(self.resolution_per_axis)
@@ -209,6 +217,8 @@ class DInfGrid(Field):
             cols = cols * sides[a] + (b.nodes[:, a] + self.ghost).reshape(shape)
         cols = cols.reshape(x.shape[0], k**d)
         if not b.separable:
+            if order > 2:
+                raise NotImplementedError(f"kernel={self.kernel} gives derivatives up to order 2; kernel=gaussian gives any order")
             rows = [b.weights[:, :1]]
             if order >= 1:
                 rows.append(self._scaled(b.weights[:, 1 : 1 + d].transpose(1, 2), level, 1).transpose(1, 2))
@@ -247,17 +257,15 @@ class DInfGrid(Field):
 
     # --- jets ---------------------------------------------------------------------------
     def features_jet(self, x: Tensor, order: int = 2) -> Jet:
-        """Concatenated level features ``[N, levels·F]`` with their x-derivatives."""
-        if order > 2:
-            raise NotImplementedError("closed-form jets are implemented up to order 2")
-        kernel = self._fused(x)
+        """Concatenated level features ``[N, levels·F]`` with their x-derivatives (orders above 2
+        take the PyTorch path; ``max_order``)."""
+        if order > 2 and not self.separable:
+            raise NotImplementedError(f"kernel={self.kernel} gives derivatives up to order 2; kernel=gaussian gives any order")
+        kernel = self._fused(x) if order <= 2 else ""
         if kernel:
             return self._fused_jet(x, order, kernel)
         parts = [self._level_jet(x, s, order) for s in range(self.levels)]
-        value = torch.cat([p[0] for p in parts], 1)
-        grad = torch.cat([p[1] for p in parts], 1) if order >= 1 else None
-        hess = torch.cat([p[2] for p in parts], 1) if order >= 2 else None
-        return Jet(value, grad, hess)
+        return Jet(*(torch.cat([p[i] for p in parts], 1) if len(parts[0]) > i else None for i in range(4)))
 
     def _fused(self, x: Tensor) -> str:
         """Which fused kernel serves this call: "numba", "triton" or "" (the PyTorch path);
@@ -308,8 +316,12 @@ class DInfGrid(Field):
         grad = self._scaled(out[:, :, 1 : 1 + d], level, 1)
         if order == 1:
             return value, grad
-        hess = self._scaled(out[:, :, 1 + d :].reshape(n, f, d, d), level, 2)
-        return value, grad, hess
+        hess = self._scaled(out[:, :, 1 + d : 1 + d + d * d].reshape(n, f, d, d), level, 2)
+        if order == 2:
+            return value, grad, hess
+        scales = [0.5 * c for c in self.cells_per_axis[level]]
+        factor = out.new_tensor([math.prod(scales[a] for a in axes) for axes in higher_axes(d, order)])
+        return value, grad, hess, out[:, :, 1 + d + d * d :] * factor
 
     def forward(self, x: Tensor) -> Tensor:
         if self.backend == "reference":
@@ -392,10 +404,12 @@ def _component_index(d: int, order: int, device: torch.device) -> Tensor:
 
 
 def _component_combos(d: int, order: int) -> List[Tuple[int, ...]]:
-    """Per-axis derivative orders of the jet entries: value, grad (d), Hessian (d·d, row-major)."""
+    """Per-axis derivative orders of the jet entries: value, grad (d), Hessian (d·d, row-major),
+    then the higher derivatives (``dinf.jet.higher_axes``)."""
     combos = [tuple([0] * d)]
     if order >= 1:
         combos += [tuple(int(a == i) for a in range(d)) for i in range(d)]
     if order >= 2:
         combos += [tuple(int(a == i) + int(a == j) for a in range(d)) for i, j in itertools.product(range(d), range(d))]
+    combos += [tuple(axes.count(a) for a in range(d)) for axes in higher_axes(d, order)]
     return combos

@@ -51,7 +51,8 @@ class LevelGates(nn.Module):
             w = self.weight.repeat_interleave(self.features).to(features.value.dtype)
             return Jet(features.value * w,
                        None if features.grad is None else features.grad * w[:, None],
-                       None if features.hess is None else features.hess * w[:, None, None])
+                       None if features.hess is None else features.hess * w[:, None, None],
+                       None if features.higher is None else features.higher * w[:, None])
         gate = self.field.features_jet(x, features.order)
         return features * _per_feature(gate, self.features)
 
@@ -61,4 +62,4 @@ def _per_feature(jet: Jet, features: int) -> Jet:
     def rep(t):
         return None if t is None else t.repeat_interleave(features, dim=1)
 
-    return Jet(rep(jet.value), rep(jet.grad), rep(jet.hess))
+    return Jet(rep(jet.value), rep(jet.grad), rep(jet.hess), rep(jet.higher))

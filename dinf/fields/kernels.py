@@ -79,19 +79,36 @@ def window_log(s: Tensor, c: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     return inside, ell, d1, d2
 
 
+def window_log_higher(s: Tensor, c: float, n: int, inside: Tensor) -> Tensor:
+    """dⁿℓ/dsⁿ of the bump's log ℓ = −c s⁴ / (1 − s²) for n ≥ 3, 0 outside: with
+    s⁴ / (1 − s²) = −s² − 1 + ½ (1/(1 − s) + 1/(1 + s)), the polynomial part is gone by n = 3 and
+    dⁿℓ/dsⁿ = −c n!/2 · ((1 − s)^−(n+1) + (−1)ⁿ (1 + s)^−(n+1)), with no cancellation."""
+    one = torch.ones_like(s)
+    sm, sp = torch.where(inside, 1.0 - s, one), torch.where(inside, 1.0 + s, one)
+    val = -0.5 * c * math.factorial(n) * (sm ** (-(n + 1)) + (-1) ** n * sp ** (-(n + 1)))
+    return torch.where(inside, val, torch.zeros_like(s))
+
+
 def gaussian_weights_1d(r: Tensor, eps: float, order: int, window: float = 0.0, rho: int = 0) -> Tensor:
-    """Normalised 1D Gaussian weights and their t-derivatives.
+    """Normalised 1D Gaussian weights and their t-derivatives, to any order.
 
     r: ``[..., K]`` signed distances t - p_k. Returns ``[..., order + 1, K]``:
     w, w' = w (g - ḡ), w'' = w ((g - ḡ)² - Var_w g + g' - mean_w g'), with g = (log φ)' and ḡ,
     Var_w the w-weighted mean and variance of g. For the plain Gaussian g = -2ε² r and g' is
     constant, so its terms cancel. ``window`` c > 0 multiplies φ by the bump ``window_log``
     of s = r / ρ (``rho``: the neighbourhood half-width, K = 2ρ).
+
+    Orders n ≥ 3 follow from w = φ / Σφ: with the log-derivatives centred on their w-means,
+    aⱼ = (log φ)⁽ʲ⁾ − mean_w (log φ)⁽ʲ⁾ (the centring adds a polynomial in t to every node's
+    logit alike, which leaves w unchanged), Bₙ the complete Bell polynomial of a₁ … aₙ (φ⁽ⁿ⁾ / φ
+    after the centring) and σⱼ = mean_w Bⱼ, the quotient rule gives
+    w⁽ⁿ⁾ = w Bₙ − Σⱼ₌₁ⁿ C(n, j) σⱼ w⁽ⁿ⁻ʲ⁾.
     """
     e2 = eps * eps
     logits = -e2 * r * r
     g = -2.0 * e2 * r
     dg_dr = None
+    inside = None
     if window > 0:
         inside, ell, d1, d2 = window_log(r / rho, window)
         logits = torch.where(inside, logits + ell, torch.full_like(logits, -math.inf))
@@ -112,7 +129,19 @@ def gaussian_weights_1d(r: Tensor, eps: float, order: int, window: float = 0.0, 
                 curv = curv + dg_dr - (w * dg_dr).sum(-1, keepdim=True)
             out.append(w * curv)
     if order > 2:
-        raise NotImplementedError("closed-form jets are implemented up to order 2")
+        a = [None, dg, torch.zeros_like(dg) if dg_dr is None else dg_dr - (w * dg_dr).sum(-1, keepdim=True)]
+        for n in range(3, order + 1):  # the Gaussian's own log-derivatives end at the second
+            if inside is None:
+                a.append(torch.zeros_like(dg))
+            else:
+                dn = window_log_higher(r / rho, window, n, inside) / rho**n
+                a.append(dn - (w * dn).sum(-1, keepdim=True))
+        bell = [torch.ones_like(w)]
+        for n in range(1, order + 1):
+            bell.append(sum(math.comb(n - 1, j - 1) * a[j] * bell[n - j] for j in range(1, n + 1)))
+        sigma = [None] + [(w * b).sum(-1, keepdim=True) for b in bell[1:]]
+        for n in range(3, order + 1):
+            out.append(w * bell[n] - sum(math.comb(n, j) * sigma[j] * out[n - j] for j in range(1, n + 1)))
     return torch.stack(out, -2)
 
 

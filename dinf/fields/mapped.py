@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from dinf.fields.base import Field, WrappedField
-from dinf.jet import Jet
+from dinf.jet import Jet, higher_axes
 
 
 class MappedField(WrappedField):
@@ -43,7 +43,10 @@ class MappedField(WrappedField):
         s = self.scale.to(j.value.dtype)
         grad = j.grad * s if j.grad is not None else None
         hess = j.hess * (s[:, None] * s[None, :]) if j.hess is not None else None
-        return Jet(j.value, grad, hess)
+        higher = None
+        if j.higher is not None:  # an affine map: each derivative scales by its axes' factors
+            higher = j.higher * torch.stack([s[list(axes)].prod() for axes in higher_axes(self.in_dim, j.order)])
+        return Jet(j.value, grad, hess, higher)
 
     def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
         """The inner field's basis at the mapped points, its weight jets in box units."""
@@ -54,4 +57,6 @@ class MappedField(WrappedField):
             factors.append(s)
         if order >= 2:
             factors.append((s[:, None] * s[None, :]).reshape(-1))
+        if order >= 3:
+            factors.append(torch.stack([s[list(axes)].prod() for axes in higher_axes(self.in_dim, order)]))
         return cols, w * torch.cat(factors)[None, :, None]

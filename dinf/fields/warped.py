@@ -15,7 +15,7 @@ coordinates and pulled back through it land evenly per cell (``EquationProblem.s
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -80,6 +80,12 @@ class WarpedField(WrappedField):
     def __init__(self, inner: Field, axes: Mapping[int, AxisFocus]):
         super().__init__(inner)
         self.axes = dict(axes)
+
+    @property
+    def max_order(self) -> Optional[int]:
+        """The chain rule here stops at the second derivative."""
+        inner = self.inner.max_order
+        return 2 if inner is None else min(2, inner)
 
     def spacing(self) -> Dict[int, Callable[[Tensor], Tensor]]:
         """Per axis, the map taking evenly spread coordinates to evenly-per-cell ones."""

@@ -39,6 +39,11 @@ class WindowedField(Field):
         orders = [f.smooth_order for f in self.windows if f.smooth_order is not None]
         return min(orders) if orders else None
 
+    @property
+    def max_order(self) -> Optional[int]:
+        orders = [f.max_order for f in self.windows if f.max_order is not None]
+        return min(orders) if orders else None
+
     def window_of(self, x: Tensor) -> Tensor:
         """Each point's window index ``[N]`` (times outside the interval: the nearest window)."""
         inner = self.edges[1:-1].to(device=x.device)
@@ -82,4 +87,4 @@ class WindowedField(Field):
             values = [getattr(j, entry) for _, j in parts]
             return None if values[0] is None else torch.cat(values)[back]
 
-        return Jet(gather("value"), gather("grad"), gather("hess"))
+        return Jet(gather("value"), gather("grad"), gather("hess"), gather("higher"))

@@ -461,7 +461,7 @@ def _params(params: Mapping[str, Any]) -> Dict[str, float]:
 
 
 def _slice_jet(jet: Jet, s: slice) -> Jet:
-    return Jet(jet.value[s], jet.grad[s] if jet.grad is not None else None, jet.hess[s] if jet.hess is not None else None)
+    return jet.select(s)
 
 
 def _concat(parts: List[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:

@@ -21,7 +21,7 @@ from torch import Tensor
 from dinf.equations.evaluate import evaluate
 from dinf.equations.parse import Vocabulary, parse
 from dinf.errors import ConfigError
-from dinf.jet import Jet
+from dinf.jet import Jet, entry_position, higher_axes, leibniz, order_of_width, splits
 from dinf.pdes.conditions import Condition
 
 
@@ -35,12 +35,14 @@ class Ansatz:
 
 
 def _jet_exprs(expr: sp.Expr, coords: Sequence[sp.Symbol], order: int) -> List[sp.Expr]:
-    """value, gradient (d), Hessian (d·d, row-major) of ``expr``, up to ``order``."""
+    """value, gradient (d), Hessian (d·d, row-major), higher derivatives (``higher_axes``) of
+    ``expr``, up to ``order``."""
     out = [expr]
     if order >= 1:
         out += [sp.diff(expr, c) for c in coords]
     if order >= 2:
         out += [sp.diff(expr, a, b) for a, b in itertools.product(coords, coords)]
+    out += [sp.diff(expr, *[coords[a] for a in axes]) for axes in higher_axes(len(coords), order)]
     return out
 
 
@@ -73,6 +75,7 @@ class HardConditions:
         """The field's jet → the unknowns' jet (product rule)."""
         value, grad = jet.value.clone(), None if jet.grad is None else jet.grad.clone()
         hess = None if jet.hess is None else jet.hess.clone()
+        higher = None if jet.higher is None else jet.higher.clone()
         d = x.shape[1]
         for a in self.ansatz:
             c = a.channel
@@ -85,10 +88,15 @@ class HardConditions:
                 grad[:, c] = G[:, 1:1 + d] + B[:, 1:1 + d] * n[:, None] + B[:, :1] * ng
             if hess is not None:
                 ng, nh = jet.grad[:, c], jet.hess[:, c]
-                Bg, Bh = B[:, 1:1 + d], B[:, 1 + d:].reshape(-1, d, d)
-                hess[:, c] = (G[:, 1 + d:].reshape(-1, d, d) + Bh * n[:, None, None] + Bg[:, :, None] * ng[:, None, :]
-                              + ng[:, :, None] * Bg[:, None, :] + B[:, :1, None] * nh)
-        return Jet(value, grad, hess)
+                Bg, Bh = B[:, 1:1 + d], B[:, 1 + d:1 + d + d * d].reshape(-1, d, d)
+                hess[:, c] = (G[:, 1 + d:1 + d + d * d].reshape(-1, d, d) + Bh * n[:, None, None]
+                              + Bg[:, :, None] * ng[:, None, :] + ng[:, :, None] * Bg[:, None, :] + B[:, :1, None] * nh)
+            if higher is not None:  # Leibniz for B·N, entry by entry
+                Bj = Jet.from_entries(B[:, None, :], d)
+                Nj = Jet(*(t[:, c:c + 1] for t in (jet.value, jet.grad, jet.hess, jet.higher)))
+                axes = higher_axes(d, jet.order)
+                higher[:, c] = G[:, 1 + d + d * d:] + torch.cat([leibniz(Bj, Nj, a) for a in axes], 1)
+        return Jet(value, grad, hess, higher)
 
     def rows(self, coef: Tensor, rhs: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Rows over the unknowns' jet entries → rows over the field's (``coef`` ``[N, E, C, A]``)."""
@@ -122,7 +130,15 @@ def _product_map(B: Tensor, d: int, width: int) -> Tensor:
             T[:, r, 1 + j] += B[:, 1 + i]
             T[:, r, 1 + i] += B[:, 1 + j]
             T[:, r, r] = B[:, 0]
+    for axes in higher_axes(d, order_of_width(width, d)):  # ∂^α(B·N) = Σ_β C(α, β) ∂^(α−β)B ∂^β N
+        r = entry_position(axes, d)
+        for sub, count in splits(axes):
+            rest = list(axes)
+            for s in sub:
+                rest.remove(s)
+            T[:, r, entry_position(sub, d)] += count * B[:, entry_position(tuple(rest), d)]
     return T
+
 
 
 def build_hard(conditions: Sequence[Condition], lifts: Mapping[str, str], unknowns, coords: Sequence[str],

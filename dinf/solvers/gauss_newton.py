@@ -21,7 +21,7 @@ The points are drawn once: the steps minimise one loss, so each step's decrease 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,6 +60,8 @@ class GaussNewton(SolveSolver):
     ``warm_start_steps``: Adam steps (learning rate ``warm_start_lr``, the problem's batch) before
     the first solve, which then starts from their field (``dinf.app.module`` runs them).
     ``max_solves``: at most this many solves (null: ``trainer.max_steps``), each validated.
+    ``windows``: marching in time windows, which the run sets up around this solver
+    (``dinf.solvers.marching``: the steps run to convergence on each window in turn).
     """
 
     prefix = "gn"
@@ -68,7 +70,8 @@ class GaussNewton(SolveSolver):
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, lm: float = 1e-6,
                  method: str = "auto", tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
                  cold_start: bool = True, backend: str = "auto", warm_start_steps: int = 0,
-                 warm_start_lr: float = 1e-2, max_solves: Optional[int] = None):
+                 warm_start_lr: float = 1e-2, max_solves: Optional[int] = None,
+                 windows: Optional[Union[int, list]] = None):
         check_choice("method", method, METHODS)
         check(max_solves is None or int(max_solves) >= 1, "max_solves", f"must be >= 1 or null, got {max_solves!r}")
         self.max_solves = None if max_solves is None else int(max_solves)
@@ -86,6 +89,7 @@ class GaussNewton(SolveSolver):
         self.cold_start, self.backend = bool(cold_start), backend
         self.warm_start_steps, self.warm_start_lr = int(warm_start_steps), float(warm_start_lr)
         self._state: Optional[_State] = None
+        self.windows = windows
 
     # --- checks -----------------------------------------------------------------------------
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:

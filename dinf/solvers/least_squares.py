@@ -28,6 +28,7 @@ from dinf.fields.warped import sample_for
 from dinf.pdes.capabilities import LinearProblem
 from dinf.solvers.base import SolveSolver
 from dinf.solvers.linalg import gram, sparse_solve
+from dinf.jet import order_of_width
 from dinf.linear_system import LinearSystem, mix_matrix
 from dinf.solvers.linalg.gram import normal_matrix
 from dinf.solvers.linalg.sparse_solve import check_backend, solve_spd
@@ -233,7 +234,7 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
     """The CSR matrix of ``system`` over the field's node values, one block of columns per channel."""
     x = system.x.to(torch.float64)
     n_pts, n_eq, n_ch, n_ent = system.coef.shape
-    order = 0 if n_ent == 1 else (1 if n_ent == 1 + field.in_dim else 2)
+    order = order_of_width(n_ent, field.in_dim)
     sizes = [g.shape[:-1].numel() for g in field.grids]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
     nodes = int(sum(sizes))

@@ -3,11 +3,13 @@
 Each window ``[t_k, t_{k+1}]`` has its own field and its own problem (``dinf.pdes.windows``);
 ``solve`` fits them in order, handing each solved field to the next window's initial value, and
 the run sees their ``WindowedField`` as one solution. A window's solve is the inner solver's
-(least squares: one sparse solve per window), so the cost grows with the number of windows
-rather than with the space-time grid's size.
+(least squares: one sparse solve per window; Gauss–Newton: its steps on each window until they
+converge or ``max_solves`` / ``trainer.max_steps`` is reached), so the cost grows with the number
+of windows rather than with the space-time grid's size.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any, Dict, List, Sequence
@@ -24,18 +26,21 @@ log = logging.getLogger(__name__)
 
 
 class Marching(SolveSolver):
-    """``inner`` (least squares so far: one solve a window) on each window of a
-    ``WindowedField``, in time order; ``problems[k]`` is window ``k``'s problem and
-    ``handovers[k]`` its initial-value tables."""
+    """``inner`` (least squares: one solve a window; Gauss–Newton: its steps to convergence) on
+    each window of a ``WindowedField``, in time order; ``problems[k]`` is window ``k``'s problem
+    and ``handovers[k]`` its initial-value tables. The run takes one training step: all windows."""
 
     def __init__(self, inner: SolveSolver, problems: Sequence[Any], handovers: Sequence[List[Handover]]):
         super().__init__()
+        from dinf.solvers.gauss_newton import GaussNewton
         from dinf.solvers.least_squares import LeastSquares
 
-        if not isinstance(inner, LeastSquares):
-            raise ConfigError(KEY, f"marching in time windows works with least squares so far (solver=least_squares), "
-                              f"not {inner.name}")
+        if not isinstance(inner, (LeastSquares, GaussNewton)):
+            raise ConfigError(KEY, f"marching in time windows works with least squares and Gauss–Newton so far "
+                              f"(solver=least_squares or gauss_newton), not {inner.name}")
         self.inner, self.problems, self.handovers = inner, list(problems), [list(h) for h in handovers]
+        self.iterative = isinstance(inner, GaussNewton)
+        self.steps = 1  # solves a window (Gauss–Newton: set from the trainer's steps)
         self.name = f"{inner.name}, {len(self.problems)} time windows"
         self.prefix = inner.prefix
 
@@ -46,7 +51,10 @@ class Marching(SolveSolver):
             self.inner.check(f, p)
 
     def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
-        return self.inner.trainer_steps(trainer)
+        """One training step marches through every window; an iterative solver takes at most its
+        own step count (``max_solves`` or ``trainer.max_steps``) on each."""
+        self.steps = self.inner.trainer_steps(trainer)["max_steps"] if self.iterative else 1
+        return {"max_steps": 1, "val_check_interval": 1}
 
     def warm_up(self) -> None:
         self.inner.warm_up()
@@ -63,7 +71,7 @@ class Marching(SolveSolver):
                 for table in self.handovers[k]:
                     table.source = source
             start = time.perf_counter()
-            info = self.inner.solve(f, p, generator)
+            info = self._solve_window(f, p, generator)
             seconds.append(time.perf_counter() - start)
             parts = ", ".join(f"{what} {info[k_]:.1f} s" for what, k_ in (("assembly", "assemble_s"), ("solve", "solve_s"))
                               if k_ in info)
@@ -78,6 +86,24 @@ class Marching(SolveSolver):
         self.window_seconds = seconds
         self.info = totals
         return totals
+
+    def _solve_window(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator
+                      ) -> Dict[str, Any]:
+        """One window's solve: the inner solver's, repeated (from a fresh copy, so no state carries
+        over from the previous window) until it converges for an iterative one."""
+        if not self.iterative:
+            return self.inner.solve(field, problem, generator)
+        solver = copy.copy(self.inner)
+        solver._state = None
+        info: Dict[str, Any] = {}
+        sums: Dict[str, float] = {}
+        for step in range(self.steps):
+            info = solver.solve(field, problem, generator)
+            for k in ("assemble_s", "solve_s", "line_search_s"):
+                sums[k] = sums.get(k, 0.0) + info.get(k, 0.0)
+            if info.get("converged"):
+                break
+        return {**info, **sums, "solves": step + 1}
 
 
 def _jet_of(field: WindowedField, k: int, jet_order: int):

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from dinf.fields.dinf_grid import _component_combos
+from dinf.jet import order_of_width
 from dinf.linear_system import LinearSystem, mix_matrix
 
 
@@ -89,7 +90,7 @@ class TensorSystem:
         coef = system.coef.detach().cpu().double().numpy()  # [N, E, C, A]
         self.rhs = system.rhs.detach().cpu().double().numpy().reshape(-1)
         n_pts, self.n_eq, self.n_ch, n_ent = coef.shape
-        order = 0 if n_ent == 1 else (1 if n_ent == 3 else 2)
+        order = order_of_width(n_ent, 2)
         # Only the jet entries some row uses (gradient rows never read the value): a third less work.
         used = [a for a in range(n_ent) if np.any(coef[..., a])]
         self.coef = np.ascontiguousarray(coef[..., used])

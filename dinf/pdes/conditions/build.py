@@ -15,7 +15,7 @@ from dinf.pdes.conditions.point import Point
 # ``type:`` -> class, in the order the error messages list them.
 TYPES: Dict[str, Type[Condition]] = {c.type: c for c in (Dirichlet, Neumann, Robin, Initial, InitialRate, Point,
                                                           Periodic, ResidualCondition)}
-KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard"}
+KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard", "derivatives"}
 
 
 def build_conditions(spec: Mapping[str, Any], unknowns: Unknowns, coords: List[str], time: Optional[str],

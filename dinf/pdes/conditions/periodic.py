@@ -1,8 +1,9 @@
-"""``periodic``: the two faces of a space axis agree in value and first derivatives.
+"""``periodic``: the two faces of a space axis agree in value and derivatives along the axis.
 
 Its points come in pairs, the first half on the ``x_min`` face and the second half opposite; its
-residual at a pair is the difference of the two points' values (``u``, ``u_x``, per unknown). In
-least squares the pairs' rows become differences through the system's ``mix`` (``pair_rows``)."""
+residual at a pair is the difference of the two points' values (``u``, ``u_x``, … up to
+``derivatives``, default 1; a fourth-order equation needs 3: ``u_xxx``). In least squares the
+pairs' rows become differences through the system's ``mix`` (``pair_rows``)."""
 from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Tuple
@@ -35,12 +36,16 @@ class Periodic(Condition):
         space = [x for x in reading.coords if x != reading.time]
         if axis_name not in space:
             raise ConfigError(f"{key}.axis", f"{axis_name!r} is not a space coordinate ({', '.join(space)})")
-        texts = [u for u in targets] + [f"{u}_{axis_name}" for u in targets]
+        k = spec.get("derivatives", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 5:
+            raise ConfigError(f"{key}.derivatives", f"the highest derivative along the axis that agrees: 0 … 5 "
+                                                   f"(3 for a fourth-order equation), got {k!r}")
+        texts = [f"{u}_{axis_name * m}" if m else u for m in range(k + 1) for u in targets]
         return cls(name, reading.coords.index(axis_name), reading.residuals(texts, f"{key}.expr"), targets)
 
     @property
     def order(self) -> int:
-        return max(super().order, 1)  # the first derivatives agree too
+        return super().order
 
     def sample(self, domain: Any, m: int, generator: torch.Generator,
                spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:

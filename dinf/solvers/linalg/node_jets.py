@@ -2,7 +2,7 @@
 
 With the linear decoder a grid field is ``u_c(x) = Σ_nodes w_node(x) z_c,node``, so every jet entry
 at every point is a row of the basis. ``E`` holds, for each point, the rows of the entries a
-problem reads (channel, entry): value, gradient, Hessian in ``jet_entries`` order. Gauss–Newton
+problem reads (channel, entry): value, gradient, Hessian, higher derivatives in ``Jet.entries`` order. Gauss–Newton
 and Newton build it once for their points and move ``z``; the field sees ``z`` through
 ``dinf.solvers.least_squares.write_back``.
 """
@@ -118,9 +118,7 @@ class NodeJets:
         if bias is not None:
             full = full + torch.nn.functional.pad(torch.as_tensor(bias, dtype=values.dtype)[None, :, None],
                                                   (0, self.width - 1))
-        grad = full[:, :, 1:1 + d] if self.width > 1 else None
-        hess = full[:, :, 1 + d:].reshape(n, c, d, d) if self.width > 1 + d else None
-        return Jet(full[:, :, 0], grad, hess)
+        return Jet.from_entries(full, d)
 
 
 def basis_columns(field: torch.nn.Module, x: Tensor, order: int) -> Tuple[Tensor, Tensor]:
@@ -148,11 +146,13 @@ def random_jet(n: int, c: int, d: int, width: int, seed: int = 12345) -> Jet:
     g = torch.Generator().manual_seed(seed)
     value = torch.randn(n, c, generator=g, dtype=torch.float64)
     grad = torch.randn(n, c, d, generator=g, dtype=torch.float64) if width > 1 else None
-    hess = None
+    hess = higher = None
     if width > 1 + d:
         h = torch.randn(n, c, d, d, generator=g, dtype=torch.float64)
         hess = h + h.transpose(-1, -2)
-    return Jet(value, grad, hess)
+    if width > 1 + d + d * d:
+        higher = torch.randn(n, c, width - 1 - d - d * d, generator=g, dtype=torch.float64)
+    return Jet(value, grad, hess, higher)
 
 
 class GroupedHessian:
