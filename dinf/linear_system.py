@@ -83,14 +83,9 @@ class SeparableSystem:
 
 
 def jet_entries(jet: Jet, count: int) -> Tensor:
-    """``[N, C, count]``: value, gradient, Hessian entries of a jet, as far as ``count`` reaches."""
-    n, c = jet.value.shape
-    parts = [jet.value.unsqueeze(-1)]
-    if jet.grad is not None:
-        parts.append(jet.grad)
-        if jet.hess is not None:
-            parts.append(jet.hess.reshape(n, c, -1))
-    out = torch.cat(parts, -1)
+    """``[N, C, count]``: a jet's entries (``Jet.entries``: value, gradient, Hessian, higher
+    derivatives), as far as ``count`` reaches."""
+    out = jet.entries()
     if out.shape[-1] < count:
         raise ValueError(f"the system needs {count} jet entries, the jet has {out.shape[-1]}")
     return out[..., :count]

@@ -37,7 +37,7 @@ def test_every_model_builds_for_every_pde(model, pde):
     assert isinstance(problem, Problem) and isinstance(field, Field) and isinstance(solver, Solver)
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     jet = field.jet(x, problem.jet_order)
-    assert jet.value.shape == (8, problem.out_dim)
+    assert jet.value.shape == (x.shape[0], problem.out_dim)  # (a periodic condition's points come in pairs)
 
 
 @pytest.mark.parametrize("solver", _CLASSICAL)
@@ -49,6 +49,8 @@ def test_every_classical_solver_solves_or_refuses_every_pde(solver, pde):
         coarse = {"fem": ["solver.h=0.1", "solver.order=1"],
                   "mol": [f"solver.n={256 if pde == 'burgers1d' else 16}"],  # Burgers: n >= 192
                   "fd": ["solver.n=16"]}[solver]
+        if pde == "wave2d_ms":  # 50 periods on 16 × 16 lines: Radau's steps shrink to nothing near t = 100
+            coarse.append("pde.domain.time.t=[0,2]")
         problem, field, method = build(compose_cfg([f"solver={solver}", f"pde={pde}", *coarse]))
     except ConfigError as e:
         assert "\n" not in str(e) and len(str(e)) < 200, str(e)
@@ -57,7 +59,7 @@ def test_every_classical_solver_solves_or_refuses_every_pde(solver, pde):
     method.solve(field, problem)
     x = problem.sample(8, __import__("torch").Generator().manual_seed(0)).x
     value = field(x)
-    assert value.shape == (8, problem.out_dim) and bool(value.isfinite().all())
+    assert value.shape == (x.shape[0], problem.out_dim) and bool(value.isfinite().all())
 
 
 @pytest.mark.parametrize("kernel", _options("kernel"))

@@ -18,6 +18,7 @@ least-squares rows (``solver=least_squares``); otherwise it refuses, naming the 
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -40,6 +41,8 @@ from dinf.pdes.base import Batch, FieldLike, Problem
 from dinf.pdes.conditions import Condition, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
 from dinf.pdes.tables import read_functions
+
+log = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Where a reference file named without a folder is looked for (after the working directory):
@@ -115,6 +118,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             modes.update({f"l2re_{u}": "min" for u in self.unknowns.names})
         if self.reference.exact is not None and self.reference.data is not None:
             modes["l2re_file"] = "min"
+        if self.reference.formula is not None:
+            modes["l2re_formula"] = "min"
         modes["max_error"] = "min"
         # Without a reference a run reports the RMS of its residuals on the evaluation grid.
         self.metric_modes = modes if self.reference.given else {"residual_rms": "min"}
@@ -304,14 +309,17 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
 
 class _Reference:
     """The problem's reference: an exact solution (expressions, or a registered function), a
-    data file, or both (the exact one is the truth then; the file is scored too)."""
+    data file, or both (the exact one is the truth then; the file is scored too). ``formula``:
+    expressions a benchmark scores against that are not the solution (PINNacle's Wave2d-MS),
+    scored beside the truth as ``l2re_formula``."""
 
     def __init__(self, spec: Mapping[str, Any], problem: EquationProblem):
         self.problem = problem
         self.exact: Optional[Dict[str, Any]] = None
         self.python: Optional[str] = None
         self.data = None
-        known = {"exact", "file", "columns"}
+        self.formula: Optional[Dict[str, Any]] = None
+        known = {"exact", "file", "columns", "formula"}
         extra = set(spec) - known
         if extra:
             raise ConfigError(f"reference.{sorted(extra)[0]}", f"not an option ({', '.join(sorted(known))})")
@@ -326,15 +334,13 @@ class _Reference:
                 self.python = name
                 self.exact = {}
             elif isinstance(exact, Mapping):
-                vocab = Vocabulary([], problem.coords, problem.params, problem.functions, time=problem.time)
-                missing = [u for u in problem.unknowns.names if u not in exact]
-                if missing:
-                    raise ConfigError("reference.exact", f"give an expression for every unknown; missing {', '.join(missing)}")
-                self.exact = {u: parse(exact[u], vocab, f"reference.exact.{u}") for u in problem.unknowns.names}
-                self.exact = {u: e.subs({s: problem.params[s.name] for s in e.free_symbols if s.name in problem.params})
-                              for u, e in self.exact.items()}
+                self.exact = self._expressions(exact, "reference.exact")
             else:
                 raise ConfigError("reference.exact", "expected {u: expression, …} or {python: name}")
+        if spec.get("formula") is not None:
+            if not isinstance(spec["formula"], Mapping) or self.exact is None or problem.unknowns.complex:
+                raise ConfigError("reference.formula", "expected {u: expression, …} beside reference.exact, real unknowns")
+            self.formula = self._expressions(spec["formula"], "reference.formula")
         if spec.get("file"):
             from dinf.pdes.reference_data import load_reference
 
@@ -346,6 +352,17 @@ class _Reference:
                                        columns=dict(spec["columns"]) if spec.get("columns") else None,
                                        key="reference.file", search_dirs=SEARCH_DIRS,
                                        time_name=problem.time or "t")
+
+    def _expressions(self, spec: Mapping[str, Any], key: str) -> Dict[str, Any]:
+        """One parsed expression per unknown (parameters substituted)."""
+        problem = self.problem
+        vocab = Vocabulary([], problem.coords, problem.params, problem.functions, time=problem.time)
+        missing = [u for u in problem.unknowns.names if u not in spec]
+        if missing:
+            raise ConfigError(key, f"give an expression for every unknown; missing {', '.join(missing)}")
+        out = {u: parse(spec[u], vocab, f"{key}.{u}") for u in problem.unknowns.names}
+        return {u: e.subs({s: problem.params[s.name] for s in e.free_symbols if s.name in problem.params})
+                for u, e in out.items()}
 
     @property
     def given(self) -> bool:
@@ -360,11 +377,23 @@ class _Reference:
             pts = self.data.points(p.time or "t", order=p.coords)
             x = torch.as_tensor(np.asarray(pts), dtype=torch.float64)
             file_vals = torch.as_tensor(self.data.stacked(p.unknowns.names), dtype=torch.float64)
+            if p.time is not None:  # a shorter time interval (a quick study) is scored on its own times
+                a = p.coords.index(p.time)
+                lo, hi = (float(v) for v in p.domain.bounds[a])
+                keep = (x[:, a] >= lo - 1e-9) & (x[:, a] <= hi + 1e-9)
+                if not bool(keep.all()):
+                    log.info("reference: scored on the %d of %d file points with %s in [%g, %g]",
+                             int(keep.sum()), x.shape[0], p.time, lo, hi)
+                    x, file_vals = x[keep], file_vals[keep]
         else:
             x = evaluation_grid(p)
             file_vals = None
         exact_vals = self.exact_values(x) if self.exact is not None else None
-        cols = [v for v in (exact_vals, file_vals) if v is not None]
+        formula_vals = None
+        if self.formula is not None:
+            coords = {c: x[:, i] for i, c in enumerate(p.coords)}
+            formula_vals = torch.stack([evaluate_expr(self.formula[u], coords, x[:, 0]) for u in p.unknowns.names], 1)
+        cols = [v for v in (exact_vals, file_vals, formula_vals) if v is not None]
         return x, torch.cat(cols, 1) if cols else x.new_zeros(x.shape[0], 0)
 
     def exact_values(self, x: Tensor) -> Tensor:
@@ -401,6 +430,8 @@ class _Reference:
                 out[f"l2re_{u}"] = _l2re(pred[:, ch], truth[:, ch])
         if "l2re_file" in p.metric_modes:
             out["l2re_file"] = _l2re(pred, values[:, C:2 * C])
+        if "l2re_formula" in p.metric_modes:
+            out["l2re_formula"] = _l2re(pred, values[:, -C:])
         out["max_error"] = float((pred - truth).abs().max())
         return out
 
