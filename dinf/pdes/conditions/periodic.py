@@ -43,10 +43,6 @@ class Periodic(Condition):
         texts = [f"{u}_{axis_name * m}" if m else u for m in range(k + 1) for u in targets]
         return cls(name, reading.coords.index(axis_name), reading.residuals(texts, f"{key}.expr"), targets)
 
-    @property
-    def order(self) -> int:
-        return super().order
-
     def sample(self, domain: Any, m: int, generator: torch.Generator,
                spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
         x, _ = domain.sample_boundary(f"{domain.coords[self.axis]}_min", m, generator)
