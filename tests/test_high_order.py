@@ -72,7 +72,7 @@ def test_gaussian_weights_to_order_six_match_autograd():
         assert got[1:].sum(-1).abs().max() < 1e-12  # the weights sum to one: their derivatives to zero
 
 
-@pytest.mark.parametrize("d, window", [(1, 0.0), (2, 0.0), (2, 1.0), (3, 1.0)])
+@pytest.mark.parametrize("d, window", [(1, 0.0), (2, 0.0), (2, 1.0), pytest.param(3, 1.0, marks=pytest.mark.slow)])
 def test_grid_jets_of_order_four_match_autograd_and_finite_differences(d, window):
     field = _grid(d, window)
     x = torch.rand(12 if d < 3 else 3, d, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
