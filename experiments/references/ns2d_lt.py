@@ -79,7 +79,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from experiments.references.common import convergence, rel_l2  # noqa: E402
+from experiments.references.common import convergence, pardiso_call, rel_l2  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "ns2d_lt.npz"
 
@@ -284,20 +284,7 @@ class Factor:
         self.solve = lu.solve
 
     def _call(self, phase: int, b: np.ndarray) -> np.ndarray:
-        s = self._pardiso
-        x = np.zeros_like(b)
-        err = ctypes.c_int32(0)
-        i32, f64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_double)
-        s._mkl_pardiso(s.pt.ctypes.data_as(ctypes.POINTER(s._pt_type[0])), ctypes.byref(ctypes.c_int32(1)),
-                       ctypes.byref(ctypes.c_int32(1)), ctypes.byref(ctypes.c_int32(11)),
-                       ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(self.n)),
-                       self._data.ctypes.data_as(f64), self._ia.ctypes.data_as(i32), self._ja.ctypes.data_as(i32),
-                       s.perm.ctypes.data_as(i32), ctypes.byref(ctypes.c_int32(1)), s.iparm.ctypes.data_as(i32),
-                       ctypes.byref(ctypes.c_int32(0)), b.ctypes.data_as(f64), x.ctypes.data_as(f64),
-                       ctypes.byref(err))
-        if err.value != 0:
-            raise RuntimeError(f"PARDISO error {err.value} in phase {phase}")
-        return x
+        return pardiso_call(self._pardiso, 11, phase, self.n, self._data, self._ia, self._ja, b)
 
     def free(self) -> None:
         if self._pardiso is not None:
