@@ -120,8 +120,9 @@ def test_short_cloth_run_lowers_the_energy_and_writes_the_mesh(tmp_path, model):
     from tests.helpers import compose_cfg
 
     steps = 40 if model == "dinf" else 3
+    # 3 features (the cloth's best has 4): the kernel specialisation test_gauss_newton.py's cloth runs compile
     cfg = compose_cfg([f"model={model}", "pde=cloth", "pde.resolution=16", "pde.batch_size=1024", "grid.resolution=16",
-                       "grid.levels=1", "grid.features=4", "model.lr=1e-2", f"trainer.max_steps={steps}",
+                       "grid.levels=1", "grid.features=3", "model.lr=1e-2", f"trainer.max_steps={steps}",
                        f"trainer.val_check_interval={steps}"])
     m = train(cfg, output_dir=str(tmp_path))
     assert math.isfinite(m["energy"])

@@ -27,8 +27,20 @@ _CLASSICAL = ("fem", "fd", "mol")  # solvers whose result is a field: they take 
 @pytest.mark.parametrize("model", _options("model"))
 @pytest.mark.parametrize("pde", _options("pde"))
 def test_every_model_builds_for_every_pde(model, pde):
+    # The ∂∞-Grid's jet through PyTorch: the fused kernel compiles a specialisation per problem's ρ,
+    # features and axes (15-35 s each on a fresh machine); the slow test below runs it.
+    _builds_and_gives_a_jet(model, pde, ["model.backend=torch"] if model == "dinf" else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pde", _options("pde"))
+def test_every_pde_builds_the_grid_with_its_fused_kernel(pde):
+    _builds_and_gives_a_jet("dinf", pde, [])
+
+
+def _builds_and_gives_a_jet(model, pde, extra):
     try:
-        problem, field, solver = build(compose_cfg([f"model={model}", f"pde={pde}"]))
+        problem, field, solver = build(compose_cfg([f"model={model}", f"pde={pde}", *extra]))
     except ConfigError as e:  # the grids refuse in 5+ axes, naming the factored grid; a field refuses orders it lacks
         assert "\n" not in str(e), str(e)
         assert ((e.key in ("kernel.rho", "grid.resolution") and "model=dinf_cp" in str(e))

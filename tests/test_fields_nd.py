@@ -171,16 +171,18 @@ def _kernel_points(seed: int = 7) -> torch.Tensor:
 
 @numba_only
 @pytest.mark.parametrize("edge", ["pad", pytest.param("clamp", marks=pytest.mark.slow)])
-# Each case compiles its own kernel specialisation on a fresh machine (15-28 s each in a fresh
-# CI): one covers order 2 with per-axis resolutions and edge padding by default (the forward
-# orders 0 and 1 of 2-feature grids run in tests/test_fields.py); the rest (clamped edges, other
-# orders, ρ and features, and the window's 3-axis cases in tests/test_rbf_cpu.py) run with
-# -m slow, which .ci/run runs too.
+# Each case needs its own kernel specialisation, 15-40 s to compile on a fresh machine. The default
+# case covers order 2 with per-axis resolutions and edge padding at ρ = 2 with 2 features, the
+# forward and backward specialisation that tests/test_fields.py's 3-axis grids compile anyway (the
+# forward orders 0 and 1 run there too); the rest (clamped edges, other orders, ρ = 1 and 3, other
+# feature counts, and the window's 3-axis cases in tests/test_rbf_cpu.py) run with -m slow, which
+# .ci/run runs too.
 @pytest.mark.parametrize("order,rho,features,resolution", [
     pytest.param(0, 1, 1, 8, marks=pytest.mark.slow),
     pytest.param(1, 2, 3, [8, 4, 16], marks=pytest.mark.slow),
     pytest.param(2, 2, 1, 8, marks=pytest.mark.slow),
-    (2, 3, 2, [4, 8, 8]),
+    (2, 2, 2, [4, 8, 8]),
+    pytest.param(2, 3, 2, [4, 8, 8], marks=pytest.mark.slow),
     pytest.param(2, 1, 3, [16, 8, 4], marks=pytest.mark.slow),
 ])
 def test_fused_3d_matches_torch(edge: str, order: int, rho: int, features: int, resolution) -> None:
@@ -199,14 +201,20 @@ def test_fused_3d_matches_torch(edge: str, order: int, rho: int, features: int, 
 
 @numba_only
 def test_fused_3d_float32_and_no_points() -> None:
-    # ρ = 3: the float32 specialisation a 2D + t config problem compiles anyway (test_config).
-    g64 = make(3, [8, 8, 4], rho=3)
-    g32 = make(3, [8, 8, 4], rho=3).float()
+    # Kernel specialisations that other default tests compile anyway (15-50 s each on a fresh
+    # machine): float32 at ρ = 5 with 2 features, as a 2D + t problem's run (Heat2d-MS in
+    # tests/test_time_windows.py), against the float64 PyTorch path (which the fused float64 kernel
+    # matches to 1e-10 above); the empty batch on a ρ = 2 grid, as tests/test_fields.py's.
+    g32 = make(3, [8, 8, 4], rho=5).float()
+    ref = make(3, [8, 8, 4], rho=5, backend="torch")
     x = in_cell_points(50, (8, 8, 4))  # away from borders: rounding would change neighbourhoods
-    j64, j32 = g64.features_jet(x, 2), g32.features_jet(x.float(), 2)
+    assert g32._fused(x.float()) == "numba"
+    j64, j32 = ref.features_jet(x, 2), g32.features_jet(x.float(), 2)
     for a, b in ((j64.value, j32.value), (j64.grad, j32.grad), (j64.hess, j32.hess)):
         assert b.dtype == torch.float32
         assert (a - b.double()).abs().max() <= 1e-5 * a.abs().max()
+    g64 = make(3, [8, 8, 4], rho=2)
+    assert g64._fused(x) == "numba"
     empty = g64.features_jet(torch.zeros(0, 3), 2)
     assert empty.hess.shape == (0, 4, 3, 3)
     grads = torch.autograd.grad(empty.value.sum() + empty.hess.sum(), list(g64.grids))
@@ -276,7 +284,8 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
 def test_lsq_fit_3d_per_axis() -> None:
     """A smooth 3D function fitted by least squares through ``basis`` (value rows), with
     per-axis cells: the solution written back into the grid reproduces the fit."""
-    field = make(3, [8, 4, 8], rho=2, features=1, out_dim=1)
+    # 2 features (the solve writes the first): the kernel specialisation of test_fields.py's 3-axis grids
+    field = make(3, [8, 4, 8], rho=2, features=2, out_dim=1)
     g = torch.Generator().manual_seed(11)
     x = torch.rand(8000, 3, generator=g) * 2 - 1  # ~4 points per unknown: 3000 overfit (1.5e-2)
     coef = torch.ones(x.shape[0], 1, 1, 1)  # one equation per point: u(x) = target
@@ -325,7 +334,8 @@ def test_least_squares_solve_per_axis(method: str) -> None:
     """``LeastSquares.solve`` on a per-axis grid: the default point count is 16 per finest cell
     (the product of the per-axis cells), the pixel-grid operator stands aside (its 1D factors
     assume square levels) and the sparse solve fits."""
-    field = make(2, [16, 4], levels=2, rho=3, features=1, out_dim=1)
+    # 2 features (the solve writes the first): the kernel specialisation of test_fields.py's 2-axis grids
+    field = make(2, [16, 4], levels=2, rho=3, features=2, out_dim=1)
     problem = _GradientProblem()
     assert lsq_tensor.tensor_grid(problem.sample(1, None).x) is not None
     assert lsq_tensor.applies(field, problem.sample(1, None).x) is None
