@@ -7,6 +7,10 @@ row per point and level, and its backward one dense ``index_add_``.
 
 Each axis may have its own number of cells (``resolution=[256, 64]`` for 1D + t); the grid still
 covers [-1, 1]^d, so a cell is 2 / n_a wide along axis a and derivatives scale per axis.
+
+Fused kernels read the grids themselves (2 or 3 axes, the Gaussian, x without grad): numba on
+the CPU for jets up to order 4 (``rbf_cpu``), Triton on CUDA up to order 2 (``rbf_triton``).
+Everything else, higher orders included, takes the PyTorch path (``_level_jet``, the reference).
 """
 from __future__ import annotations
 
@@ -257,11 +261,14 @@ class DInfGrid(Field):
 
     # --- jets ---------------------------------------------------------------------------
     def features_jet(self, x: Tensor, order: int = 2) -> Jet:
-        """Concatenated level features ``[N, levels·F]`` with their x-derivatives (orders above 2
-        take the PyTorch path; ``max_order``)."""
+        """Concatenated level features ``[N, levels·F]`` with their x-derivatives (``max_order``).
+        The numba kernel serves orders up to ``rbf_cpu.MAX_ORDER`` (4), Triton up to 2; higher
+        orders take the PyTorch path."""
         if order > 2 and not self.separable:
             raise NotImplementedError(f"kernel={self.kernel} gives derivatives up to order 2; kernel=gaussian gives any order")
-        kernel = self._fused(x) if order <= 2 else ""
+        kernel = self._fused(x) if order <= rbf_cpu.MAX_ORDER else ""
+        if kernel == "triton" and order > 2:  # the Triton kernel's weights stop at the Hessian
+            kernel = ""
         if kernel:
             return self._fused_jet(x, order, kernel)
         parts = [self._level_jet(x, s, order) for s in range(self.levels)]
@@ -298,7 +305,8 @@ class DInfGrid(Field):
         value = out[..., 0].reshape(n, c)
         grad = out[..., 1 : 1 + d].reshape(n, c, d) if order >= 1 else None
         hess = out[..., 1 + d : 1 + d + d * d].reshape(n, c, d, d) if order >= 2 else None
-        return Jet(value, grad, hess)
+        higher = out[..., 1 + d + d * d :].reshape(n, c, len(higher_axes(d, order))) if order >= 3 else None
+        return Jet(value, grad, hess, higher)
 
     def _level_jet(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, ...]:
         b = self.level_basis(x, level, order)
