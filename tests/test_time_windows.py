@@ -8,7 +8,7 @@ import torch
 from dinf.app.run import build
 from dinf.errors import ConfigError
 from dinf.fields.windowed import WindowedField
-from dinf.pdes.windows import Handover, window_edges
+from dinf.pdes.windows import Handover, window_edges, window_ends
 from dinf.solvers.marching import Marching
 from tests.helpers import compose_cfg
 
@@ -72,6 +72,21 @@ def test_a_windowed_solve_matches_the_exact_solution_and_hands_over_value_and_ra
     after = field.windows[1].jet(at.float(), 2)
     assert float((after.value - before.value).abs().max().detach()) < 2e-3
     assert float((after.grad[:, 0, 1] - before.grad[:, 0, 1]).abs().max().detach()) < 5e-2
+
+
+def test_an_overlap_solves_each_window_further_and_hands_over_inside_it():
+    assert window_ends([0.0, 0.5, 1.0], 0.5) == [0.75, 1.0]  # the last window ends at the interval's end
+    with pytest.raises(ConfigError, match=r"solver.overlap: give a fraction of a window's length in \[0, 1\]"):
+        window_ends([0.0, 1.0], 2, "solver.overlap")
+    with pytest.raises(ConfigError, match="solver.overlap: is for time windows: set solver.windows too"):
+        build(compose_cfg(WAVE + ["solver.overlap=0.5"]))
+    problem, field, solver = build(compose_cfg(WAVE + ["solver.windows=2", "solver.overlap=0.5"]))
+    first, later = solver.problems
+    assert list(first.bounds[1]) == [0.0, 0.75] and list(later.bounds[1]) == [0.5, 1.0]
+    assert field.edges.tolist() == [0.0, 0.5, 1.0]  # the run sees each window on its own interval
+    assert [t.at for t in solver.handovers[1]] == [0.5, 0.5]
+    solver.solve(field, problem, torch.Generator().manual_seed(0))
+    assert problem.evaluate(field)["l2re"] < 5e-3
 
 
 def test_the_windowed_run_reports_one_solution(tmp_path):

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # (solver.optim.lr reads it), whether a problem's exact conditions apply to it, its grading.
 MODEL_RUN_KEYS = ("lr", "exact_conditions", "focus")
 # Keys of a solver file that are not its class's options: marching in time windows wraps the solver.
-SOLVER_RUN_KEYS = ("windows",)
+SOLVER_RUN_KEYS = ("windows", "overlap")
 
 
 def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
@@ -68,6 +68,9 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
                                           lambda name: _instantiate(cfg, f"solver.{name}", skip=SOLVER_RUN_KEYS))
         path, why = f"solver.{name}", f", since {why} (solver=auto; solver=adam forces the paper's training)"
     windows = OmegaConf.select(cfg, f"{path}.windows", default=None)
+    if windows is None and OmegaConf.select(cfg, f"{path}.overlap", default=0):
+        raise _user_key(cfg, ConfigError(f"{path}.overlap", "is for time windows: set solver.windows too, "
+                                         "or remove the overlap")) from None
     if windows is not None:
         try:
             field, solver = _march(cfg, problem, solver, windows, f"{path}.windows")
@@ -82,24 +85,28 @@ def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: st
     """One field per time window of ``spec`` (a count or the edges), shown as one
     ``WindowedField``, and ``solver`` applied window after window (``Marching``)."""
     from dinf.fields.windowed import WindowedField
-    from dinf.pdes.windows import time_axis, window_edges, window_problems
+    from dinf.pdes.windows import time_axis, window_edges, window_ends, window_problems
     from dinf.solvers.marching import Marching
 
     if not hasattr(problem, "options"):
         raise ConfigError(key, f"windows need a problem stated in a config file, not {type(problem).__name__}")
     axis, lo, hi = time_axis(problem, key)
     edges = window_edges(spec, lo, hi, key)
-    problems, handovers = window_problems(problem, problem.options, edges, key)
+    okey = key.rsplit(".", 1)[0] + ".overlap"
+    overlap = OmegaConf.select(cfg, okey, default=0.0)
+    ends = window_ends(edges, 0.0 if overlap is None else overlap, okey)
+    problems, handovers = window_problems(problem, problem.options, edges, key, ends)
     focus = cfg.model.get("focus")
     focus = OmegaConf.to_container(focus, resolve=True) if focus else {}
     fields = []
-    for p, a, b in zip(problems, edges[:-1], edges[1:]):
+    for p, a, b in zip(problems, edges[:-1], ends):
         # A grading in time grades the window that holds its focus (the others stay uniform in time).
         own = {c: f for c, f in focus.items()
                if c != problem.time or not isinstance(f, dict) or a <= float(f.get("at", (lo + hi) / 2)) <= b}
         fields.append(_field(cfg, p, own, announce=False))
-    log.info("time windows: %d, edges %s; a %s on each, %s parameters in all", len(fields),
-             ", ".join(f"{e:g}" for e in edges), type(innermost(fields[0])).__name__,
+    log.info("time windows: %d, edges %s%s; a %s on each, %s parameters in all", len(fields),
+             ", ".join(f"{e:g}" for e in edges), f" (each solved {overlap:g} of its length further)" if overlap else "",
+             type(innermost(fields[0])).__name__,
              f"{sum(f.num_params for f in fields):,}")
     # Each window's exact conditions act inside the windowed field, so the run's problem sees the
     # solution itself and must not apply its own (whole-interval) ones again.

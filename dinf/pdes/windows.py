@@ -82,15 +82,27 @@ class Handover(Table):
         return jet.value[:, self.channel].detach().double()
 
 
+def window_ends(edges: Sequence[float], overlap: float, key: str = KEY) -> List[float]:
+    """Where each window's solve ends: its edge, or ``overlap`` of its length past it (not past
+    the last edge), so the next window's initial value is read inside the solved interval rather
+    than at its free end, where a space-time fit is one-sided."""
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0 <= overlap <= 1:
+        raise ConfigError(key, f"give a fraction of a window's length in [0, 1] (0.5), got {overlap!r}")
+    last = edges[-1]
+    return [min(b + overlap * (b - a), last) for a, b in zip(edges[:-1], edges[1:])]
+
+
 def window_problems(problem: Any, spec: Mapping[str, Any], edges: Sequence[float],
-                    key: str = KEY) -> Tuple[list, List[List[Handover]]]:
+                    key: str = KEY, ends: Optional[Sequence[float]] = None) -> Tuple[list, List[List[Handover]]]:
     """The problem on each window, and each window's ``Handover`` tables (none for the first).
-    ``spec`` holds the problem's own constructor options; ``key`` is where the windows were set."""
+    ``spec`` holds the problem's own constructor options; ``key`` is where the windows were set;
+    ``ends[k]`` where window ``k``'s problem ends (default its edge: ``window_ends``)."""
     time, coords = problem.time, list(problem.coords)
     space = [c for c in coords if c != time]
     _check_windowable(problem, spec, key)
+    ends = list(edges[1:]) if ends is None else list(ends)
     problems, handovers = [], []
-    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+    for k, (a, b) in enumerate(zip(edges[:-1], ends)):
         options = copy.deepcopy(dict(spec))
         domain = dict(options["domain"])
         domain["time"] = {time: [a, b]}
