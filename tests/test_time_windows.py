@@ -89,6 +89,17 @@ def test_an_overlap_solves_each_window_further_and_hands_over_inside_it():
     assert problem.evaluate(field)["l2re"] < 5e-3
 
 
+def test_auto_marches_the_solver_it_chose_in_its_own_windows():
+    auto = [o for o in WAVE if not o.startswith("solver")] + ["solver.least_squares.points=12000"]
+    _, field, solver = build(compose_cfg(auto + ["solver.windows=2", "solver.overlap=0.5"]))
+    assert isinstance(solver, Marching) and solver.name == "least squares, 2 time windows"
+    assert list(solver.problems[0].bounds[1]) == [0.0, 0.75]
+    with pytest.raises(ConfigError, match="solver.overlap: is for time windows"):
+        build(compose_cfg(auto + ["solver.overlap=0.5"]))
+    with pytest.raises(ConfigError, match="solver.windows: marching in time windows works with least squares"):
+        build(compose_cfg(auto + ["model=siren", "solver.windows=2"]))
+
+
 def test_the_windowed_run_reports_one_solution(tmp_path):
     from dinf.app.run import train
 

@@ -67,13 +67,16 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
         solver, name, why = solver.choose(field, problem,
                                           lambda name: _instantiate(cfg, f"solver.{name}", skip=SOLVER_RUN_KEYS))
         path, why = f"solver.{name}", f", since {why} (solver=auto; solver=adam forces the paper's training)"
-    windows = OmegaConf.select(cfg, f"{path}.windows", default=None)
-    if windows is None and OmegaConf.select(cfg, f"{path}.overlap", default=0):
-        raise _user_key(cfg, ConfigError(f"{path}.overlap", "is for time windows: set solver.windows too, "
+    # solver=auto's own windows and overlap march whichever solver it chose.
+    own = OmegaConf.select(cfg, "solver.windows", default=None) is not None or OmegaConf.select(cfg, "solver.overlap", default=0)
+    wpath = "solver" if path != "solver" and own else path
+    windows = OmegaConf.select(cfg, f"{wpath}.windows", default=None)
+    if windows is None and OmegaConf.select(cfg, f"{wpath}.overlap", default=0):
+        raise _user_key(cfg, ConfigError(f"{wpath}.overlap", "is for time windows: set solver.windows too, "
                                          "or remove the overlap")) from None
     if windows is not None:
         try:
-            field, solver = _march(cfg, problem, solver, windows, f"{path}.windows")
+            field, solver = _march(cfg, problem, solver, windows, f"{wpath}.windows")
         except ConfigError as e:
             raise _user_key(cfg, e) from None
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too

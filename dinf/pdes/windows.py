@@ -6,7 +6,8 @@ conditions (exact ones too); each later one starts from the previous window's so
 window's solution at ``t_k``, as soft conditions (an exact one would need the table's
 derivatives in space). Exact conditions on the box's faces stay exact in every window. The
 tables are filled in (``Handover.source``) once the previous window is solved, so the window
-problems are built once, before any solve.
+problems are built once, before any solve. With an overlap (``solver.overlap``, ``window_ends``)
+window ``k``'s problem runs past ``t_{k+1}``, so the hand-over is read inside its solved interval.
 """
 from __future__ import annotations
 

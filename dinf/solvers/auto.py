@@ -33,7 +33,9 @@ class Auto:
     """Holds the candidates' configs (``solver.least_squares``, ``solver.gauss_newton``,
     ``solver.cp_lm``, ``solver.newton``, ``solver.adam``); ``choose`` builds the first that applies."""
 
-    def __init__(self, **candidates: object):
+    def __init__(self, windows: object = None, overlap: float = 0.0, **candidates: object):
+        # windows, overlap: marching in time, which the run sets up around the chosen solver
+        self.windows, self.overlap = windows, overlap
         self.candidates = candidates
 
     def choose(self, field: torch.nn.Module, problem: torch.nn.Module,

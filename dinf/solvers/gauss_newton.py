@@ -60,7 +60,7 @@ class GaussNewton(SolveSolver):
     ``warm_start_steps``: Adam steps (learning rate ``warm_start_lr``, the problem's batch) before
     the first solve, which then starts from their field (``dinf.app.module`` runs them).
     ``max_solves``: at most this many solves (null: ``trainer.max_steps``), each validated.
-    ``windows``: marching in time windows, which the run sets up around this solver
+    ``windows``, ``overlap``: marching in time windows, which the run sets up around this solver
     (``dinf.solvers.marching``: the steps run to convergence on each window in turn).
     """
 
@@ -71,7 +71,7 @@ class GaussNewton(SolveSolver):
                  method: str = "auto", tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
                  cold_start: bool = True, backend: str = "auto", warm_start_steps: int = 0,
                  warm_start_lr: float = 1e-2, max_solves: Optional[int] = None,
-                 windows: Optional[Union[int, list]] = None):
+                 windows: Optional[Union[int, list]] = None, overlap: float = 0.0):
         check_choice("method", method, METHODS)
         check(max_solves is None or int(max_solves) >= 1, "max_solves", f"must be >= 1 or null, got {max_solves!r}")
         self.max_solves = None if max_solves is None else int(max_solves)
@@ -89,7 +89,7 @@ class GaussNewton(SolveSolver):
         self.cold_start, self.backend = bool(cold_start), backend
         self.warm_start_steps, self.warm_start_lr = int(warm_start_steps), float(warm_start_lr)
         self._state: Optional[_State] = None
-        self.windows = windows
+        self.windows, self.overlap = windows, overlap
 
     # --- checks -----------------------------------------------------------------------------
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:

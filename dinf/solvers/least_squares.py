@@ -63,7 +63,7 @@ class LeastSquares(SolveSolver):
     2D Gaussian grid, ``auto`` and ``direct`` build the normal equations from 1D factors at
     Gauss points and solve them as complex (``dinf.solvers.separable``; ``points`` then sets the
     Gauss points per cell, q² ≈ points / cells); false keeps the sampled, assembled path.
-    ``windows``: marching in time windows, which the run sets up around this solver
+    ``windows``, ``overlap``: marching in time windows, which the run sets up around this solver
     (``dinf.solvers.marching``); the solver itself solves whatever field and problem it is given.
     LSQR's iterate count also regularises: Poisson-gradient 256² peaks near 50 (33.17 dB) and
     drifts down as the loss keeps falling (200: 33.18, tol 1e-6: 32.84 dB).
@@ -73,7 +73,7 @@ class LeastSquares(SolveSolver):
 
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, method: str = "auto",
                  tol: float = 1e-10, maxiter: int = 2000, backend: str = "auto", separable: bool = True,
-                 windows: Optional[Union[int, list]] = None):
+                 windows: Optional[Union[int, list]] = None, overlap: float = 0.0):
         super().__init__()
         check_choice("method", method, METHODS)
         check_backend(backend)
@@ -82,7 +82,7 @@ class LeastSquares(SolveSolver):
         self.points, self.damping, self.method = points, float(damping), method
         self.tol, self.maxiter, self.backend = float(tol), int(maxiter), backend
         self.separable = bool(separable)
-        self.windows = windows
+        self.windows, self.overlap = windows, overlap
 
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
         check_linear(field, problem)
