@@ -94,6 +94,9 @@ def test_auto_marches_the_solver_it_chose_in_its_own_windows():
     _, field, solver = build(compose_cfg(auto + ["solver.windows=2", "solver.overlap=0.5"]))
     assert isinstance(solver, Marching) and solver.name == "least squares, 2 time windows"
     assert list(solver.problems[0].bounds[1]) == [0.0, 0.75]
+    # auto's overlap with the chosen solver's own windows (a problem's best block sets those)
+    _, _, solver = build(compose_cfg(auto + ["solver.least_squares.windows=2", "solver.overlap=0.5"]))
+    assert len(solver.problems) == 2 and list(solver.problems[0].bounds[1]) == [0.0, 0.75]
     with pytest.raises(ConfigError, match="solver.overlap: is for time windows"):
         build(compose_cfg(auto + ["solver.overlap=0.5"]))
     with pytest.raises(ConfigError, match="solver.windows: marching in time windows works with least squares"):

@@ -67,16 +67,14 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
         solver, name, why = solver.choose(field, problem,
                                           lambda name: _instantiate(cfg, f"solver.{name}", skip=SOLVER_RUN_KEYS))
         path, why = f"solver.{name}", f", since {why} (solver=auto; solver=adam forces the paper's training)"
-    # solver=auto's own windows and overlap march whichever solver it chose.
-    own = OmegaConf.select(cfg, "solver.windows", default=None) is not None or OmegaConf.select(cfg, "solver.overlap", default=0)
-    wpath = "solver" if path != "solver" and own else path
-    windows = OmegaConf.select(cfg, f"{wpath}.windows", default=None)
-    if windows is None and OmegaConf.select(cfg, f"{wpath}.overlap", default=0):
-        raise _user_key(cfg, ConfigError(f"{wpath}.overlap", "is for time windows: set solver.windows too, "
+    wkey, okey = _march_key(cfg, path, "windows"), _march_key(cfg, path, "overlap")
+    windows, overlap = OmegaConf.select(cfg, wkey, default=None), OmegaConf.select(cfg, okey, default=0)
+    if windows is None and overlap:
+        raise _user_key(cfg, ConfigError(okey, "is for time windows: set solver.windows too, "
                                          "or remove the overlap")) from None
     if windows is not None:
         try:
-            field, solver = _march(cfg, problem, solver, windows, f"{wpath}.windows")
+            field, solver = _march(cfg, problem, solver, windows, wkey, overlap or 0.0, okey)
         except ConfigError as e:
             raise _user_key(cfg, e) from None
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
@@ -84,9 +82,18 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
     return problem, field, solver
 
 
-def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: str) -> Tuple[torch.nn.Module, Solver]:
-    """One field per time window of ``spec`` (a count or the edges), shown as one
-    ``WindowedField``, and ``solver`` applied window after window (``Marching``)."""
+def _march_key(cfg: DictConfig, path: str, name: str) -> str:
+    """Where a marching option is read: solver=auto's own (``solver.windows``), where set, marches
+    whichever solver it chose; else the chosen solver's file (``path``, its ``pde.best`` default)."""
+    own = f"solver.{name}"
+    return own if path != "solver" and OmegaConf.select(cfg, own, default=None) not in (None, 0) else f"{path}.{name}"
+
+
+def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: str, overlap: float = 0.0,
+           okey: str = "solver.overlap") -> Tuple[torch.nn.Module, Solver]:
+    """One field per time window of ``spec`` (a count or the edges; set at ``key``), shown as one
+    ``WindowedField``, and ``solver`` applied window after window (``Marching``), each window
+    solved ``overlap`` of its length further (set at ``okey``)."""
     from dinf.fields.windowed import WindowedField
     from dinf.pdes.windows import time_axis, window_edges, window_ends, window_problems
     from dinf.solvers.marching import Marching
@@ -95,9 +102,7 @@ def _march(cfg: DictConfig, problem: Problem, solver: Solver, spec: Any, key: st
         raise ConfigError(key, f"windows need a problem stated in a config file, not {type(problem).__name__}")
     axis, lo, hi = time_axis(problem, key)
     edges = window_edges(spec, lo, hi, key)
-    okey = key.rsplit(".", 1)[0] + ".overlap"
-    overlap = OmegaConf.select(cfg, okey, default=0.0)
-    ends = window_ends(edges, 0.0 if overlap is None else overlap, okey)
+    ends = window_ends(edges, overlap, okey)
     problems, handovers = window_problems(problem, problem.options, edges, key, ends)
     focus = cfg.model.get("focus")
     focus = OmegaConf.to_container(focus, resolve=True) if focus else {}
