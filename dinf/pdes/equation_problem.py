@@ -389,10 +389,7 @@ class _Reference:
             x = evaluation_grid(p)
             file_vals = None
         exact_vals = self.exact_values(x) if self.exact is not None else None
-        formula_vals = None
-        if self.formula is not None:
-            coords = {c: x[:, i] for i, c in enumerate(p.coords)}
-            formula_vals = torch.stack([evaluate_expr(self.formula[u], coords, x[:, 0]) for u in p.unknowns.names], 1)
+        formula_vals = self._expression_values(self.formula, x) if self.formula is not None else None
         cols = [v for v in (exact_vals, file_vals, formula_vals) if v is not None]
         return x, torch.cat(cols, 1) if cols else x.new_zeros(x.shape[0], 0)
 
@@ -410,12 +407,17 @@ class _Reference:
                 v = np.asarray(out[u])
                 cols += [v.real, v.imag] if u in p.unknowns.complex else [v.real]
             return torch.stack([torch.as_tensor(c, dtype=torch.float64) for c in cols], 1)
-        like = x[:, 0]
+        return self._expression_values(self.exact, x)
+
+    def _expression_values(self, exprs: Mapping[str, Any], x: Tensor) -> Tensor:
+        """``[M, C]``: one parsed expression per unknown at ``x``, per field channel."""
+        p = self.problem
+        coords = {c: x[:, i] for i, c in enumerate(p.coords)}
         cols = []
         for u in p.unknowns.names:
-            re, im = self.exact[u].as_real_imag()
+            re, im = exprs[u].as_real_imag()
             cols += [re, im] if u in p.unknowns.complex else [re]
-        return torch.stack([evaluate_expr(c, coords, like) for c in cols], 1)
+        return torch.stack([evaluate_expr(c, coords, x[:, 0]) for c in cols], 1)
 
     def metrics(self, pred: Tensor) -> Dict[str, float]:
         """PINNacle's L2RE: one number pooled over every unknown (and snapshot), and per unknown."""
