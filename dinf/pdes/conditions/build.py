@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Type
 from dinf.equations import Unknowns
 from dinf.errors import ConfigError
 from dinf.pdes.conditions.base import Condition, Reading
+from dinf.pdes.conditions.data import Data
 from dinf.pdes.conditions.expression import ResidualCondition
 from dinf.pdes.conditions.initial import Initial, InitialRate
 from dinf.pdes.conditions.on_piece import Dirichlet, Neumann, Robin
@@ -14,8 +15,9 @@ from dinf.pdes.conditions.point import Point
 
 # ``type:`` -> class, in the order the error messages list them.
 TYPES: Dict[str, Type[Condition]] = {c.type: c for c in (Dirichlet, Neumann, Robin, Initial, InitialRate, Point,
-                                                          Periodic, ResidualCondition)}
-KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard", "derivatives"}
+                                                          Periodic, ResidualCondition, Data)}
+KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard", "derivatives",
+        "noise"}
 
 
 def build_conditions(spec: Mapping[str, Any], unknowns: Unknowns, coords: List[str], time: Optional[str],
