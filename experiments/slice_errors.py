@@ -4,7 +4,8 @@
 
 Rebuilds the run from its ``metrics.json`` config, loads ``checkpoints/last.ckpt`` and prints,
 per time of the problem's evaluation points, ‖error at that time‖ / ‖reference over all times‖
-(the shares' squares sum to the L2RE's square) and the largest error there.
+(the shares' squares sum to the L2RE's square), that time's own relative error ‖error at t‖ /
+‖reference at t‖ (1 when the solution has decorrelated from the reference) and the largest error.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for when in (args.times if args.times is not None else torch.unique(t).tolist()):
         on = (t - when).abs() < 1e-9
         if on.any():
-            print(f"t = {when:g}: share {float(torch.linalg.norm(err[on])) / total:.2e}, "
+            own = float(torch.linalg.norm(err[on]) / torch.linalg.norm(truth[on]))
+            print(f"t = {when:g}: share {float(torch.linalg.norm(err[on])) / total:.2e}, relative {own:.2e}, "
                   f"max error {float(err[on].abs().max()):.3g}")
     return 0
 

@@ -83,7 +83,8 @@ def test_every_shipped_equation_problem_is_checked():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_compiled_residuals_equal_the_tree_walk_on_shipped_problems(name):
     problem = _problem(name)
-    d, c, n, order = problem.in_dim, problem.out_dim, 64, problem.jet_order
+    # Residuals read the unknowns and any unknown parameters (more channels: dinf.pdes.inferred).
+    d, c, n, order = problem.in_dim, problem.symbols.out_dim, 64, problem.jet_order
     residuals = _residuals(problem)
     assert residuals
     for seed, (key, r) in enumerate(residuals):

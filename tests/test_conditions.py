@@ -14,7 +14,7 @@ from dinf.errors import ConfigError
 from dinf.geometry import Domain
 from dinf.jet import Jet
 from dinf.linear_system import jet_entries
-from dinf.pdes.conditions import (TYPES, Condition, Dirichlet, Initial, InitialRate, Neumann, Periodic, Point,
+from dinf.pdes.conditions import (TYPES, Condition, Data, Dirichlet, Initial, InitialRate, Neumann, Periodic, Point,
                                   ResidualCondition, Robin, build_conditions)
 
 SPACE = {"space": {"x": [0, 1], "y": [0, 1]}}
@@ -24,7 +24,7 @@ SPACE_TIME = {"space": {"x": [0, 1]}, "time": {"t": [0, 2]}}
 def _build(spec: Dict, domain_spec: Dict) -> tuple:
     domain = Domain.from_config(dict(domain_spec), key="domain")
     time = next(iter(domain_spec["time"])) if "time" in domain_spec else None
-    conditions = build_conditions(spec, Unknowns(["u"]), list(domain.coords), time, {}, {}, domain.resolve,
+    conditions = build_conditions(spec, Unknowns(["u"]), list(domain.coords), time, {}, {}, domain,
                                   lambda v, k: float(v), key="conditions")
     return domain, conditions
 
@@ -163,4 +163,4 @@ def test_a_condition_built_in_python_needs_no_config():
     assert (by_hand.name, by_hand.piece, by_hand.weight, by_hand.points, by_hand.unknowns) == ("w", "y_max", 2.0, 16, ["u"])
     x, _, data = _sampled(by_hand, domain, 16)
     assert torch.allclose(by_hand.values(_jet(x), data), _jet(x).value, atol=0, rtol=0)
-    assert {Dirichlet, Neumann, Robin, ResidualCondition, Initial, InitialRate, Point, Periodic} == set(TYPES.values())
+    assert {Dirichlet, Neumann, Robin, ResidualCondition, Initial, InitialRate, Point, Periodic, Data} == set(TYPES.values())

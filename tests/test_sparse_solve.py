@@ -150,3 +150,19 @@ def test_a_solve_out_of_memory_is_one_line_with_its_size(monkeypatch, backend):
 def test_other_solve_failures_are_not_called_memory():
     with pytest.raises(ValueError, match="dimension mismatch"):
         solve_spd(sp.identity(3, format="csr"), np.ones(4), backend="superlu")
+
+
+@pytest.mark.skipif(not pardiso_available(), reason="pypardiso is not installed")
+def test_a_pardiso_failure_other_than_memory_is_solved_by_superlu_and_logged(monkeypatch, caplog):
+    """PARDISO's zero pivot (-4, met by Gauss–Newton on a nearly singular system) is not a crash:
+    the solve goes to SuperLU, with a warning."""
+    from pypardiso.pardiso_wrapper import PyPardisoError
+
+    def fail(*args, **kwargs):
+        raise PyPardisoError(-4)
+    monkeypatch.setattr(type(sparse_solve._pardiso_spd()), "solve", fail)
+    _, M, b = _system(3, rows=3_000, cols=200)
+    with caplog.at_level("WARNING"):
+        x = solve_spd(M, b, backend="pardiso")
+    np.testing.assert_allclose(M @ x, b, rtol=0, atol=1e-9 * np.abs(b).max())
+    assert "PARDISO could not factor the 200 × 200 system" in caplog.text

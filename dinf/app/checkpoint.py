@@ -52,8 +52,18 @@ def run_key(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("checkpoint", None)
     data.pop("hydra", None)
-    blob = json.dumps(data, sort_keys=True, default=str)
+    blob = json.dumps(_str_keys(data), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _str_keys(data: Any) -> Any:
+    """``data`` with every mapping key a string: YAML reads a key ``true`` or ``on`` as a bool,
+    which json cannot sort beside strings (the config's own check then names the key)."""
+    if isinstance(data, dict):
+        return {str(k): _str_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_str_keys(v) for v in data]
+    return data
 
 
 def begin(cfg: DictConfig, output_dir: str) -> RunState:

@@ -64,7 +64,8 @@ class FieldModule(pl.LightningModule):
     def configure_optimizers(self):
         if not self.gradient:
             return None
-        opt = self.solver.optim(self.field.parameters())
+        # A problem's unknown parameters (dinf.pdes.inferred) train with the field.
+        opt = self.solver.optim([*self.field.parameters(), *self.problem.parameters()])
         if self.solver.scheduler is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.solver.scheduler(opt), "interval": "step"}}

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # Keys of a model file that are not its class's options: Adam's learning rate for this model
 # (solver.optim.lr reads it), whether a problem's exact conditions apply to it, its grading.
-MODEL_RUN_KEYS = ("lr", "exact_conditions", "focus")
+MODEL_RUN_KEYS = ("lr", "exact_conditions", "focus", "periodic")
 # Keys of a solver file that are not its class's options: marching in time windows wraps the solver.
 SOLVER_RUN_KEYS = ("windows", "overlap")
 
@@ -127,7 +127,8 @@ def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = 
            announce: bool = True) -> torch.nn.Module:
     """The model of ``cfg`` on the problem's box (and graded where ``model.focus``, or ``focus``
     when given, says); ``announce``: log its kind and size."""
-    field = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS)
+    periodic = _periodic_axes(cfg.model.get("periodic"), problem)
+    field = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS, **({"periodic": periodic} if periodic else {}))
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
             raise ConfigError(f"model.{key}", f"{getattr(field, key)} does not match pde.{key}={getattr(problem, key)}")
@@ -145,10 +146,27 @@ def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = 
             raise ConfigError("grid.focus", f"needs a problem stated in a config file; {type(problem).__name__} "
                               "draws its own points")
         focus = OmegaConf.to_container(focus, resolve=True) if isinstance(focus, DictConfig) else focus
+        wrapped = [c for c in focus if c in (cfg.model.get("periodic") or [])]
+        if wrapped:
+            raise ConfigError("grid.focus", f"grades {wrapped[0]}, which grid.periodic wraps: a graded axis is not "
+                                            "periodic; remove one of the two")
         field = WarpedField(field, focus_axes(focus, problem.coords,
                                               problem.bounds))
     check_order(field, problem.jet_order)
     return field
+
+
+def _periodic_axes(names: Any, problem: Problem) -> List[int]:
+    """The axis indices of the coordinates ``names`` (``grid.periodic``) that the grid wraps."""
+    if not names:
+        return []
+    names = [names] if isinstance(names, str) else list(names)
+    coords = list(getattr(problem, "coords", None) or [])
+    for name in names:
+        if name not in coords:
+            raise ConfigError("grid.periodic", f"{name!r} is not a coordinate of this problem; its coordinates are "
+                                               f"{coords or 'unnamed'}")
+    return [coords.index(name) for name in names]
 
 
 def check_order(field: torch.nn.Module, order: int) -> None:

@@ -23,7 +23,6 @@ the centre's). A throw-away check, −u'' = f in 1D with u = sin(π(x + 1)/4), 8
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Tuple
 
 import torch

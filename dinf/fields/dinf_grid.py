@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,11 @@ class DInfGrid(Field):
     ``resolution_per_axis`` (a tuple), ``cells_per_axis`` (per level, a tuple per axis),
     ``cells`` (per level an int when all axes agree, as for an int resolution, else the tuple)
     and ``cells_total`` (the finest level's cell count, ``resolution ** in_dim`` for an int).
+
+    ``periodic``: axes (indices) on which the grid wraps: node ``n_a`` is node 0, so the field
+    and all its derivatives agree exactly on the two faces, x = -1 and x = 1. Such an axis stores
+    its ``n_a`` distinct nodes only (no ghosts); the jets read a wrapped copy (``full_grid``), and
+    ``basis`` gives columns modulo ``n_a``.
     """
 
     has_basis = True  # basis(x, level, order): the jets of the interpolation weights
@@ -105,6 +110,7 @@ class DInfGrid(Field):
         gates: str = "none",
         gate_resolution: int = 8,
         window: float = 0.0,
+        periodic: Sequence[int] = (),
     ):
         super().__init__(in_dim, out_dim)
         check_choice("kernel", kernel, KERNELS)
@@ -122,6 +128,11 @@ class DInfGrid(Field):
         check(window >= 0, "window", f"must be >= 0 (0: no window), got {window}")
         check(window == 0 or kernel in SEPARABLE, "window",
               f"the bump window is built for the separable Gaussian; kernel {kernel} takes window=0")
+        periodic = tuple(sorted(int(a) for a in (periodic or ())))
+        check(all(0 <= a < in_dim for a in periodic) and len(set(periodic)) == len(periodic), "periodic",
+              f"axes must be distinct indices in 0..{in_dim - 1}, got {list(periodic)}")
+        check(not periodic or edge == "pad", "periodic", "a periodic axis wraps its nodes; it takes edge=pad")
+        self.periodic: Tuple[int, ...] = periodic
         self.resolution: Resolution = int(resolution) if is_int(resolution) else list(axes)
         self.levels, self.features = levels, features
         self.kernel, self.eps, self.rho, self.edge = kernel, float(eps), rho, edge
@@ -135,8 +146,10 @@ class DInfGrid(Field):
         self.cells: List[Union[int, Tuple[int, ...]]] = (
             [c[0] for c in self.cells_per_axis] if self.isotropic else list(self.cells_per_axis))
         self.ghost = rho if edge == "pad" else 0  # ghost nodes beyond [-1, 1] on each side
+        # A periodic axis keeps its n distinct nodes; the others n + 1 and the ghosts.
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(*[n + 1 + 2 * self.ghost for n in cells], features).uniform_(-init_scale, init_scale))
+            nn.Parameter(torch.empty(*[n if a in periodic else n + 1 + 2 * self.ghost for a, n in enumerate(cells)],
+                                     features).uniform_(-init_scale, init_scale))
             for cells in self.cells_per_axis
         )
         kwargs = {"hidden": decoder_hidden} if decoder == "mlp" else {}
@@ -218,7 +231,8 @@ class DInfGrid(Field):
         for a in range(d):
             shape = [x.shape[0]] + [1] * d
             shape[1 + a] = k
-            cols = cols * sides[a] + (b.nodes[:, a] + self.ghost).reshape(shape)
+            index = b.nodes[:, a] % sides[a] if a in self.periodic else b.nodes[:, a] + self.ghost
+            cols = cols * sides[a] + index.reshape(shape)
         cols = cols.reshape(x.shape[0], k**d)
         if not b.separable:
             if order > 2:
@@ -246,7 +260,7 @@ class DInfGrid(Field):
         """``[Π_a (n_a + 2), K^d · F]``: row i holds the features of one (2ρ)^d neighbourhood.
 
         K^d times the level's memory: the fused kernels read the grid itself instead."""
-        g = self.grids[level]
+        g = self.full_grid(level)
         d, k = self.in_dim, 2 * self.rho
         if self.edge == "clamp":
             # Replicating the border ρ times is exactly index clamping.
@@ -258,6 +272,16 @@ class DInfGrid(Field):
         perm = list(range(d)) + list(range(d + 1, 2 * d + 1)) + [d]
         g = g.permute(*perm)
         return g.reshape(-1, (k**d) * self.features)
+
+    def full_grid(self, level: int) -> Tensor:
+        """``grids[level]`` with every axis laid out as ``n_a + 1 + 2·ghost`` nodes: a periodic
+        axis' stored nodes repeated around (node j is stored node (j − ghost) mod n_a);
+        differentiable, so gradients of the copies add up on the stored nodes."""
+        g = self.grids[level]
+        for a in self.periodic:
+            n = g.shape[a]
+            g = g.index_select(a, torch.arange(-self.ghost, n + 1 + self.ghost, device=g.device) % n)
+        return g
 
     # --- jets ---------------------------------------------------------------------------
     def features_jet(self, x: Tensor, order: int = 2) -> Jet:
@@ -294,8 +318,9 @@ class DInfGrid(Field):
 
     def _fused_jet(self, x: Tensor, order: int, kernel: str = "numba") -> Jet:
         f, d = self.features, self.in_dim
-        table = torch.cat([g.reshape(-1, f) for g in self.grids])
-        sizes = [tuple(g.shape[:-1]) for g in self.grids]
+        grids = [self.full_grid(s) for s in range(self.levels)]
+        table = torch.cat([g.reshape(-1, f) for g in grids])
+        sizes = [tuple(g.shape[:-1]) for g in grids]
         jet_fn = rbf_cpu.grid_jet if kernel == "numba" else _rbf_triton().grid_jet_triton
         out = jet_fn(
             x.to(table.dtype), table, self.cells_per_axis, sizes, self.ghost, self.edge == "clamp", self.rho,
@@ -358,7 +383,7 @@ class DInfGrid(Field):
             inside, ell, _, _ = window_log(delta / self.rho, self.window)
             phi = phi * torch.where(inside, torch.exp(ell), torch.zeros_like(ell)).prod(-1)
         w = phi / phi.sum(-1, keepdim=True)
-        grid = self.grids[level]
+        grid = self.full_grid(level)
         flat = torch.zeros_like(base[:, :1])
         for a in range(d):
             flat = flat * grid.shape[a] + nodes[..., a] + self.ghost

@@ -484,11 +484,13 @@ __all__ = ["Domain"]
 
 
 def closed_contains(domain: Domain, x: Tensor) -> Tensor:
-    """Inside the domain or on its boundary (grid points on the box's faces count)."""
+    """Inside the domain or on its boundary (grid points on the box's faces and corners count): a
+    point is also tried moved a hair along each axis, and towards the box's centre along every
+    axis at once (a corner lies on two faces, so one axis at a time cannot reach inside)."""
     eps = 1e-9 * float((domain.bounds[:, 1] - domain.bounds[:, 0]).max())
     inside = domain.contains(x)
     lo, hi = domain.bounds[:, 0], domain.bounds[:, 1]
-    near = torch.zeros_like(inside)
+    near = domain.contains(x + eps * torch.sign((lo + hi).to(x.dtype) / 2 - x))
     for shift in (eps, -eps):
         for a in range(x.shape[1]):
             y = x.clone()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -40,14 +39,12 @@ from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.pdes.base import Batch, FieldLike, Problem
 from dinf.pdes.conditions import Condition, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
+from dinf.pdes.inferred import InferredParams, split_params
+from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
 from dinf.pdes.tables import read_functions
 
 log = logging.getLogger(__name__)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Where a reference file named without a folder is looked for (after the working directory):
-# the repository, its data/ and data/pinnacle/ (PINNacle's files, MIT, with their LICENSE).
-SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(ROOT, "data", "pinnacle")]
 
 
 class EquationProblem(Problem, LinearProblem, ResidualProblem):
@@ -82,10 +79,16 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         for key, given, fixed, what in (("in_dim", in_dim, self.in_dim, ", ".join(self.coords)),
                                         ("out_dim", out_dim, self.out_dim, ", ".join(self.unknowns.channel_names()))):
             check(given is None or given == fixed, key, f"is {fixed} for this problem ({what}), got {given}")
-        self.params = _params(params or {})
+        known, unknown = split_params(params or {})
+        self.params = _params(known)
+        inferred = InferredParams(unknown)  # a module: registered once nn.Module is set up, below
+        # Residuals read the unknown parameters as more channels of the jet (dinf.pdes.inferred).
+        kinds = {u: "complex" if u in self.unknowns.complex else "real" for u in self.unknowns.names}
+        self.symbols = (Unknowns({**kinds, **{p: "real" for p in inferred.names}}, key="params") if len(inferred)
+                        else self.unknowns)
         # Expressions stay text; a mapping is a table of numbers (dinf.pdes.tables).
         self.functions = read_functions(functions, self.coords, self.domain.bounds, SEARCH_DIRS)
-        vocab = Vocabulary(self.unknowns.names, self.coords, self.params, self.functions, time=self.time)
+        vocab = Vocabulary(self.symbols.names, self.coords, self.params, self.functions, time=self.time)
         self.residuals: Dict[str, Residual] = {}
         self.residual_weights: Dict[str, float] = {}
         check(bool(residuals), "residuals", "at least one residual is needed, e.g. {pde: 'u_xx + u_yy'}")
@@ -96,13 +99,14 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             if extra:
                 raise ConfigError(f"{key}.{sorted(extra)[0]}", "not an option of a residual (expr, python, order, weight)")
             if "python" in spec:
+                check(not len(inferred), key, "a Python residual takes known parameters only")
                 self.residuals[rname] = PythonResidual(str(spec["python"]), vocab, self.unknowns, key, self.params,
                                                        self.domain.bounds, spec.get("order", 2))
             else:
-                self.residuals[rname] = Residual(spec.get("expr"), vocab, self.unknowns, key, self.params)
+                self.residuals[rname] = Residual(spec.get("expr"), vocab, self.symbols, key, self.params)
             self.residual_weights[rname] = self.number(spec.get("weight", 1.0), f"{key}.weight")
         every = build_conditions(conditions or {}, self.unknowns, self.coords, self.time, self.params,
-                                 self.functions, self.domain.resolve, self.number, key="conditions")
+                                 self.functions, self.domain, self.number, key="conditions", symbols=self.symbols)
         self.conditions: List[Condition] = [c for c in every if not c.hard]  # the loss terms
         self.jet_order = max([r.order for r in self.residuals.values()] + [c.order for c in self.conditions])
         # Exact conditions: the unknowns are u = g + B·N of the field's output N.
@@ -120,6 +124,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             modes["l2re_file"] = "min"
         if self.reference.formula is not None:
             modes["l2re_formula"] = "min"
+        modes.update({f"{name}_error": "min" for name in inferred.truth})
         modes["max_error"] = "min"
         # Without a reference a run reports the RMS of its residuals on the evaluation grid.
         self.metric_modes = modes if self.reference.given else {"residual_rms": "min"}
@@ -129,6 +134,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             if k != "source" and (k not in modes or isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ConfigError(f"published.{k}", f"give a number for a metric of this problem ({', '.join(modes)})")
         super().__init__(targets, in_dim, out_dim)
+        self.inferred = inferred
         x, values = self.reference.points_and_values()
         self.register_buffer("eval_x", x, persistent=False)
         self.register_buffer("eval_values", values, persistent=False)
@@ -195,6 +201,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         normal = batch.data["normal"]
         if self.hard:
             jet = self.hard.jet(jet, x)
+        jet = self.extended(jet)
         terms: Dict[str, Tensor] = {}
         inner = _slice_jet(jet, blocks[0])
         data = self._point_data(x[blocks[0]], None)
@@ -206,8 +213,14 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         return terms
 
     # --- least squares ----------------------------------------------------------------------
+    def extended(self, jet: Jet) -> Jet:
+        """The field's jet (after exact conditions) with the unknown parameters' channels."""
+        return self.inferred.extend(jet) if len(self.inferred) else jet
+
     def nonlinear_term(self) -> Optional[str]:
         """Where the first term that is not linear is (None: the problem is linear)."""
+        if len(self.inferred):
+            return f"params.{self.inferred.names[0]} is unknown (identified with the field)"
         for name, r in self.residuals.items():
             if not r.linear:
                 return f"residuals.{name} has the nonlinear term {r.nonlinear_term}"
@@ -232,7 +245,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         if self.hard:
             jet = self.hard.jet(jet, x)
         d, order = self.in_dim, self.jet_order
-        return self._system(batch, lambda r, j, data: linearized_rows(r, j, data, d, order), jet)
+        return self._system(batch, lambda r, j, data: linearized_rows(r, j, data, d, order), self.extended(jet))
 
     def _system(self, batch: Batch, rows: Any, jet: Optional[Jet] = None) -> LinearSystem:
         """Rows of every residual and condition, weighted as ``loss`` weighs them; ``rows(residual,
@@ -269,6 +282,27 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             return LinearSystem(x, coef, rhs)
         return LinearSystem(x, coef, *pair_rows(rhs, pairs))
 
+    def noise_scale(self, batch: Batch, jet: Jet) -> float:
+        """``c`` with ``loss / (2c)`` the negative log-posterior, for a Laplace approximation: the
+        data conditions' (``type: data``) weight · σ² / points, σ their noise's (else the RMS of
+        their misfit at ``jet``); without data, the mean squared row (loss over rows)."""
+        from dinf.pdes.conditions import Data
+
+        x = batch.data["x64"].double()
+        full = self.extended(self.hard.jet(jet, x) if self.hard else jet)
+        blocks, normal = self._blocks(batch), batch.data["normal"]
+        scales = []
+        for c, block in zip(self.conditions, blocks[1:]):
+            if isinstance(c, Data):
+                n = block.stop - block.start
+                sigma2 = c.sigma ** 2 if c.sigma else float(
+                    c.values(_slice_jet(full, block), self._point_data(x[block], normal[block])).pow(2).mean())
+                scales.append(c.weight * sigma2 / max(n, 1))
+        if scales:
+            return float(np.mean(scales))
+        rows = sum(b.stop - b.start for b in blocks)
+        return float(self.loss(jet, batch)["loss"]) / max(rows, 1)
+
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
         """``field(x)`` at float64 points, in the field's own precision; CPU float64 ``[N, C]``."""
@@ -278,10 +312,13 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         return self.hard.values(out, x.double()) if self.hard else out
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
+        """The metrics against the reference (else the residuals' RMS), and each unknown
+        parameter's value, error and standard deviation (``dinf.pdes.inferred``)."""
         if not self.reference.given:
-            return {"residual_rms": self.residual_rms(field, self.eval_x)}
-        pred = self.predict(field, self.eval_x)
-        return self.reference.metrics(pred)
+            out = {"residual_rms": self.residual_rms(field, self.eval_x)}
+        else:
+            out = self.reference.metrics(self.predict(field, self.eval_x))
+        return {**out, **self.inferred.metrics()}
 
     def residual_rms(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> float:
         """RMS of the residuals (weights left out) at points ``x`` inside the domain."""
@@ -295,6 +332,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             data = self._point_data(c.to(device=device, dtype=jet.value.dtype), None)
             if self.hard:
                 jet = self.hard.jet(jet, c.to(device=device, dtype=jet.value.dtype))
+            jet = self.extended(jet)
             for r in self.residuals.values():
                 values = r.evaluate(jet, data).detach()
                 total += float(values.double().pow(2).sum())
@@ -342,8 +380,6 @@ class _Reference:
                 raise ConfigError("reference.formula", "expected {u: expression, …} beside reference.exact, real unknowns")
             self.formula = self._expressions(spec["formula"], "reference.formula")
         if spec.get("file"):
-            from dinf.pdes.reference_data import load_reference
-
             if problem.unknowns.complex:
                 raise ConfigError("reference.file", "data files hold real outputs; a complex unknown needs "
                                   "reference.exact")

@@ -36,6 +36,12 @@ import numpy as np
 
 from dinf.errors import ConfigError
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where a data file named without a folder (a reference, a table, observations) is looked for
+# after the working directory: the repository, its data/ and data/pinnacle/ (PINNacle's files, MIT,
+# with their LICENSE).
+SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(ROOT, "data", "pinnacle")]
+
 DEFAULT_KEY = "pde.reference.file"
 COMSOL_SUFFIXES = (".dat", ".txt")
 TABLE_SUFFIXES = (".csv", ".npz")

@@ -145,10 +145,12 @@ def _check_windowable(problem: Any, spec: Mapping[str, Any], key: str) -> None:
     time_axis(problem, key)
     if problem.unknowns.complex:
         raise ConfigError(key, "windows hand over real unknowns; this problem has complex ones")
+    if len(getattr(problem, "inferred", ())):
+        raise ConfigError(key, "unknown parameters are identified over the whole interval; no time windows")
     conditions = spec.get("conditions") or {}
     for name, cond in conditions.items():
         kind = cond.get("type")
-        if kind == "point" or (kind == "periodic" and cond.get("axis") == problem.time):
+        if kind in ("point", "data") or (kind == "periodic" and cond.get("axis") == problem.time):
             raise ConfigError(f"pde.conditions.{name}", f"a {kind} condition in time is not carried across "
                               f"time windows yet; no {key}")
     if not any(cond.get("type") == "initial" for cond in conditions.values()):

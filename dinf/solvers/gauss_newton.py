@@ -16,6 +16,11 @@ Marquardt's: it adapts by the ratio of the actual to the predicted decrease. A l
 (``linear_system``, or a linearisation that does not depend on the jet) is solved by the first
 step, to what ``solver=least_squares`` gives.
 
+A problem's unknown parameters θ (``dinf.pdes.inferred``: more channels of the jet) are unknowns
+beside ``z``: their columns are the rows' coefficients on those channels, and the Tikhonov term
+leaves them out. After each step their standard deviations come from the Laplace approximation at
+the new point, ``cov = c · (AᵀA + μ·I_z)⁻¹``, ``c`` the problem's noise scale (``noise_scale``).
+
 The points are drawn once: the steps minimise one loss, so each step's decrease is real.
 """
 from __future__ import annotations
@@ -126,24 +131,25 @@ class GaussNewton(SolveSolver):
         t1 = time.perf_counter()
         A = st.jacobian(st.system)
         g = st.linear_vector(st.system)
-        r0 = st.system.residual(st.jet).reshape(-1).double().numpy()
+        r0 = st.system.residual(st.full(st.jet)).reshape(-1).double().numpy()
         norms2 = np.asarray(A.multiply(A).sum(0)).ravel()  # diag AᵀA
         if st.mu is None:  # the Tikhonov weight, fixed at the start: one objective for every step
             st.mu = self.damping * float(norms2.mean())
-            st.objective = st.loss + st.mu * float(st.z @ st.z)
+            st.objective = st.loss + st.mu * st.norm2(st.z)
         t2 = time.perf_counter()
         delta, inner = self._inner(A, r0, g, st.z, st.mu, lam * float(norms2.mean()), norms2)
         t3 = time.perf_counter()
         # The model's predicted change of the objective at δ, and the actual objective along δ.
         Ad = A @ delta
+        dz = delta * st.mask
         predicted = float(np.sum((r0 + Ad) ** 2) - np.sum(r0**2) - 2.0 * g @ delta
-                          + st.mu * (2.0 * st.z @ delta + delta @ delta))
+                          + st.mu * (2.0 * st.z @ dz + dz @ dz))
 
         def evaluate(z1: np.ndarray) -> Tuple[float, Any]:
             jet1 = st.jet_at(z1)
             system1 = st.linearize(jet1)
-            loss1 = float(system1.loss(jet1))
-            return loss1 + st.mu * float(z1 @ z1), (jet1, system1, loss1)
+            loss1 = float(system1.loss(st.full(jet1)))
+            return loss1 + st.mu * st.norm2(z1), (jet1, system1, loss1)
 
         step = damped_step(evaluate, st.z, delta, st.objective, predicted, lam, self.halvings, self.rtol)
         t4 = time.perf_counter()
@@ -151,13 +157,37 @@ class GaussNewton(SolveSolver):
         if step.z is not None:
             st.z, st.objective = step.z, step.objective
             st.jet, st.system, st.loss = step.payload
-            write_back(field, st.z, st.layout, st.bias)
+            write_back(field, st.z[:st.nodes_count], st.layout, st.bias)
         st.steps += 1
+        extra = {}
+        if st.extra:
+            st.set_params(st.z)  # the accepted values (a refused trial set others)
+            extra = self._parameters(st)
         self.info = {"loss": st.loss, "loss_zero": st.loss_start, "step": step.alpha, "lm": lam,
                      "inner_iterations": inner, "assemble_s": t2 - t1 + (t1 - t0), "solve_s": t3 - t2,
                      "line_search_s": t4 - t3, "rows": A.shape[0], "unknowns": A.shape[1], "nnz": A.nnz,
-                     "method": st.method, "converged": step.converged}
+                     "method": st.method, "converged": step.converged, **extra}
         return self.info
+
+    def _parameters(self, st: "_State") -> Dict[str, float]:
+        """The unknown parameters' values and Laplace standard deviations at the current point:
+        the θ block of ``c · (AᵀA + μ·I_z)⁻¹``, one factorisation with a right side per parameter."""
+        A = st.jacobian(st.system)
+        AtA = normal_matrix(A)
+        # A parameter the rows do not see yet (a zero column: from the zero field, ∂r/∂λ = u·u_x = 0)
+        # gets a vanishing ridge, so its variance comes out huge rather than the solve failing.
+        ridge = 1e-30 * max(float(AtA.diagonal().max()), 1e-300)
+        H = AtA + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))
+        n, p = st.nodes_count, st.extra
+        unit = np.zeros((H.shape[0], p))
+        unit[n + np.arange(p), np.arange(p)] = 1.0
+        with torch.no_grad():
+            scale = st.problem.noise_scale(st.batch, st.jet)
+        cols = solve_spd(H.tocsr(), unit, self.backend).reshape(H.shape[0], p)
+        var = scale * np.clip(cols[n + np.arange(p), np.arange(p)], 0.0, None)
+        inferred = st.problem.inferred
+        inferred.std = np.sqrt(var).tolist()
+        return {f"param_{k}": v for k, v in inferred.metrics().items()}
 
     def _start(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> "_State":
         n = self.points or 16 * cells_total(field)
@@ -170,19 +200,20 @@ class GaussNewton(SolveSolver):
             method = "cg"  # an energy's linear term: LSQR solves ‖Aδ + r‖² only
         st.method = method
         if not self.cold_start:
-            st.z, st.bias = read_back(field)
+            z, st.bias = read_back(field)
+            st.z[:st.nodes_count] = z
         st.jet = st.jet_at(st.z)
         st.system = st.linearize(st.jet)
-        st.loss = st.loss_start = float(st.system.loss(st.jet))
+        st.loss = st.loss_start = float(st.system.loss(st.full(st.jet)))
         return st
 
     def _inner(self, A: sp.csr_matrix, r: np.ndarray, g: np.ndarray, z: np.ndarray, mu: float, lam: float,
                norms2: np.ndarray) -> Tuple[np.ndarray, int]:
         """δ minimising ‖Aδ + r‖² − 2gᵀδ + μ‖z + δ‖² + λ‖δ‖², and the inner iterations."""
-        method = self._state.method
+        method, mask = self._state.method, self._state.mask  # μ acts on the node values only
         if method == "lsqr":  # on [A; √μ I] with unit column norms; λ relative to them
             scale = 1.0 / np.sqrt(np.where(norms2 > 0, norms2, 1.0))
-            root, m = float(np.sqrt(mu)), A.shape[0]
+            root, m = np.sqrt(mu) * mask, A.shape[0]
             op = spla.LinearOperator((m + A.shape[1], A.shape[1]), dtype=np.float64,
                                      matvec=lambda y: np.concatenate([A @ (scale * y), root * scale * y]),
                                      rmatvec=lambda v: scale * (A.T @ v[:m] + root * v[m:]))
@@ -191,9 +222,9 @@ class GaussNewton(SolveSolver):
             out = spla.lsqr(op, rhs, damp=damp, atol=self.tol, btol=self.tol, iter_lim=self.maxiter)
             return scale * out[0], int(out[2])
         AtA = normal_matrix(A)
-        rhs = -(A.T @ r) + g - mu * z
-        shift = mu + lam
-        M = AtA + shift * sp.identity(AtA.shape[0], format="csr")
+        rhs = -(A.T @ r) + g - mu * mask * z
+        shift = mu * mask + lam
+        M = (AtA + sp.diags(shift)).tocsr()
         if method == "direct":
             return solve_spd(M, rhs, self.backend), 0
         inv = 1.0 / (AtA.diagonal() + shift)
@@ -223,20 +254,51 @@ class _State:
         self._fixed = None if isinstance(problem, ResidualProblem) else problem.linear_system(batch)
         # The jet entries (channel, entry) the loss reads: the pattern of a linearisation at a
         # random jet (a linear problem's rows do not depend on it).
+        # Unknown parameters (dinf.pdes.inferred): channels after the field's, unknowns after z.
+        self.channels = field.out_dim
+        self.extra = len(getattr(problem, "inferred", ()))
         width = jet_width(problem.jet_order, field.in_dim)
+        # At random parameters too: at λ = 0, λ·u·u_x would not read u_x, yet a step from there does.
+        saved = problem.inferred.randomize() if self.extra else None
         probe = self.linearize(random_jet(x.shape[0], field.out_dim, field.in_dim, width))
-        used = probe.coef.abs().amax(dim=(0, 1)) > 0  # [C, A]
+        if saved is not None:
+            problem.inferred.set(saved)
+        used = probe.coef.abs().amax(dim=(0, 1)) > 0  # [C (+ parameters), A]
         if probe.linear is not None:
             used |= probe.linear.abs().amax(dim=0) > 0
         self.has_linear = probe.linear is not None
-        self.nodes = NodeJets(field, x, problem.jet_order, used)
+        self.nodes = NodeJets(field, x, problem.jet_order, used[:self.channels])
         self.layout, self.used, self.entries = self.nodes.layout, self.nodes.used, self.nodes.entries
-        self.z = np.zeros(self.entries.shape[1])
+        self.nodes_count = self.entries.shape[1]
+        self.z = np.zeros(self.nodes_count + self.extra)
+        self.mask = np.r_[np.ones(self.nodes_count), np.zeros(self.extra)]  # the Tikhonov term's unknowns
+        if self.extra:
+            self.z[self.nodes_count:] = problem.inferred.values().detach().numpy()
         self.bias = np.zeros(field.out_dim)
         self._mix = None
 
     def jet_at(self, z: np.ndarray) -> Jet:
-        return self.nodes.jet_at(z, self.bias)
+        """The field's jet at the node values of ``z``; its parameters (clamped into their bounds,
+        in ``z`` too) go to the problem, whose linearisation reads them."""
+        if self.extra:
+            self.set_params(z)
+        return self.nodes.jet_at(z[:self.nodes_count], self.bias)
+
+    def full(self, jet: Jet) -> Jet:
+        """``jet`` with the problem's parameter channels: what the linearised rows act on."""
+        if not self.extra:
+            return jet
+        with torch.no_grad():
+            return self.problem.extended(jet)
+
+    def set_params(self, z: np.ndarray) -> None:
+        inferred = self.problem.inferred
+        inferred.set(z[self.nodes_count:])
+        z[self.nodes_count:] = inferred.values().detach().numpy()
+
+    def norm2(self, z: np.ndarray) -> float:
+        """‖z‖² over the node values (the Tikhonov term leaves the parameters out)."""
+        return float(z[:self.nodes_count] @ z[:self.nodes_count])
 
     def linearize(self, jet: Jet) -> LinearSystem:
         """The problem's rows linearised at ``jet`` (a linear problem's own rows)."""
@@ -249,6 +311,9 @@ class _State:
         """``A = mix · diag(coef) · E``: the residual rows' derivatives in the node values."""
         coef = system.coef.double()
         A = self.nodes.combine(torch.stack([coef[:, :, c, a] for c, a in self.used], -1))  # [N, E, U] weights
+        if self.extra:  # a parameter's column: the rows' coefficients on its channel's value
+            theta = coef[:, :, self.channels:, 0].reshape(-1, self.extra).numpy()
+            A = sp.hstack([A, sp.csr_matrix(theta)], format="csr")
         if system.mix is not None:
             if self._mix is None:
                 self._mix = mix_matrix(system)
@@ -258,6 +323,6 @@ class _State:
     def linear_vector(self, system: LinearSystem) -> np.ndarray:
         """``g`` with ``ℓ = gᵀz`` for an energy's linear term (zeros without one)."""
         if system.linear is None:
-            return np.zeros(self.entries.shape[1])
+            return np.zeros(self.z.shape[0])
         lin = torch.stack([system.linear.double()[:, c, a] for c, a in self.used], -1).reshape(-1).numpy()
-        return self.entries.T @ lin
+        return np.r_[self.entries.T @ lin, np.zeros(self.extra)]

@@ -41,7 +41,8 @@ class Marching(SolveSolver):
         self.inner, self.problems, self.handovers = inner, list(problems), [list(h) for h in handovers]
         self.iterative = isinstance(inner, GaussNewton)
         self.steps = 1  # solves a window (Gauss–Newton: set from the trainer's steps)
-        self.name = f"{inner.name}, {len(self.problems)} time windows"
+        count = len(self.problems)
+        self.name = f"{inner.name}, {count} time window{'' if count == 1 else 's'}"
         self.prefix = inner.prefix
 
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:

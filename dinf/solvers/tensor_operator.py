@@ -47,8 +47,8 @@ def applies(field: torch.nn.Module, x: torch.Tensor) -> Optional[TensorGrid]:
     """The tensor grid of ``x`` when the operator applies: a separable 2D grid field with the
     same cells on both axes (``axis_matrices`` builds either axis' factors with axis 0's
     cells), at points that form a tensor grid. Otherwise None: the sparse path serves."""
-    if getattr(field, "in_dim", 0) != 2 or not getattr(field, "separable", False):
-        return None
+    if getattr(field, "in_dim", 0) != 2 or not getattr(field, "separable", False) or getattr(field, "periodic", ()):
+        return None  # a periodic grid's columns wrap: the sparse path serves
     cells = getattr(field, "cells_per_axis", None)
     if cells is not None and any(c[0] != c[1] for c in cells):
         return None

@@ -34,13 +34,21 @@ class Reading:
     time: Optional[str]
     params: Mapping[str, float]
     functions: Mapping[str, str]
-    resolve: Callable[[str, str], Any]  # raises a ConfigError for a piece the domain lacks
+    domain: Any  # the problem's Domain: its pieces, bounds and inside test
+    # What residuals read: the unknowns and the unknown parameters (dinf.pdes.inferred), as
+    # channels after them; None: the unknowns alone. Targets (value: {u: …}) name unknowns only.
+    symbols: Optional[Unknowns] = None
+
+    def resolve(self, piece: str, key: str) -> Any:
+        """The domain's boundary piece ``piece``; a ``ConfigError`` at ``key`` if it has none."""
+        return self.domain.resolve(piece, key)
 
     def residuals(self, texts: Sequence[str], key: str, normals: bool = False) -> List[Residual]:
         """The texts parsed over the unknowns and coordinates (``normals``: ``u_n``, ``n_x``…)."""
-        vocab = Vocabulary(self.unknowns.names, self.coords, self.params, self.functions, normals=normals,
+        symbols = self.symbols or self.unknowns
+        vocab = Vocabulary(symbols.names, self.coords, self.params, self.functions, normals=normals,
                            time=self.time)
-        return [Residual(t, vocab, self.unknowns, key, self.params) for t in texts]
+        return [Residual(t, vocab, symbols, key, self.params) for t in texts]
 
 
 class Condition(ABC):

@@ -21,12 +21,14 @@ KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at",
 
 
 def build_conditions(spec: Mapping[str, Any], unknowns: Unknowns, coords: List[str], time: Optional[str],
-                     params: Mapping[str, float], functions: Mapping[str, str], resolve: Callable[[str, str], Any],
-                     weight_of: Callable[[Any, str], float], key: str = "pde.conditions") -> List[Condition]:
-    """Conditions from the config mapping ``name -> {type, piece, value, …}``. ``resolve(piece,
-    key)`` raises a ``ConfigError`` for a boundary piece the domain lacks; ``weight_of(value,
-    key)`` reads a weight (a number or an expression of the parameters)."""
-    reading = Reading(unknowns, list(coords), time, params, functions, resolve)
+                     params: Mapping[str, float], functions: Mapping[str, str], domain: Any,
+                     weight_of: Callable[[Any, str], float], key: str = "pde.conditions",
+                     symbols: Optional[Unknowns] = None) -> List[Condition]:
+    """Conditions from the config mapping ``name -> {type, piece, value, …}`` on ``domain`` (the
+    problem's ``Domain``: its pieces, bounds and inside test); ``weight_of(value, key)`` reads a
+    weight (a number or an expression of the parameters); ``symbols``: what residuals read, when
+    unknown parameters join the unknowns (``dinf.pdes.inferred``)."""
+    reading = Reading(unknowns, list(coords), time, params, functions, domain, symbols)
     out = []
     for name, c in (spec or {}).items():
         k = f"{key}.{name}"

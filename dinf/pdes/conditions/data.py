@@ -55,6 +55,7 @@ from dinf.errors import ConfigError, check
 from dinf.geometry.domain import Spacing, closed_contains
 from dinf.jet import Jet
 from dinf.pdes.conditions.base import Condition, Reading, RowsOf
+from dinf.pdes.reference_data import SEARCH_DIRS, resolve_path
 
 FORMS = ("file", "lattice", "random")
 AT_HELP = "give at: {file: …, columns: {x: 0, …}}, {lattice: {x: 50, …}} or {random: 2000, seed: 0}"
@@ -72,12 +73,12 @@ class Data(Condition):
         super().__init__(name, residuals, None, **common)
         self.at = at
         self.observed = observed
+        self.sigma = 0.0  # the observations' noise σ where known (a Laplace approximation's scale)
         self.quantities = [str(r.text) for r in residuals]
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], reading: Reading, key: str) -> "Data":
-        domain = getattr(reading.resolve, "__self__", None)  # EquationProblem passes its domain's resolve
-        check(domain is not None and hasattr(domain, "bounds"), key, "a data condition needs the problem's domain")
+        domain = reading.domain
         check("points" not in spec, f"{key}.points", "a data condition uses all its observations in every batch; "
               "leave points out")
         at = read_at(spec.get("at"), domain, f"{key}.at")
@@ -96,7 +97,9 @@ class Data(Condition):
         noise = spec.get("noise")
         if noise is not None:
             observed = observed + _noise(noise, tuple(observed.shape), f"{key}.noise")
-        return cls(name, at, residuals, observed)
+        out = cls(name, at, residuals, observed)
+        out.sigma = float(noise["sigma"]) if noise is not None else 0.0
+        return out
 
     def sample(self, domain: Any, m: int, generator: torch.Generator,
                spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
@@ -144,7 +147,7 @@ def read_at(at: Any, domain: Any, key: str) -> Tensor:
         check(isinstance(given, Mapping) and sorted(map(str, given)) == sorted(coords), f"{key}.columns",
               f"name every coordinate's column ({', '.join(coords)}), got {given!r}")
         x = torch.as_tensor(np.stack([_column(table, names, path, given[c], f"{key}.columns.{c}") for c in coords], 1))
-        inside = in_closed(domain, x)
+        inside = closed_contains(domain, x)
         out = int((~inside).sum())
         if out:
             first = x[~inside][0].tolist()
@@ -164,7 +167,7 @@ def read_at(at: Any, domain: Any, key: str) -> Tensor:
             axes.append(torch.linspace(float(lo[i]), float(hi[i]), n, dtype=torch.float64))
         grids = torch.meshgrid(*axes[::-1], indexing="ij")  # the last coordinate slowest, the first fastest
         x = torch.stack(grids[::-1], -1).reshape(-1, len(coords))
-        x = x[in_closed(domain, x)]
+        x = x[closed_contains(domain, x)]
         check(len(x) > 0, f"{key}.lattice", "no lattice point lies in the domain")
         return x
     n, seed = at["random"], at.get("seed")
@@ -184,22 +187,10 @@ def read_at(at: Any, domain: Any, key: str) -> Tensor:
     raise ConfigError(f"{key}.random", "the domain fills too little of its bounding box to draw points in it")
 
 
-def in_closed(domain: Any, x: Tensor) -> Tensor:
-    """``[N]``: in the domain or on its boundary. ``closed_contains`` moves a point along one axis
-    at a time, which misses the box's corners; here a point is also moved towards the box's centre
-    along every axis at once."""
-    lo, hi = domain.bounds[:, 0], domain.bounds[:, 1]
-    eps = 1e-9 * float((hi - lo).max())
-    inward = x + eps * torch.sign((lo + hi) / 2 - x)
-    return closed_contains(domain, x) | domain.contains(inward)
-
-
 # --- files --------------------------------------------------------------------------------------
 def read_columns(file: Any, key: str) -> Tuple[np.ndarray, Optional[List[str]], Path]:
     """A file's numbers ``[rows, columns]`` (float64), the columns' names where it gives them, and
     its path. A missing or unreadable file raises a one-line ``ConfigError`` at ``key``."""
-    from dinf.pdes.equation_problem import SEARCH_DIRS  # here: the problem module imports the conditions
-    from dinf.pdes.reference_data import resolve_path
 
     check(isinstance(file, str) and bool(file), key, f"must be a file name, got {file!r}")
     path = resolve_path(file, SEARCH_DIRS, key)

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import importlib.util
+import logging
 import os
 import threading
 import weakref
@@ -22,6 +23,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from dinf.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pardiso", "superlu")
 
@@ -84,6 +87,13 @@ def solve_spd(M: sp.spmatrix, b: np.ndarray, backend: str = "auto") -> np.ndarra
                 solver = _pardiso_spd()
                 try:
                     return solver.solve(sp.triu(M, format="csr"), np.asarray(b, dtype=np.float64))
+                except Exception as e:  # noqa: BLE001 - PyPardisoError: a (numerically) singular matrix
+                    text = str(e)
+                    # Out of memory goes to too_large's one line; a zero pivot (-4) to SuperLU.
+                    if type(e).__name__ != "PyPardisoError" or f"{PARDISO_OUT_OF_MEMORY}" in text:
+                        raise
+                    log.warning("PARDISO could not factor the %d × %d system (%s); solving it with SuperLU",
+                                M.shape[0], M.shape[1], text.split(".")[0])
                 finally:
                     solver.free_memory(everything=True)
         # COLAMD ordering: experiment=helmholtz_lsq runs in 31 s, 51 s with MMD_AT_PLUS_A.
