@@ -123,3 +123,26 @@ def test_solvers_that_cannot_identify_say_so():
         _heat(overrides=GN + ["solver.windows=2"])
     spec = {k: v for k, v in HEAT.items() if k != "_target_"}
     assert len(EquationProblem(**spec).inferred) == 1
+
+
+def test_the_warm_start_trains_the_parameters_with_the_field(tmp_path, monkeypatch):
+    from dinf.app.run import train
+
+    given = []
+    init = torch.optim.Adam.__init__
+    monkeypatch.setattr(torch.optim.Adam, "__init__",
+                        lambda self, params, *a, **k: (given.append(list(params)), init(self, given[-1], *a, **k))[1])
+
+    def after_one_solve(warm: int) -> float:
+        cfg = compose_cfg(GRID + GN + [f"solver.warm_start_steps={warm}", "solver.warm_start_lr=0.05",
+                                       "trainer.max_steps=1", "trainer.val_check_interval=1"])
+        with open_dict(cfg):
+            cfg.pde = OmegaConf.create(HEAT)
+            cfg.solver.max_solves = 1
+        return train(cfg, output_dir=str(tmp_path / str(warm)))["history"][-1]["a"]
+
+    # From the zero field a's column (−u_xx) is zero: the first solve cannot move a.
+    assert after_one_solve(0) == pytest.approx(0.2, abs=1e-12) and not given
+    after_one_solve(20)
+    (params,) = given  # the warm start's Adam: the field's weights and a
+    assert any(p.dtype == torch.float64 and p.shape == (1,) for p in params)

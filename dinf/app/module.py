@@ -188,7 +188,7 @@ class FieldModule(pl.LightningModule):
         starts from their field. They are part of the first training step, so training time
         counts them; a run resumed after its first solve does not repeat them."""
         start = time.perf_counter()
-        opt = torch.optim.Adam(self.field.parameters(), lr=lr)
+        opt = torch.optim.Adam([*self.field.parameters(), *self.problem.parameters()], lr=lr)
         for step in range(steps):
             sample = sample_for(self.field, self.problem, self.problem.batch_size, self.generator)
             opt.zero_grad(set_to_none=True)
@@ -199,6 +199,7 @@ class FieldModule(pl.LightningModule):
             loss.backward()
             opt.step()
         self.field.zero_grad(set_to_none=True)
+        self.problem.zero_grad(set_to_none=True)
         self.solver.warm_started()  # the first solve reads the field Adam left
         self.log_dict({"train/warm_start_steps": float(steps), "train/warm_start_loss": float(loss.detach()),
                        "train/warm_start_s": time.perf_counter() - start}, on_step=True, on_epoch=False, batch_size=1)
