@@ -37,7 +37,7 @@ from dinf.jet import Jet
 from dinf.linear_system import LinearSystem
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.pdes.base import Batch, FieldLike, Problem
-from dinf.pdes.conditions import Condition, build_conditions, pair_rows
+from dinf.pdes.conditions import Condition, Data, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
 from dinf.pdes.inferred import InferredParams, split_params
 from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
@@ -285,9 +285,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
     def noise_scale(self, batch: Batch, jet: Jet) -> float:
         """``c`` with ``loss / (2c)`` the negative log-posterior, for a Laplace approximation: the
         data conditions' (``type: data``) weight · σ² / points, σ their noise's (else the RMS of
-        their misfit at ``jet``); without data, the mean squared row (loss over rows)."""
-        from dinf.pdes.conditions import Data
-
+        their misfit at ``jet``); without data, the loss over the number of points."""
         x = batch.data["x64"].double()
         full = self.extended(self.hard.jet(jet, x) if self.hard else jet)
         blocks, normal = self._blocks(batch), batch.data["normal"]

@@ -63,7 +63,8 @@ def axis_factors(field: torch.nn.Module, coords: np.ndarray, axis: int, order: i
 def applies(field: torch.nn.Module, problem: torch.nn.Module) -> bool:
     """Whether this path serves: a separable residual and a one-level 2D Gaussian grid on [-1, 1]²
     (not wrapped: its factors index the stored nodes with ghosts)."""
-    return (not getattr(field, "periodic", ()) and isinstance(problem, SeparableProblem) and getattr(field, "in_dim", 0) == 2
+    return (not getattr(field, "periodic", ()) and isinstance(problem, SeparableProblem)
+            and getattr(field, "in_dim", 0) == 2
             and getattr(field, "separable", False) and getattr(field, "levels", 0) == 1
             and getattr(field, "out_dim", 0) == 2 and hasattr(field, "level_basis"))
 

@@ -191,7 +191,6 @@ def read_at(at: Any, domain: Any, key: str) -> Tensor:
 def read_columns(file: Any, key: str) -> Tuple[np.ndarray, Optional[List[str]], Path]:
     """A file's numbers ``[rows, columns]`` (float64), the columns' names where it gives them, and
     its path. A missing or unreadable file raises a one-line ``ConfigError`` at ``key``."""
-
     check(isinstance(file, str) and bool(file), key, f"must be a file name, got {file!r}")
     path = resolve_path(file, SEARCH_DIRS, key)
     suffix = path.suffix.lower()
