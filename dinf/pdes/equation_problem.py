@@ -285,21 +285,17 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
     def noise_scale(self, batch: Batch, jet: Jet) -> float:
         """``c`` with ``loss / (2c)`` the negative log-posterior, for a Laplace approximation: the
         data conditions' (``type: data``) weight · σ² / points, σ their noise's (else the RMS of
-        their misfit at ``jet``); without data, the loss over the number of points."""
-        x = batch.data["x64"].double()
-        full = self.extended(self.hard.jet(jet, x) if self.hard else jet)
-        blocks, normal = self._blocks(batch), batch.data["normal"]
+        their misfit at ``jet``, from its loss term: weight · mean over points of the quantities'
+        summed squares); without data, the loss over the number of points."""
+        terms = self.loss(jet, batch)
         scales = []
-        for c, block in zip(self.conditions, blocks[1:]):
+        for c in self.conditions:
             if isinstance(c, Data):
-                n = block.stop - block.start
-                sigma2 = c.sigma ** 2 if c.sigma else float(
-                    c.values(_slice_jet(full, block), self._point_data(x[block], normal[block])).pow(2).mean())
-                scales.append(c.weight * sigma2 / max(n, 1))
+                misfit = float(terms[f"loss_{c.name}"]) / (max(c.weight, 1e-300) * len(c.residuals))
+                scales.append(c.weight * (c.sigma ** 2 if c.sigma else misfit) / max(len(c.at), 1))
         if scales:
             return float(np.mean(scales))
-        rows = sum(b.stop - b.start for b in blocks)
-        return float(self.loss(jet, batch)["loss"]) / max(rows, 1)
+        return float(terms["loss"]) / max(int(batch.data["sizes"].sum()), 1)
 
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
