@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
+import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dinf.app.tracking import override_key
 
@@ -31,3 +32,25 @@ def compose_cfg(overrides: List[str] = (), tiny: bool = True) -> DictConfig:
     base = [o for o in TINY if override_key(o) not in keys] if tiny else []
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose("config", overrides=base + list(overrides))
+
+
+def build_spec(spec: dict, overrides: List[str] = ()):
+    """``(problem, field, solver)`` of the config with ``overrides`` and ``pde`` replaced by the
+    problem mapping ``spec`` (its ``_target_``, ``in_dim`` and ``out_dim`` included)."""
+    from dinf.app.run import build
+
+    cfg = compose_cfg(list(overrides))
+    with open_dict(cfg):
+        cfg.pde = OmegaConf.create(spec)
+    return build(cfg)
+
+
+def solve_steps(problem, field, solver, steps: int) -> dict:
+    """Up to ``steps`` of a solve solver's steps (seeded), until one reports ``converged``; the
+    last step's info."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        info = solver.solve(field, problem, gen)
+        if info["converged"]:
+            break
+    return info

@@ -203,7 +203,22 @@ def _refused(tmp_path):
         ({"at": lat}, r"conditions.obs.value: give \{u: expression\} per observed quantity"),
         ({"at": lat, "value": {"u": 0}, "points": 5}, r"conditions.obs.points: a data condition uses all its observations"),
         ({"at": lat, "value": {"u": 0}, "nosie": 1}, r"conditions.obs.nosie: not an option of a condition"),
+        ({"at": lat, "value": {"u": 0}, "sigma": -1}, r"conditions.obs.sigma: the observations' noise level, a number"),
+        ({"at": lat, "value": {"u": 0}, "sigma": 0.1, "noise": {"sigma": 0.1, "seed": 0}},
+         r"conditions.obs.sigma: noise: \{sigma: …\} gives the noise added and its level; leave sigma out"),
     ]
+
+
+def test_a_known_noise_level_without_added_noise():
+    c = _data({"at": {"lattice": {"x": 3, "y": 3}}, "value": {"u": "exact"}, "sigma": 0.05})
+    assert c.sigma == 0.05 and torch.allclose(c.observed, _exact(c.at), atol=1e-12)
+
+
+def test_noise_and_sigma_belong_to_observations_only():
+    with pytest.raises(ConfigError, match=r"conditions.obs.sigma: is an option of observations \(type: data\), "
+                                          r"not of a dirichlet condition"):
+        EquationProblem(unknowns=["u"], domain={"space": {"x": [0, 1]}}, residuals={"pde": "u_xx"},
+                        conditions={"obs": {"type": "dirichlet", "piece": "box", "value": 0, "sigma": 0.1}})
 
 
 def test_each_mistake_is_one_line(tmp_path):

@@ -28,6 +28,7 @@ from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin,
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
+from dinf.app.uncertainty import uncertainty
 from dinf.errors import ConfigError
 from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
@@ -191,6 +192,10 @@ def _check(cfg: DictConfig, solver: Solver, path: str, field: torch.nn.Module, p
         solver.check(field, problem)
     except ConfigError as e:
         raise _user_key(cfg, e.prefixed(path) if e.key.startswith("optim") else e) from None
+    reg = getattr(problem, "regularization", None)
+    if reg is not None and reg.auto and not getattr(solver, "reweighs", False):
+        raise ConfigError("pde.regularization.weight", f"{reg.mode} chooses the weight between Gauss-Newton "
+                          f"solves, which {solver.name} does not make: use solver=gauss_newton, or give a number")
 
 
 def _instantiate(cfg: DictConfig, path: str, skip: Iterable[str] = (), **kwargs: Any) -> Any:
@@ -290,7 +295,11 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
             return {}
         results = summarize(cfg, module, wall_time=time.perf_counter() - wall)
         results.update(status="completed", attempts=state.attempts, **_hydra_fields(info))
-        write_outputs(results, problem, field, state.output_dir, loggers)
+        spread, figure = uncertainty(module.solver, problem, field)  # an inverse problem's Laplace map
+        results.update(spread)
+        results["final"].update(spread)
+        write_outputs(results, problem, field, state.output_dir, loggers,
+                      {"uncertainty": figure} if figure is not None else {})
         status = "completed"
         return results
     except Exception as e:
@@ -383,11 +392,12 @@ def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[s
 
 
 def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,
-                  output_dir: str, loggers: List[Any]) -> None:
+                  output_dir: str, loggers: List[Any], more: Optional[Dict[str, Any]] = None) -> None:
+    """``metrics.json``, the problem's pictures (and ``more`` figures by name), the loggers."""
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(jsonable(results), f, indent=2)
     with torch.enable_grad():
-        figures = problem.pictures(field)
+        figures = {**problem.pictures(field), **(more or {})}
         for path in problem.save(field, output_dir):
             log.info("wrote %s", path)
     pictures = []

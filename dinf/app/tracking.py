@@ -122,8 +122,9 @@ def log_config(loggers: List[Any], cfg: DictConfig, metric_modes: Dict[str, str]
 def log_results(loggers: List[Any], results: Dict[str, Any], pictures: List[str]) -> None:
     """Pictures and summary metrics: final and best values, time to target, speed, size."""
     for lg in loggers:
-        if hasattr(lg, "log_image") and pictures:
-            lg.log_image("pictures", pictures, caption=[os.path.splitext(os.path.basename(p))[0] for p in pictures])
+        if hasattr(lg, "log_image"):  # one key each: W&B shows a list of differently sized images badly
+            for path in pictures:
+                lg.log_image(f"pictures/{os.path.splitext(os.path.basename(path))[0]}", [path])
         exp = getattr(lg, "experiment", None)
         if not hasattr(exp, "summary"):
             continue

@@ -41,6 +41,7 @@ from dinf.pdes.conditions import Condition, Data, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
 from dinf.pdes.inferred import InferredParams, split_params
 from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
+from dinf.pdes.regularization import read_regularization
 from dinf.pdes.tables import read_functions
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         resolution: Any = None,
         published: Mapping[str, Any] | None = None,
         lift: Mapping[str, str] | None = None,
+        regularization: Mapping[str, Any] | None = None,
     ):
         # The options as given: a time window of this problem is built from them (dinf.pdes.windows).
         self.options: Dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -105,9 +107,21 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             else:
                 self.residuals[rname] = Residual(spec.get("expr"), vocab, self.symbols, key, self.params)
             self.residual_weights[rname] = self.number(spec.get("weight", 1.0), f"{key}.weight")
+        # Regularisation terms are residuals that share one weight (dinf.pdes.regularization).
+        self.regularization = read_regularization(regularization)
+        for rname, text in (self.regularization.terms.items() if self.regularization else ()):
+            key = f"regularization.terms.{rname}"
+            check(rname not in self.residuals, key, f"residuals.{rname} has this name already; rename the term")
+            self.residuals[rname] = Residual(text, vocab, self.symbols, key, self.params)
+            self.residual_weights[rname] = self.regularization.weight
         every = build_conditions(conditions or {}, self.unknowns, self.coords, self.time, self.params,
                                  self.functions, self.domain, self.number, key="conditions", symbols=self.symbols)
         self.conditions: List[Condition] = [c for c in every if not c.hard]  # the loss terms
+        _check_used(inferred.names, list(self.residuals.values()) + [r for c in every for r in c.residuals])
+        if self.regularization is not None and self.regularization.auto:
+            check(any(isinstance(c, Data) and c.sigma > 0 for c in self.conditions), "regularization.weight",
+                  f"{self.regularization.mode} needs the observations' noise level: a data condition with "
+                  "noise: {sigma: …, seed: …} (or sigma: … for values from a file), or a fixed weight")
         self.jet_order = max([r.order for r in self.residuals.values()] + [c.order for c in self.conditions])
         # Exact conditions: the unknowns are u = g + B·N of the field's output N.
         self.hard = build_hard(every, dict(lift or {}), self.unknowns, self.coords, self.time, self.domain.bounds,
@@ -221,6 +235,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         """Where the first term that is not linear is (None: the problem is linear)."""
         if len(self.inferred):
             return f"params.{self.inferred.names[0]} is unknown (identified with the field)"
+        if self.regularization is not None and self.regularization.auto:
+            return f"regularization.weight is chosen by {self.regularization.mode} (over several solves)"
         for name, r in self.residuals.items():
             if not r.linear:
                 return f"residuals.{name} has the nonlinear term {r.nonlinear_term}"
@@ -284,18 +300,34 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
 
     def noise_scale(self, batch: Batch, jet: Jet) -> float:
         """``c`` with ``loss / (2c)`` the negative log-posterior, for a Laplace approximation: the
-        data conditions' (``type: data``) weight · σ² / points, σ their noise's (else the RMS of
-        their misfit at ``jet``, from its loss term: weight · mean over points of the quantities'
-        summed squares); without data, the loss over the number of points."""
+        data conditions' (``type: data``) weight · σ² / points, σ their noise's (else their mean
+        squared misfit at ``jet``); without data, the loss over the number of points."""
+        misfits = self._misfits(batch, jet)
+        if misfits:
+            return float(np.mean([c.weight * (c.sigma**2 if c.sigma else m) / max(len(c.at), 1) for c, m in misfits]))
+        return float(self.loss(jet, batch)["loss"]) / max(int(batch.data["sizes"].sum()), 1)
+
+    def misfit_ratio(self, batch: Batch, jet: Jet) -> float:
+        """The observations' mean squared misfit at ``jet`` over their σ², pooled over the data
+        conditions of known σ (what a regularisation weight is chosen by)."""
+        pairs = [(c, m) for c, m in self._misfits(batch, jet) if c.sigma > 0]
+        counts = [len(c.at) * len(c.residuals) for c, _ in pairs]
+        return float(sum(n * m / c.sigma**2 for n, (c, m) in zip(counts, pairs)) / max(sum(counts), 1))
+
+    def set_regularization_weight(self, weight: float) -> None:
+        """The regularisation terms' shared weight α (``dinf.solvers.weight_search`` chooses it)."""
+        self.regularization.weight = float(weight)
+        for name in self.regularization.terms:
+            self.residual_weights[name] = float(weight)
+
+    def _misfits(self, batch: Batch, jet: Jet) -> List[Tuple[Data, float]]:
+        """Each data condition and its mean squared misfit over points and quantities, read from
+        its loss term (weight · mean over points of the quantities' summed squares)."""
+        data = [c for c in self.conditions if isinstance(c, Data)]
+        if not data:
+            return []
         terms = self.loss(jet, batch)
-        scales = []
-        for c in self.conditions:
-            if isinstance(c, Data):
-                misfit = float(terms[f"loss_{c.name}"]) / (max(c.weight, 1e-300) * len(c.residuals))
-                scales.append(c.weight * (c.sigma ** 2 if c.sigma else misfit) / max(len(c.at), 1))
-        if scales:
-            return float(np.mean(scales))
-        return float(terms["loss"]) / max(int(batch.data["sizes"].sum()), 1)
+        return [(c, float(terms[f"loss_{c.name}"]) / (max(c.weight, 1e-300) * len(c.residuals))) for c in data]
 
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
@@ -306,32 +338,54 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         return self.hard.values(out, x.double()) if self.hard else out
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
-        """The metrics against the reference (else the residuals' RMS), and each unknown
-        parameter's value, error and standard deviation (``dinf.pdes.inferred``)."""
+        """The metrics against the reference (else the residuals' RMS), each unknown parameter's
+        value, error and standard deviation (``dinf.pdes.inferred``), and each data condition's
+        RMS misfit (over σ too where σ is known) with the regularisation weight."""
         if not self.reference.given:
             out = {"residual_rms": self.residual_rms(field, self.eval_x)}
         else:
             out = self.reference.metrics(self.predict(field, self.eval_x))
-        return {**out, **self.inferred.metrics()}
+        return {**out, **self.inferred.metrics(), **self._data_metrics(field)}
 
     def residual_rms(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> float:
-        """RMS of the residuals (weights left out) at points ``x`` inside the domain."""
+        """RMS of the equations' residuals (weights and regularisation terms left out) at points
+        ``x`` inside the domain."""
+        skip = set(self.regularization.terms) if self.regularization else set()
+        total, count = 0.0, 0
+        for c in x.split(chunk):
+            jet, data = self._jet(field, c)
+            for name, r in self.residuals.items():
+                if name not in skip:
+                    values = r.evaluate(jet, data).detach()
+                    total += float(values.double().pow(2).sum())
+                    count += values.numel()
+        return math.sqrt(total / max(count, 1))
+
+    def _data_metrics(self, field: FieldLike) -> Dict[str, float]:
+        out: Dict[str, float] = {}
+        if self.regularization is not None:
+            out["regularization_weight"] = self.regularization.weight
+        for c in self.conditions:
+            if isinstance(c, Data):
+                jet, data = self._jet(field, c.at)
+                rms = math.sqrt(float(c.values(jet, data).detach().double().pow(2).mean()))
+                out[f"{c.name}_rms"] = rms
+                if c.sigma > 0:
+                    out[f"{c.name}_rms_per_sigma"] = rms / c.sigma
+        return out
+
+    def _jet(self, field: FieldLike, x: Tensor) -> Tuple[Jet, Dict[str, Tensor]]:
+        """The jet the residuals read at ``x`` (exact conditions applied, parameters' channels
+        added) in the field's device and dtype, and the points' data."""
         params = field.parameters() if hasattr(field, "parameters") else iter(())
         p0 = next(iter(params), None)
         device, dtype = (p0.device, p0.dtype) if p0 is not None else (torch.device("cpu"), torch.float32)
-        total, count = 0.0, 0
-        for c in x.split(chunk):
-            with torch.enable_grad():
-                jet = field.jet(c.to(device=device, dtype=dtype), self.jet_order)
-            data = self._point_data(c.to(device=device, dtype=jet.value.dtype), None)
-            if self.hard:
-                jet = self.hard.jet(jet, c.to(device=device, dtype=jet.value.dtype))
-            jet = self.extended(jet)
-            for r in self.residuals.values():
-                values = r.evaluate(jet, data).detach()
-                total += float(values.double().pow(2).sum())
-                count += values.numel()
-        return math.sqrt(total / max(count, 1))
+        with torch.enable_grad():
+            jet = field.jet(x.to(device=device, dtype=dtype), self.jet_order)
+        x = x.to(device=device, dtype=jet.value.dtype)
+        if self.hard:
+            jet = self.hard.jet(jet, x)
+        return self.extended(jet), self._point_data(x, None)
 
     def pictures(self, field: FieldLike) -> Dict[str, Any]:
         from dinf.pdes.equation_pictures import pictures
@@ -505,6 +559,14 @@ def _sobol_inside(p: EquationProblem, n: int) -> Tensor:
         kept.append(x)
         have += x.shape[0]
     return torch.cat(kept)
+
+
+def _check_used(names: List[str], residuals: List[Any]) -> None:
+    """One line for an unknown parameter that no residual or condition reads."""
+    used = {e.unknown for r in residuals for e in getattr(r, "entries", {}).values()}
+    for name in names:
+        check(name in used, f"params.{name}", "is unknown but no residual or condition uses it: use it, or "
+              "give it a number")
 
 
 def _time_name(domain: Mapping[str, Any]) -> Optional[str]:

@@ -19,12 +19,19 @@ step, to what ``solver=least_squares`` gives.
 A problem's unknown parameters θ (``dinf.pdes.inferred``: more channels of the jet) are unknowns
 beside ``z``: their columns are the rows' coefficients on those channels, and the Tikhonov term
 leaves them out. After each step their standard deviations come from the Laplace approximation at
-the new point, ``cov = c · (AᵀA + μ·I_z)⁻¹``, ``c`` the problem's noise scale (``noise_scale``).
+the new point, ``cov = c · (AᵀA + μ·I_z)⁻¹``, ``c`` the problem's noise scale (``noise_scale``);
+``pointwise_std`` gives the same for each unknown's value at any points, after the run.
+
+A problem whose regularisation weight is chosen from the data (``dinf.pdes.regularization``:
+``risk`` or ``discrepancy``) has it moved between steps: once the objective falls by less than
+0.1 % a step at one weight, ``dinf.solvers.weight_search`` proposes the next, and the steps go on
+from the current point at it, until the search has chosen.
 
 The points are drawn once: the steps minimise one loss, so each step's decrease is real.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -38,6 +45,7 @@ from dinf.equations.residual import jet_width
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.solvers.base import SolveSolver
 from dinf.solvers.damped import damped_step
+from dinf.solvers.weight_search import DiscrepancySearch, RiskSearch
 from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
@@ -48,6 +56,7 @@ from dinf.solvers.linalg.gram import normal_matrix
 from dinf.solvers.linalg.sparse_solve import check_backend, solve_spd
 
 METHODS = ("auto", "direct", "cg", "lsqr")
+log = logging.getLogger(__name__)
 
 
 class GaussNewton(SolveSolver):
@@ -71,6 +80,7 @@ class GaussNewton(SolveSolver):
 
     prefix = "gn"
     name = "Gauss–Newton"
+    reweighs = True  # chooses a regularisation weight from the data (dinf.pdes.regularization)
 
     def __init__(self, points: Optional[int] = None, damping: float = 1e-10, lm: float = 1e-6,
                  method: str = "auto", tol: float = 1e-10, maxiter: int = 2000, rtol: float = 1e-6, halvings: int = 8,
@@ -151,6 +161,7 @@ class GaussNewton(SolveSolver):
             loss1 = float(system1.loss(st.full(jet1)))
             return loss1 + st.mu * st.norm2(z1), (jet1, system1, loss1)
 
+        before = st.objective
         step = damped_step(evaluate, st.z, delta, st.objective, predicted, lam, self.halvings, self.rtol)
         t4 = time.perf_counter()
         st.lam = step.lam
@@ -163,11 +174,54 @@ class GaussNewton(SolveSolver):
         if st.extra:
             st.set_params(st.z)  # the accepted values (a refused trial set others)
             extra = self._parameters(st)
+        converged = step.converged
+        if st.observed:
+            with torch.no_grad():
+                ratio = problem.misfit_ratio(st.batch, st.jet)
+            extra["misfit_ratio"] = ratio
+            reg = problem.regularization
+            if reg is not None:
+                extra["reg_weight"] = reg.weight
+                if reg.auto:  # the discrepancy principle's target misfit, or the predictive risk
+                    extra["misfit_target" if reg.mode == "discrepancy" else "risk"] = st.target
+                # Reweigh once the misfit has settled (the objective falls by < 0.1 % a step):
+                # solving on to round-off at a weight about to change would be wasted.
+                settled = converged or before - st.objective < 1e-3 * abs(before)
+                if reg.auto and not st.weighed and settled and self._reweigh(st, reg, ratio):
+                    converged = False  # solve again at the new weight, from here
         self.info = {"loss": st.loss, "loss_zero": st.loss_start, "step": step.alpha, "lm": lam,
                      "inner_iterations": inner, "assemble_s": t2 - t1 + (t1 - t0), "solve_s": t3 - t2,
                      "line_search_s": t4 - t3, "rows": A.shape[0], "unknowns": A.shape[1], "nnz": A.nnz,
-                     "method": st.method, "converged": step.converged, **extra}
+                     "method": st.method, "converged": converged, **extra}
         return self.info
+
+    def _reweigh(self, st: "_State", reg: Any, ratio: float) -> bool:
+        """After the solve at the regularisation weight α settled with a data misfit of
+        ``ratio``·σ², move α (``dinf.solvers.weight_search``: towards the discrepancy target, or
+        towards the least predictive risk) and go on from this point. False once α is chosen."""
+        dof = self._fit_dof(st) if reg.mode == "risk" or reg.dof else 0.0
+        if reg.mode == "risk":
+            st.search = st.search or RiskSearch()
+            st.target = ratio + 2.0 * dof - 1.0  # what the search minimises (logged as risk)
+            alpha = st.search.propose(reg.weight, st.target)
+            what = f"a predictive risk of {st.target:.4g} sigma^2"
+        else:
+            st.search = st.search or DiscrepancySearch(reg.tolerance)
+            st.target = reg.tau**2 * (1.0 - dof)
+            alpha = st.search.propose(reg.weight, ratio, st.target)
+            what = f"a misfit of {ratio:.4g} sigma^2 (target {st.target:.4g})"
+        if alpha is None:
+            st.weighed = True
+            if reg.mode == "discrepancy" and not reg.reached(ratio, st.target):
+                log.warning("%s: the discrepancy principle stopped after %d weights at %s; weight %.3g",
+                            reg.key, st.search.solves, what, reg.weight)
+            else:
+                log.info("%s: weight %.3g chosen (%s) after %d weights", reg.key, reg.weight, what, st.search.solves)
+            return False
+        log.info("%s: weight %.3g gave %s; next %.3g", reg.key, reg.weight, what, alpha)
+        st.problem.set_regularization_weight(alpha)
+        st.refresh()
+        return True
 
     def _parameters(self, st: "_State") -> Dict[str, float]:
         """The unknown parameters' values and Laplace standard deviations at the current point:
@@ -188,6 +242,52 @@ class GaussNewton(SolveSolver):
         inferred = st.problem.inferred
         inferred.std = np.sqrt(var).tolist()
         return {f"param_{k}": v for k, v in inferred.metrics().items()}
+
+    def pointwise_std(self, field: torch.nn.Module, problem: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+        """The Laplace approximation's standard deviation of each unknown at points ``x`` ``[M, d]``
+        (``[M, C]``): ``sqrt(c · eᵀ (AᵀA + μ·I_z)⁻¹ e)`` for the row ``e`` of the unknown's value
+        over the node values (and zero over the parameters), at the last step's point; an exact
+        condition's factor ``B`` in ``u = g + B·N`` scales it. The right sides go in blocks of
+        about 20 M numbers (a block per solve)."""
+        st = self._state
+        check(st is not None, "solver", "no Gauss-Newton step has been taken: nothing to estimate")
+        c = field.out_dim
+        E = NodeJets(field, x.double(), 0, torch.ones(c, 1, dtype=torch.bool)).entries  # rows: point-major
+        E = sp.hstack([E, sp.csr_matrix((E.shape[0], st.extra))], format="csr")
+        A = st.jacobian(st.system)
+        ridge = 1e-30 * max(float(abs(A).max()), 1e-300) ** 2
+        H = (normal_matrix(A) + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))).tocsr()
+        with torch.no_grad():
+            scale = problem.noise_scale(st.batch, st.jet)
+        var = np.empty(E.shape[0])
+        chunk = int(min(max(2e7 // H.shape[0], 64), 4096))
+        for start in range(0, E.shape[0], chunk):
+            rows = E[start:start + chunk]
+            X = solve_spd(H, rows.T.toarray(), self.backend).reshape(H.shape[0], -1)
+            var[start:start + chunk] = np.asarray(rows.multiply(X.T).sum(1)).ravel()
+        std = np.sqrt(scale * np.clip(var, 0.0, None)).reshape(-1, c)
+        hard = getattr(problem, "hard", None)
+        if hard:
+            xd = x.double()
+            ones, zeros = torch.ones(len(x), c, dtype=torch.float64), torch.zeros(len(x), c, dtype=torch.float64)
+            std = std * (hard.values(ones, xd) - hard.values(zeros, xd)).abs().numpy()
+        return std
+
+    def _fit_dof(self, st: "_State", probes: int = 64) -> float:
+        """The fraction of the observations' degrees of freedom the fit spends: tr(H)/n for the
+        influence matrix ``H = A_d (AᵀA + μ·I_z)⁻¹ A_dᵀ`` of the n observation rows ``A_d`` (of
+        known σ), by Hutchinson's estimator (seeded ±1 probes). A linear smoother's expected misfit
+        is σ²(n − tr H), so the discrepancy principle aims there rather than at nσ²: aiming at nσ²
+        over-smooths by as much as the fit resolves."""
+        rows, n = st.observation_rows()
+        A = st.jacobian(st.system)
+        ridge = 1e-30 * max(float(abs(A).max()), 1e-300) ** 2
+        H = (normal_matrix(A) + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))).tocsr()
+        Ad = st.jacobian(st.system, mixed=False)[rows]
+        v = np.random.default_rng(0).choice([-1.0, 1.0], size=(len(rows), probes))
+        X = solve_spd(H, np.asarray(Ad.T @ v), self.backend).reshape(H.shape[0], probes)
+        trace = float(np.mean(np.sum(np.asarray(Ad @ X) * v, 0)))
+        return min(max(trace / max(n, 1), 0.0), 0.99)
 
     def _start(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> "_State":
         n = self.points or 16 * cells_total(field)
@@ -276,6 +376,20 @@ class _State:
             self.z[self.nodes_count:] = problem.inferred.values().detach().numpy()
         self.bias = np.zeros(field.out_dim)
         self._mix = None
+        # Observations of known noise: their misfit is reported (and steers a discrepancy weight).
+        self.observed = any(getattr(c, "sigma", 0) > 0 for c in getattr(problem, "conditions", ()))
+        self.search: Optional[DiscrepancySearch] = None
+        self.weighed = False  # the search has chosen its weight
+        self.target = float("nan")  # the discrepancy's target misfit, or the risk, in σ²
+
+    def refresh(self) -> None:
+        """The rows, loss and objective again at the current point, after the problem's weights
+        changed (a linear problem's rows too)."""
+        if self._fixed is not None:
+            self._fixed = self.problem.linear_system(self.batch)
+        self.system = self.linearize(self.jet)
+        self.loss = float(self.system.loss(self.full(self.jet)))
+        self.objective = self.loss + self.mu * self.norm2(self.z)
 
     def jet_at(self, z: np.ndarray) -> Jet:
         """The field's jet at the node values of ``z``; its parameters (clamped into their bounds,
@@ -307,14 +421,28 @@ class _State:
         with torch.no_grad():
             return self.problem.linearized_system(self.batch, jet)
 
-    def jacobian(self, system: LinearSystem) -> sp.csr_matrix:
-        """``A = mix · diag(coef) · E``: the residual rows' derivatives in the node values."""
+    def observation_rows(self) -> Tuple[np.ndarray, int]:
+        """The rows (before ``mix``) of the observations of known σ, and how many values they
+        hold: each data condition's block of points times the equations per point."""
+        sizes = self.batch.data["sizes"].tolist()
+        starts = np.cumsum([0] + sizes)
+        per_point = self.system.coef.shape[1]
+        rows, n = [], 0
+        for c, start, size in zip(self.problem.conditions, starts[1:], sizes[1:]):
+            if getattr(c, "sigma", 0) > 0:
+                rows.append(np.arange(start * per_point, (start + size) * per_point))
+                n += size * len(c.residuals)
+        return np.concatenate(rows), n
+
+    def jacobian(self, system: LinearSystem, mixed: bool = True) -> sp.csr_matrix:
+        """``A = mix · diag(coef) · E``: the residual rows' derivatives in the node values
+        (``mixed`` False: without ``mix``, one row per point and equation)."""
         coef = system.coef.double()
         A = self.nodes.combine(torch.stack([coef[:, :, c, a] for c, a in self.used], -1))  # [N, E, U] weights
         if self.extra:  # a parameter's column: the rows' coefficients on its channel's value
             theta = coef[:, :, self.channels:, 0].reshape(-1, self.extra).numpy()
             A = sp.hstack([A, sp.csr_matrix(theta)], format="csr")
-        if system.mix is not None:
+        if system.mix is not None and mixed:
             if self._mix is None:
                 self._mix = mix_matrix(system)
             A = (self._mix @ A).tocsr()

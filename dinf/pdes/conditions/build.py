@@ -17,7 +17,7 @@ from dinf.pdes.conditions.point import Point
 TYPES: Dict[str, Type[Condition]] = {c.type: c for c in (Dirichlet, Neumann, Robin, Initial, InitialRate, Point,
                                                           Periodic, ResidualCondition, Data)}
 KEYS = {"type", "piece", "value", "unknown", "a", "b", "weight", "points", "at", "axis", "expr", "hard", "derivatives",
-        "noise"}
+        "noise", "sigma"}
 
 
 def build_conditions(spec: Mapping[str, Any], unknowns: Unknowns, coords: List[str], time: Optional[str],
@@ -42,6 +42,9 @@ def build_conditions(spec: Mapping[str, Any], unknowns: Unknowns, coords: List[s
         kind = c.get("type")
         if kind not in TYPES:
             raise ConfigError(f"{k}.type", f"{kind!r} is not one of {', '.join(TYPES)}")
+        for only in ("noise", "sigma"):  # observations' options
+            if only in c and kind != "data":
+                raise ConfigError(f"{k}.{only}", f"is an option of observations (type: data), not of a {kind} condition")
         condition = TYPES[kind].from_config(name, c, reading, k)
         points = c.get("points", condition.points)
         if not isinstance(points, int) or isinstance(points, bool) or points < 1:

@@ -7,6 +7,7 @@ derivatives, equals observed values at given points, one value per point::
       # or at: {lattice: {x: 50, y: 50}}, or at: {random: 2000, seed: 0}
       value: {u: exact}             # per quantity (u, u_x, …) an expression, or {file: obs.csv, columns: {u: 3}}
       noise: {sigma: 0.1, seed: 0}  # optional: N(0, σ²) added to the values once, when the problem is built
+      # or sigma: 0.1               # the noise level the values already carry (measured data), nothing added
       weight: 1.0
 
 Points: a file's rows (``columns`` picks each coordinate's column, by index or by the name a
@@ -94,11 +95,18 @@ class Data(Condition):
         else:
             observed = torch.stack([_expression_values(value[q], at, reading, f"{key}.value.{q}")
                                     for q in quantities], 1)
-        noise = spec.get("noise")
+        noise, sigma = spec.get("noise"), spec.get("sigma")
         if noise is not None:
+            check(sigma is None, f"{key}.sigma", "noise: {sigma: …} gives the noise added and its level; "
+                  "leave sigma out")
             observed = observed + _noise(noise, tuple(observed.shape), f"{key}.noise")
+            sigma = noise["sigma"]
+        elif sigma is not None:
+            ok = isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and np.isfinite(float(sigma))
+            check(ok and float(sigma) >= 0, f"{key}.sigma", f"the observations' noise level, a number >= 0, "
+                  f"got {sigma!r}")
         out = cls(name, at, residuals, observed)
-        out.sigma = float(noise["sigma"]) if noise is not None else 0.0
+        out.sigma = float(sigma or 0.0)
         return out
 
     def sample(self, domain: Any, m: int, generator: torch.Generator,
