@@ -13,7 +13,8 @@ noise is all there is, about 95 % of the intervals hold the truth and |error|/σ
 the approximation does not know of (the grid's) lowers the first and raises the second.
 
 Output: a markdown table on stdout and in ``outputs/calibration/<name>.md`` (with the command),
-each run's numbers in ``.json``.
+each run's numbers in ``.json``. A seed whose run folder holds a ``metrics.json`` is read, not run
+again, so an interrupted study goes on where it stopped.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import math
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -31,16 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_seed(overrides: List[str], condition: str, sigma: float, seed: int, out: Path) -> Dict[str, Any]:
-    """One run; its parameters' values, standard deviations and truths."""
+    """One run (or the one already in ``out``: an interrupted study goes on where it stopped);
+    its parameters' values, standard deviations and truths."""
     noise = f"+pde.conditions.{condition}.noise={{sigma: {sigma}, seed: {seed}}}"
     cmd = [sys.executable, "train.py", *overrides, noise, "logger=csv", f"hydra.run.dir={out}"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"seed {seed} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")
+    if not (out / "metrics.json").exists():
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
+            raise SystemExit(f"seed {seed} failed: {last}")
     metrics = json.loads((out / "metrics.json").read_text())
     params = metrics["config"]["pde"].get("params") or {}
-    row: Dict[str, Any] = {"seed": seed, "seconds": time.perf_counter() - start}
+    row: Dict[str, Any] = {"seed": seed, "seconds": metrics["wall_time_s"]}
     for name, spec in params.items():
         if isinstance(spec, dict) and spec.get("truth") is not None:
             row[name] = {"value": metrics[name], "std": metrics[f"{name}_std"], "truth": float(spec["truth"])}

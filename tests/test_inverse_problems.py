@@ -1,5 +1,6 @@
 """The inverse problems' files: PInv's truth solves the equation this project states (PINNacle's
-own source term does not), and Burgers identification's observations are the exact solution."""
+own source term does not), HInv's truth solves its own, and Burgers identification's observations
+are the exact solution."""
 from __future__ import annotations
 
 import math
@@ -47,3 +48,26 @@ def test_burgers_observations_are_the_exact_solution():
     assert x.shape == (2000, 2) and data.sigma == 0.0
     want = burgers_cole_hopf(x[:, 0], x[:, 1], nu=0.01 / np.pi)
     np.testing.assert_allclose(data.observed[:, 0].numpy(), want, rtol=0, atol=1e-12)
+
+
+class _HeatTruth(torch.nn.Module):
+    """HInv's (u, a), written independently of the config's expressions."""
+
+    def forward(self, xyt: torch.Tensor) -> torch.Tensor:
+        x, y, t = xyt[:, 0], xyt[:, 1], xyt[:, 2]
+        s = torch.sin(math.pi * x) * torch.sin(math.pi * y)
+        return torch.stack([torch.exp(-t) * s, 2 + s], 1)
+
+
+def test_hinv_truth_solves_its_equation_and_its_data_are_pinnacles_points():
+    problem, _, _ = build(compose_cfg(["pde=hinv", "solver=gauss_newton", "grid.levels=1", "grid.resolution=[4,4,2]", "~pde.best"]))
+    x = torch.rand(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x[:, 2] = (x[:, 2] + 1) / 2
+    jet = problem.extended(autograd_jet(_HeatTruth(), x, 2))
+    data = {"x": x[:, 0], "y": x[:, 1], "t": x[:, 2]}
+    for name in ("pde", "steady"):
+        assert float(problem.residuals[name].evaluate(jet, data).detach().abs().max()) < 1e-10, name
+    (obs,) = [c for c in problem.conditions if isinstance(c, Data)]
+    assert obs.at.shape == (2500, 3) and obs.sigma == 0.1
+    noise = obs.observed[:, 0] - _HeatTruth()(obs.at)[:, 0]
+    assert abs(float(noise.std()) - 0.1) < 0.01 and abs(float(noise.mean())) < 0.01

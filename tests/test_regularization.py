@@ -3,6 +3,7 @@ the searches for it (``dinf.solvers.weight_search``: discrepancy principle, leas
 run by Gauss–Newton, and each mistake refused in one line."""
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -124,14 +125,14 @@ def test_each_mistake_is_one_line(change, key, message):
     assert e.value.key == key and "\n" not in str(e.value)
 
 
-def test_the_discrepancy_principle_needs_a_noise_level_and_gauss_newton():
+def test_the_discrepancy_principle_needs_a_noise_level_and_other_solvers_keep_the_first_weight(caplog):
     spec = {k: v for k, v in SLOPE.items() if k != "_target_"}
     spec["conditions"] = {"obs": {**spec["conditions"]["obs"], "noise": None}}
     with pytest.raises(ConfigError, match="needs the observations' noise level") as e:
         EquationProblem(**spec)
     assert e.value.key == "regularization.weight"
-    for solver in (["solver=adam"], ["solver=least_squares"]):
-        with pytest.raises(ConfigError, match="discrepancy") as e:
-            _slope(solver=solver)
-        assert "\n" not in str(e.value)
-    assert math.isfinite(_slope()[0].regularization.weight)
+    with pytest.raises(ConfigError, match="least squares needs .*regularization.weight is chosen by discrepancy"):
+        _slope(solver=["solver=least_squares"])
+    with caplog.at_level(logging.WARNING, logger="dinf.app.run"):
+        problem, _, _ = _slope(solver=["solver=adam"])
+    assert "keeps the first weight, 1e-08" in caplog.text and problem.regularization.weight == 1e-8

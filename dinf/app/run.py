@@ -194,8 +194,10 @@ def _check(cfg: DictConfig, solver: Solver, path: str, field: torch.nn.Module, p
         raise _user_key(cfg, e.prefixed(path) if e.key.startswith("optim") else e) from None
     reg = getattr(problem, "regularization", None)
     if reg is not None and reg.auto and not getattr(solver, "reweighs", False):
-        raise ConfigError("pde.regularization.weight", f"{reg.mode} chooses the weight between Gauss-Newton "
-                          f"solves, which {solver.name} does not make: use solver=gauss_newton, or give a number")
+        # Not refused: a comparison across models (-m model=dinf,siren) should run every model.
+        log.warning("pde.regularization.weight: %s is chosen between Gauss-Newton solves; %s keeps the "
+                    "first weight, %g (pde.regularization.init; give a number to set it)", reg.mode, solver.name,
+                    reg.weight)
 
 
 def _instantiate(cfg: DictConfig, path: str, skip: Iterable[str] = (), **kwargs: Any) -> Any:

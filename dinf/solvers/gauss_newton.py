@@ -226,18 +226,13 @@ class GaussNewton(SolveSolver):
     def _parameters(self, st: "_State") -> Dict[str, float]:
         """The unknown parameters' values and Laplace standard deviations at the current point:
         the θ block of ``c · (AᵀA + μ·I_z)⁻¹``, one factorisation with a right side per parameter."""
-        A = st.jacobian(st.system)
-        AtA = normal_matrix(A)
-        # A parameter the rows do not see yet (a zero column: from the zero field, ∂r/∂λ = u·u_x = 0)
-        # gets a vanishing ridge, so its variance comes out huge rather than the solve failing.
-        ridge = 1e-30 * max(float(AtA.diagonal().max()), 1e-300)
-        H = AtA + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))
+        H = st.precision()
         n, p = st.nodes_count, st.extra
         unit = np.zeros((H.shape[0], p))
         unit[n + np.arange(p), np.arange(p)] = 1.0
         with torch.no_grad():
             scale = st.problem.noise_scale(st.batch, st.jet)
-        cols = solve_spd(H.tocsr(), unit, self.backend).reshape(H.shape[0], p)
+        cols = solve_spd(H, unit, self.backend).reshape(H.shape[0], p)
         var = scale * np.clip(cols[n + np.arange(p), np.arange(p)], 0.0, None)
         inferred = st.problem.inferred
         inferred.std = np.sqrt(var).tolist()
@@ -254,9 +249,7 @@ class GaussNewton(SolveSolver):
         c = field.out_dim
         E = NodeJets(field, x.double(), 0, torch.ones(c, 1, dtype=torch.bool)).entries  # rows: point-major
         E = sp.hstack([E, sp.csr_matrix((E.shape[0], st.extra))], format="csr")
-        A = st.jacobian(st.system)
-        ridge = 1e-30 * max(float(abs(A).max()), 1e-300) ** 2
-        H = (normal_matrix(A) + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))).tocsr()
+        H = st.precision()
         with torch.no_grad():
             scale = problem.noise_scale(st.batch, st.jet)
         var = np.empty(E.shape[0])
@@ -280,9 +273,7 @@ class GaussNewton(SolveSolver):
         is σ²(n − tr H), so the discrepancy principle aims there rather than at nσ²: aiming at nσ²
         over-smooths by as much as the fit resolves."""
         rows, n = st.observation_rows()
-        A = st.jacobian(st.system)
-        ridge = 1e-30 * max(float(abs(A).max()), 1e-300) ** 2
-        H = (normal_matrix(A) + sp.diags(st.mu * st.mask + ridge * (1.0 - st.mask))).tocsr()
+        H = st.precision()
         Ad = st.jacobian(st.system, mixed=False)[rows]
         v = np.random.default_rng(0).choice([-1.0, 1.0], size=(len(rows), probes))
         X = solve_spd(H, np.asarray(Ad.T @ v), self.backend).reshape(H.shape[0], probes)
@@ -378,7 +369,7 @@ class _State:
         self._mix = None
         # Observations of known noise: their misfit is reported (and steers a discrepancy weight).
         self.observed = any(getattr(c, "sigma", 0) > 0 for c in getattr(problem, "conditions", ()))
-        self.search: Optional[DiscrepancySearch] = None
+        self.search: Optional[Union[DiscrepancySearch, RiskSearch]] = None
         self.weighed = False  # the search has chosen its weight
         self.target = float("nan")  # the discrepancy's target misfit, or the risk, in σ²
 
@@ -420,6 +411,15 @@ class _State:
             return self._fixed
         with torch.no_grad():
             return self.problem.linearized_system(self.batch, jet)
+
+    def precision(self) -> sp.csr_matrix:
+        """``AᵀA + μ·I_z`` at the current point: the Laplace approximation's precision (over the
+        noise scale) and the influence matrix's inverse."""
+        AtA = normal_matrix(self.jacobian(self.system))
+        # A parameter the rows do not see yet (a zero column: from the zero field, ∂r/∂λ = u·u_x = 0)
+        # gets a vanishing ridge, so its variance comes out huge rather than the solve failing.
+        ridge = 1e-30 * max(float(AtA.diagonal().max()), 1e-300)
+        return (AtA + sp.diags(self.mu * self.mask + ridge * (1.0 - self.mask))).tocsr()
 
     def observation_rows(self) -> Tuple[np.ndarray, int]:
         """The rows (before ``mix``) of the observations of known σ, and how many values they
