@@ -244,3 +244,17 @@ def test_an_unknown_parameter_no_residual_uses_is_refused():
     with pytest.raises(ConfigError, match="params.b: is unknown but no residual or condition uses it") as e:
         EquationProblem(**spec)
     assert "\n" not in str(e.value)
+
+
+def test_a_run_with_observations_writes_its_uncertainty_map(tmp_path):
+    from dinf.app.run import train
+
+    spec = {**HEAT, "conditions": {**HEAT["conditions"], "observed": {
+        **HEAT["conditions"]["observed"], "noise": {"sigma": 0.01, "seed": 0}}}}
+    cfg = compose_cfg(GRID + GN + ["trainer.max_steps=12", "trainer.val_check_interval=12"])
+    with open_dict(cfg):
+        cfg.pde = OmegaConf.create(spec)
+    out = train(cfg, output_dir=str(tmp_path))
+    assert 0 < out["std_u"] < 0.05 and 0.5 <= out["coverage_u"] <= 1.0, out  # the noise, not the grid, dominates
+    assert out["final"]["std_u"] == out["std_u"] and (tmp_path / "uncertainty.png").exists()
+    assert out["observed_rms_per_sigma"] == pytest.approx(1.0, abs=0.15)

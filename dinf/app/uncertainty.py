@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dinf.geometry.domain import closed_contains
+from dinf.pdes.conditions import Data
 
 log = logging.getLogger(__name__)
 LATTICE = {1: 256, 2: 48, 3: 14}  # points per axis: a few thousand right sides to solve
@@ -26,7 +27,7 @@ LATTICE = {1: 256, 2: 48, 3: 14}  # points per axis: a few thousand right sides 
 def uncertainty(solver: Any, problem: Any, field: torch.nn.Module) -> Tuple[Dict[str, float], Optional[Any]]:
     """``(metrics, figure or None)``; nothing for a problem without observations or a solver
     without a Laplace approximation."""
-    observed = any(type(c).__name__ == "Data" for c in getattr(problem, "conditions", ()))
+    observed = any(isinstance(c, Data) for c in getattr(problem, "conditions", ()))
     if not observed or not hasattr(solver, "pointwise_std") or getattr(solver, "_state", None) is None:
         return {}, None
     d = problem.in_dim
@@ -42,10 +43,11 @@ def uncertainty(solver: Any, problem: Any, field: torch.nn.Module) -> Tuple[Dict
     names = problem.unknowns.channel_names()
     metrics = {f"std_{u}": float(np.sqrt(np.mean(std[:, i] ** 2))) for i, u in enumerate(names)}
     error = None
-    if getattr(problem.reference, "exact", None) is not None:
+    reference = problem.reference
+    if reference.exact is not None or reference.python is not None:  # an exact solution to score against
         with torch.no_grad():
             pred = problem.predict(field, x).double()
-        error = (pred - problem.reference.exact_values(x)).abs().numpy()
+        error = (pred - reference.exact_values(x)).abs().numpy()
         for i, u in enumerate(names):
             metrics[f"coverage_{u}"] = float(np.mean(error[:, i] <= 2.0 * std[:, i]))
     log.info("uncertainty (Laplace): %s", " · ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
