@@ -50,9 +50,10 @@ def run_seed(overrides: List[str], condition: str, sigma: float, seed: int, out:
 
 
 def summary(rows: List[Dict[str, Any]]) -> List[str]:
-    """Per parameter: how many intervals hold the truth, the RMS of error/σ, the mean σ/|truth|."""
+    """Per parameter: how many intervals hold the truth, the RMS of error/σ, the mean σ and the
+    mean |error| relative to |truth| (a markdown table)."""
     names = [k for k in rows[0] if isinstance(rows[0][k], dict)]
-    lines = ["| parameter | ±2σ holds the truth | RMS of error/σ | mean σ/|truth| | mean |error|/|truth| |",
+    lines = ["| parameter | ±2σ holds the truth | RMS of error / σ | mean σ / truth | mean error / truth |",
              "|---|---|---|---|---|"]
     for name in names:
         z = [(r[name]["value"] - r[name]["truth"]) / r[name]["std"] for r in rows]
