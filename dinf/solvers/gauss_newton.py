@@ -367,6 +367,7 @@ class _State:
             self.z[self.nodes_count:] = problem.inferred.values().detach().numpy()
         self.bias = np.zeros(field.out_dim)
         self._mix = None
+        self._precision: Optional[Tuple[LinearSystem, sp.csr_matrix]] = None  # (its system, AᵀA + μ·I_z)
         # Observations of known noise: their misfit is reported (and steers a discrepancy weight).
         self.observed = any(getattr(c, "sigma", 0) > 0 for c in getattr(problem, "conditions", ()))
         self.search: Optional[Union[DiscrepancySearch, RiskSearch]] = None
@@ -414,12 +415,17 @@ class _State:
 
     def precision(self) -> sp.csr_matrix:
         """``AᵀA + μ·I_z`` at the current point: the Laplace approximation's precision (over the
-        noise scale) and the influence matrix's inverse."""
+        noise scale) and the influence matrix's inverse. Built once per linearisation: a step that
+        reports parameters' deviations and moves a regularisation weight reads it twice."""
+        if self._precision is not None and self._precision[0] is self.system:
+            return self._precision[1]
         AtA = normal_matrix(self.jacobian(self.system))
         # A parameter the rows do not see yet (a zero column: from the zero field, ∂r/∂λ = u·u_x = 0)
         # gets a vanishing ridge, so its variance comes out huge rather than the solve failing.
         ridge = 1e-30 * max(float(AtA.diagonal().max()), 1e-300)
-        return (AtA + sp.diags(self.mu * self.mask + ridge * (1.0 - self.mask))).tocsr()
+        H = (AtA + sp.diags(self.mu * self.mask + ridge * (1.0 - self.mask))).tocsr()
+        self._precision = (self.system, H)
+        return H
 
     def observation_rows(self) -> Tuple[np.ndarray, int]:
         """The rows (before ``mix``) of the observations of known σ, and how many values they
