@@ -42,6 +42,17 @@ def order_of_width(width: int, d: int) -> int:
     return order
 
 
+def entry_axes(order: int, d: int) -> List[Axes]:
+    """The axes of each entry of a jet of ``order`` in ``d`` coordinates, in ``entry_count`` order
+    (``()`` the value; the Hessian's ``(i, j)`` row-major, both of a mixed pair)."""
+    out: List[Axes] = [()]
+    if order >= 1:
+        out += [(i,) for i in range(d)]
+    if order >= 2:
+        out += [(i, j) for i in range(d) for j in range(d)]
+    return out + list(higher_axes(d, order))
+
+
 def entry_position(axes: Axes, d: int) -> int:
     """Position of the derivative along ``axes`` among a jet's entries (``entry_count``'s order)."""
     if not axes:

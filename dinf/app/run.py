@@ -33,6 +33,7 @@ from dinf.errors import ConfigError
 from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.fields.mapped import MappedField
+from dinf.fields.split import SplitField
 from dinf.fields.warped import WarpedField, focus_axes
 from dinf.pdes.base import Problem
 from dinf.solvers.auto import Auto
@@ -129,6 +130,8 @@ def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = 
     """The model of ``cfg`` on the problem's box (and graded where ``model.focus``, or ``focus``
     when given, says); ``announce``: log its kind and size."""
     periodic = _periodic_axes(cfg.model.get("periodic"), problem)
+    if getattr(problem, "own_axes", None):
+        return _split_field(cfg, problem, periodic, announce)
     field = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS, **({"periodic": periodic} if periodic else {}))
     for key in ("in_dim", "out_dim"):
         if getattr(field, key) != getattr(problem, key):
@@ -153,6 +156,51 @@ def _field(cfg: DictConfig, problem: Problem, focus: Optional[Dict[str, Any]] = 
                                             "periodic; remove one of the two")
         field = WarpedField(field, focus_axes(focus, problem.coords,
                                               problem.bounds))
+    check_order(field, problem.jet_order)
+    return field
+
+
+def _split_field(cfg: DictConfig, problem: Problem, periodic: List[int], announce: bool) -> torch.nn.Module:
+    """The model of ``cfg`` for the unknowns over every coordinate, and one over its own axes for
+    each of ``pde.coefficients`` (with its ``model`` overrides), as one ``SplitField``."""
+    if cfg.model.get("focus"):
+        raise ConfigError("grid.focus", "grades one field; pde.coefficients splits the unknowns into fields on "
+                                        "their own axes: remove grid.focus")
+    coefficients = problem.own_axes
+    d = problem.in_dim
+    groups = [(list(range(d)), [c for u in problem.unknowns.names if u not in coefficients
+                                for c in problem.unknowns.channels[u]], {})]
+    groups += [(spec["axes"], list(problem.unknowns.channels[u]), spec["model"]) for u, spec in coefficients.items()]
+    resolution = cfg.model.get("resolution")
+    resolution = OmegaConf.to_container(resolution, resolve=True) if OmegaConf.is_config(resolution) else resolution
+    parts, axes, channels = [], [], []
+    for ax, ch, overrides in groups:
+        if not ch:
+            continue  # every unknown has its own axes
+        options: Dict[str, Any] = {"in_dim": len(ax), "out_dim": len(ch)}
+        if isinstance(resolution, list) and len(resolution) == d:
+            options["resolution"] = [int(resolution[a]) for a in ax]
+        own = [ax.index(a) for a in periodic if a in ax]
+        if own:
+            options["periodic"] = own
+        options.update(overrides)
+        part = _instantiate(cfg, "model", skip=MODEL_RUN_KEYS, **options)
+        bounds = [problem.bounds[a] for a in ax] if problem.bounds is not None else None
+        if bounds is not None and any(tuple(b) != (-1.0, 1.0) for b in bounds):
+            part = MappedField(part, bounds)
+        parts.append(part)
+        axes.append(ax)
+        channels.append(ch)
+    offset = [0.0] * problem.out_dim
+    for u, spec in coefficients.items():
+        offset[problem.unknowns.channels[u][0]] = spec["init"]
+    field = SplitField(parts, axes, channels, d, offset)
+    if announce:
+        coords = problem.coords
+        log.info("model: %s", "; ".join(
+            f"{type(innermost(p)).__name__} over {', '.join(coords[a] for a in ax)} for "
+            f"{', '.join(problem.unknowns.channel_names()[c] for c in ch)}, {p.num_params:,} parameters"
+            for p, ax, ch in zip(parts, axes, channels)))
     check_order(field, problem.jet_order)
     return field
 

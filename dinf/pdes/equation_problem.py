@@ -70,6 +70,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         published: Mapping[str, Any] | None = None,
         lift: Mapping[str, str] | None = None,
         regularization: Mapping[str, Any] | None = None,
+        coefficients: Mapping[str, Any] | None = None,
     ):
         # The options as given: a time window of this problem is built from them (dinf.pdes.windows).
         self.options: Dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -81,6 +82,9 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         for key, given, fixed, what in (("in_dim", in_dim, self.in_dim, ", ".join(self.coords)),
                                         ("out_dim", out_dim, self.out_dim, ", ".join(self.unknowns.channel_names()))):
             check(given is None or given == fixed, key, f"is {fixed} for this problem ({what}), got {given}")
+        # Unknowns on their own axes (a(x, y) in a problem over x, y, t): the run builds a field
+        # over those axes for each (dinf.fields.split).
+        self.own_axes = read_coefficients(coefficients, self.unknowns, self.coords)
         known, unknown = split_params(params or {})
         self.params = _params(known)
         inferred = InferredParams(unknown)  # a module: registered once nn.Module is set up, below
@@ -165,15 +169,16 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
 
     # --- sampling ---------------------------------------------------------------------------
     def counts(self, n: int) -> List[int]:
-        """Points per batch: [interior, condition 1, …]; the conditions' counts shrink together
-        when they would take more than half of the batch."""
+        """Points per batch: [interior, condition 1, …]. The conditions whose points are their
+        own (observations, point values) come on top of ``n``; the others' counts shrink together
+        when they would take more than half of ``n``. (Counting 2 500 observations against ``n``
+        had left a wall condition one point and the interior too few.)"""
         want = [c.points for c in self.conditions]
         fixed = [c.fixed_points for c in self.conditions]
         free = sum(w for w, f in zip(want, fixed) if not f)
-        budget = max(n // 2 - sum(w for w, f in zip(want, fixed) if f), 0)
-        scale = min(1.0, budget / free) if free else 1.0
+        scale = min(1.0, (n // 2) / free) if free else 1.0
         got = [w if f else max(1, int(w * scale)) for w, f in zip(want, fixed)]
-        return [max(n - sum(got), 1)] + got
+        return [max(n - sum(g for g, f in zip(got, fixed) if not f), 1)] + got
 
     def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None) -> Batch:
         """``n`` points: the interior's and each condition's. ``spacing`` (a graded field's, see
@@ -572,6 +577,40 @@ def _check_used(names: List[str], residuals: List[Any]) -> None:
 def _time_name(domain: Mapping[str, Any]) -> Optional[str]:
     t = domain.get("time")
     return str(next(iter(t))) if t else None
+
+
+def read_coefficients(spec: Mapping[str, Any] | None, unknowns: Unknowns, coords: List[str],
+                      key: str = "coefficients") -> Dict[str, Dict[str, Any]]:
+    """``{name: {axes: [x, y], model: {…}, init: 1.0}}`` checked: each a real unknown, on some of
+    the problem's coordinates; ``model`` (optional) the overrides of the run's model for its field;
+    ``init`` the constant it starts from (its field gives the deviation from it; default 0).
+    Returns ``{name: {"axes": [indices], "model": {…}, "init": v}}`` for those on fewer axes than
+    the problem."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, entry in (spec or {}).items():
+        where = f"{key}.{name}"
+        check(name in unknowns.names, where, f"{name!r} is not an unknown; the unknowns are {unknowns.names}")
+        check(name not in unknowns.complex, where, "a coefficient on its own axes is a real unknown")
+        entry = {"axes": entry} if isinstance(entry, (list, tuple, str)) else dict(entry or {})
+        extra = set(entry) - {"axes", "model", "init"}
+        check(not extra, f"{where}.{sorted(extra)[0] if extra else ''}",
+              "not an option of a coefficient (axes, model, init)")
+        axes = entry.get("axes")
+        axes = [axes] if isinstance(axes, str) else list(axes or [])
+        check(bool(axes), f"{where}.axes", f"the coordinates it depends on, e.g. {coords[:-1] or coords}")
+        for a in axes:
+            check(a in coords, f"{where}.axes", f"{a!r} is not a coordinate of this problem; its coordinates are "
+                                                f"{coords}")
+        check(len(set(axes)) == len(axes), f"{where}.axes", f"lists a coordinate twice: {axes}")
+        model = entry.get("model") or {}
+        check(isinstance(model, Mapping), f"{where}.model", f"overrides of the model, e.g. {{resolution: 16}}; got "
+                                                             f"{model!r}")
+        init = entry.get("init", 0.0)
+        check(isinstance(init, (int, float)) and not isinstance(init, bool) and math.isfinite(init), f"{where}.init",
+              f"the value it starts from, a number; got {init!r}")
+        if len(axes) < len(coords):
+            out[name] = {"axes": [coords.index(a) for a in axes], "model": dict(model), "init": float(init)}
+    return out
 
 
 def _params(params: Mapping[str, Any]) -> Dict[str, float]:

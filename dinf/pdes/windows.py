@@ -147,6 +147,9 @@ def _check_windowable(problem: Any, spec: Mapping[str, Any], key: str) -> None:
         raise ConfigError(key, "windows hand over real unknowns; this problem has complex ones")
     if len(getattr(problem, "inferred", ())):
         raise ConfigError(key, "unknown parameters are identified over the whole interval; no time windows")
+    if getattr(problem, "own_axes", None):
+        name = next(iter(problem.own_axes))
+        raise ConfigError(key, f"pde.coefficients.{name} is one field over the whole interval; no time windows")
     conditions = spec.get("conditions") or {}
     for name, cond in conditions.items():
         kind = cond.get("type")

@@ -50,8 +50,10 @@ from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
 from dinf.linear_system import LinearSystem, mix_matrix
-from dinf.solvers.least_squares import DIRECT_LIMIT, cells_total, check_basis, read_back, warm_up_solves, write_back
-from dinf.solvers.linalg.node_jets import NodeJets, random_jet
+from dinf.solvers.least_squares import (DIRECT_LIMIT, cells_total, check_basis, initial_bias, read_back,
+                                        warm_up_solves, write_back)
+from dinf.solvers.linalg.node_jets import random_jet
+from dinf.solvers.linalg.split_jets import node_jets
 from dinf.solvers.linalg.gram import normal_matrix
 from dinf.solvers.linalg.sparse_solve import check_backend, solve_spd
 
@@ -113,7 +115,7 @@ class GaussNewton(SolveSolver):
         if not isinstance(problem, (ResidualProblem, LinearProblem)):
             raise ConfigError("solver", f"Gauss-Newton needs a loss of squared residuals; {type(problem).__name__} "
                               "states none (use solver=adam or lbfgs)")
-        check_basis(field, "Gauss-Newton")
+        check_basis(field, "Gauss-Newton", split=True)
 
     def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
         """Each solve is validated; ``max_solves`` and ``trainer.max_steps`` bound them."""
@@ -247,7 +249,7 @@ class GaussNewton(SolveSolver):
         st = self._state
         check(st is not None, "solver", "no Gauss-Newton step has been taken: nothing to estimate")
         c = field.out_dim
-        E = NodeJets(field, x.double(), 0, torch.ones(c, 1, dtype=torch.bool)).entries  # rows: point-major
+        E = node_jets(field, x.double(), 0, torch.ones(c, 1, dtype=torch.bool)).entries  # rows: point-major
         E = sp.hstack([E, sp.csr_matrix((E.shape[0], st.extra))], format="csr")
         H = st.precision()
         with torch.no_grad():
@@ -286,7 +288,7 @@ class GaussNewton(SolveSolver):
         st = _State(field, problem, batch, self.lm)
         method = self.method
         if method == "auto":
-            method = "direct" if st.layout.nodes * field.out_dim <= DIRECT_LIMIT else "lsqr"
+            method = "direct" if st.nodes_count <= DIRECT_LIMIT else "lsqr"
         if method == "lsqr" and st.has_linear:
             method = "cg"  # an energy's linear term: LSQR solves ‖Aδ + r‖² only
         st.method = method
@@ -358,14 +360,14 @@ class _State:
         if probe.linear is not None:
             used |= probe.linear.abs().amax(dim=0) > 0
         self.has_linear = probe.linear is not None
-        self.nodes = NodeJets(field, x, problem.jet_order, used[:self.channels])
+        self.nodes = node_jets(field, x, problem.jet_order, used[:self.channels])
         self.layout, self.used, self.entries = self.nodes.layout, self.nodes.used, self.nodes.entries
         self.nodes_count = self.entries.shape[1]
         self.z = np.zeros(self.nodes_count + self.extra)
         self.mask = np.r_[np.ones(self.nodes_count), np.zeros(self.extra)]  # the Tikhonov term's unknowns
         if self.extra:
             self.z[self.nodes_count:] = problem.inferred.values().detach().numpy()
-        self.bias = np.zeros(field.out_dim)
+        self.bias = initial_bias(field)  # a cold start's constant per channel (a coefficient's init)
         self._mix = None
         self._precision: Optional[Tuple[LinearSystem, sp.csr_matrix]] = None  # (its system, AᵀA + μ·I_z)
         # Observations of known noise: their misfit is reported (and steers a discrepancy weight).

@@ -24,6 +24,7 @@ from dinf.solvers import separable as lsq_separable, tensor_operator as lsq_tens
 from dinf.errors import ConfigError, check, check_choice
 from dinf.fields.base import innermost
 from dinf.fields.decoders import LinearDecoder
+from dinf.fields.split import SplitField
 from dinf.fields.warped import sample_for
 from dinf.pdes.capabilities import LinearProblem
 from dinf.solvers.base import SolveSolver
@@ -180,7 +181,10 @@ def warm_up_solves(backend: str) -> None:
 
 def cells_total(field: torch.nn.Module) -> int:
     """Cells of the field's finest level over all axes: the product of its per-axis cells
-    (``resolution ** in_dim`` for a field that only knows an int resolution)."""
+    (``resolution ** in_dim`` for a field that only knows an int resolution; a split field's
+    parts' cells added)."""
+    if isinstance(field, SplitField):
+        return sum(cells_total(p) for p in field.parts)
     total = getattr(field, "cells_total", None)
     return int(total) if total is not None else int(field.resolution) ** field.in_dim
 
@@ -194,9 +198,17 @@ def check_linear(field: torch.nn.Module, problem: torch.nn.Module) -> None:
     check_basis(field, "least squares")
 
 
-def check_basis(field: torch.nn.Module, solver: str) -> None:
+def check_basis(field: torch.nn.Module, solver: str, split: bool = False) -> None:
     """Raise ``ConfigError`` unless ``field`` is linear in its parameters through a basis: a grid
-    with the linear decoder and ungated levels (what ``solver`` needs)."""
+    with the linear decoder and ungated levels (what ``solver`` needs). ``split``: the solver
+    reads a ``SplitField``'s parts too (each must be such a grid)."""
+    if isinstance(field, SplitField):
+        if not split:
+            raise ConfigError("solver", f"{solver} solves one grid; pde.coefficients puts an unknown on its own "
+                              "axes: use solver=gauss_newton (or adam)")
+        for part in field.parts:
+            check_basis(part, solver)
+        return
     if not field.has_basis:
         raise ConfigError("solver", f"{solver} needs a grid field with a basis (model=dinf), not {_name(field)}")
     if not isinstance(field.decoder, LinearDecoder):
@@ -283,7 +295,14 @@ def layout(field: torch.nn.Module) -> Assembly:
 
 def read_back(field: torch.nn.Module) -> tuple:
     """The field as node values ``z`` (float64, the columns' order) and a per-channel constant
-    ``bias``: the linear decoder folded into the levels, ``z_c = Σ_f W[c, (s, f)] · grid_s[:, f]``."""
+    ``bias``: the linear decoder folded into the levels, ``z_c = Σ_f W[c, (s, f)] · grid_s[:, f]``.
+    A split field's parts side by side (``dinf.solvers.linalg.split_jets``)."""
+    if isinstance(field, SplitField):
+        parts = [read_back(p) for p in field.parts]
+        bias = initial_bias(field)
+        for (_, b), channels in zip(parts, field.channels):
+            bias[channels] += b
+        return np.concatenate([z for z, _ in parts]), bias
     asm = layout(field)
     f, n_ch = field.features, field.out_dim
     W = field.decoder.layer.weight.detach().double()
@@ -295,9 +314,27 @@ def read_back(field: torch.nn.Module) -> tuple:
     return z.reshape(-1), field.decoder.layer.bias.detach().double().numpy().copy()
 
 
+def initial_bias(field: torch.nn.Module) -> np.ndarray:
+    """The per-channel constant of the zero node values: zeros, a split field's ``offset``
+    (where its coefficients start)."""
+    if isinstance(field, SplitField):
+        return field.offset.detach().double().cpu().numpy().copy()
+    return np.zeros(field.out_dim)
+
+
 def write_back(field: torch.nn.Module, z: np.ndarray, asm: Assembly, bias: Optional[np.ndarray] = None) -> None:
     """Store node values ``z`` in the field: feature c of each level holds channel c, and the
-    linear decoder sums the levels (weight 1 on those features, 0 elsewhere; ``bias`` or none)."""
+    linear decoder sums the levels (weight 1 on those features, 0 elsewhere; ``bias`` or none).
+    A split field's parts take their slices of ``z`` (``asm`` is not read)."""
+    if isinstance(field, SplitField):
+        start = 0
+        for part, channels in zip(field.parts, field.channels):
+            own = layout(part)
+            count = own.nodes * part.out_dim
+            own_bias = None if bias is None else (np.asarray(bias) - initial_bias(field))[channels]
+            write_back(part, z[start:start + count], own, own_bias)
+            start += count
+        return
     f, n_ch = field.features, field.out_dim
     zt = torch.as_tensor(z).reshape(n_ch, asm.nodes)
     layer = field.decoder.layer

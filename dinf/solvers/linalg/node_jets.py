@@ -35,6 +35,11 @@ class NodeJets:
 
     def __init__(self, field: torch.nn.Module, x: Tensor, order: int, used: Tensor, merge_twins: bool = False):
         self.layout = layout(field)
+        self._read(field, x, order, used, merge_twins)
+        self.cols, self.weights = basis_columns(field, x, order)
+
+    def _read(self, field: torch.nn.Module, x: Tensor, order: int, used: Tensor, merge_twins: bool) -> None:
+        """The read entries ``used`` (list) and where each jet entry takes its value (``source``)."""
         self.x, self.out_dim, self.dim = x, field.out_dim, field.in_dim
         self.width = jet_width(order, self.dim)
         used = used.clone()
@@ -45,7 +50,6 @@ class NodeJets:
         self.used: List[Tuple[int, int]] = [tuple(ca) for ca in torch.nonzero(used).tolist()]
         if not self.used:
             raise ConfigError("pde", "the loss reads no entry of the field's jet")
-        self.cols, self.weights = basis_columns(field, x, order)
         # Where each of the C·A jet entries takes its value: a read entry (its index in used),
         # else its read twin, else none (-1, zero).
         where = {ca: k for k, ca in enumerate(self.used)}
