@@ -21,7 +21,8 @@ from tests.helpers import build_spec, solve_steps
 
 def _grid(d: int, out: int, res, bounds, seed: int) -> MappedField:
     torch.manual_seed(seed)
-    g = DInfGrid(d, out, resolution=res, levels=2, features=2, rho=2, eps=1.0).double()
+    # The PyTorch path: what is tested is the embedding, and a fused kernel in float64 would compile
+    g = DInfGrid(d, out, resolution=res, levels=2, features=2, rho=2, eps=1.0, backend="torch").double()
     with torch.no_grad():
         for grid in g.grids:
             grid.normal_()
@@ -146,6 +147,8 @@ def test_a_coefficient_on_its_own_axes_runs_with_adam_and_is_refused_by_least_sq
     ({"b": {"axes": ["x"]}}, "coefficients.b", "'b' is not an unknown; the unknowns are ['u', 'a']"),
     ({"a": {"axes": []}}, "coefficients.a.axes", "the coordinates it depends on"),
     ({"a": {"axes": ["x", "x"]}}, "coefficients.a.axes", "lists a coordinate twice"),
+    ({"a": {"axes": ["t", "x"]}}, "coefficients.a.axes", "lists every coordinate (x, t): a is an ordinary unknown"),
+    ({"a": {"axes": ["x"], "init": "one"}}, "coefficients.a.init", "the value it starts from, a number"),
     ({"a": {"axes": ["x"], "grid": 3}}, "coefficients.a.grid", "not an option of a coefficient (axes, model, init)"),
 ])
 def test_each_mistake_is_one_line(change, key, message):
@@ -159,3 +162,9 @@ def test_windows_and_a_graded_grid_are_refused_in_one_line():
         build_spec(HEAT, SOLVE + ["solver.windows=2"])
     with pytest.raises(ConfigError, match="grades one field; pde.coefficients splits"):
         build_spec(HEAT, SOLVE + ["grid.focus={x: {at: 0.5, ratio: 2}}"])
+
+
+def test_auto_hands_a_linear_problem_with_a_coefficient_to_gauss_newton():
+    source = {**HEAT, "residuals": {"pde": "u_t - u_xx - a"}}  # least squares would take it without a(x)
+    _, _, solver = build_spec(source, ["solver=auto"])
+    assert type(solver).__name__ == "GaussNewton"

@@ -584,8 +584,7 @@ def read_coefficients(spec: Mapping[str, Any] | None, unknowns: Unknowns, coords
     """``{name: {axes: [x, y], model: {…}, init: 1.0}}`` checked: each a real unknown, on some of
     the problem's coordinates; ``model`` (optional) the overrides of the run's model for its field;
     ``init`` the constant it starts from (its field gives the deviation from it; default 0).
-    Returns ``{name: {"axes": [indices], "model": {…}, "init": v}}`` for those on fewer axes than
-    the problem."""
+    Returns ``{name: {"axes": [indices], "model": {…}, "init": v}}``."""
     out: Dict[str, Dict[str, Any]] = {}
     for name, entry in (spec or {}).items():
         where = f"{key}.{name}"
@@ -602,14 +601,15 @@ def read_coefficients(spec: Mapping[str, Any] | None, unknowns: Unknowns, coords
             check(a in coords, f"{where}.axes", f"{a!r} is not a coordinate of this problem; its coordinates are "
                                                 f"{coords}")
         check(len(set(axes)) == len(axes), f"{where}.axes", f"lists a coordinate twice: {axes}")
+        check(len(axes) < len(coords), f"{where}.axes", f"lists every coordinate ({', '.join(coords)}): {name} is an "
+                                                        "ordinary unknown; remove it from coefficients")
         model = entry.get("model") or {}
         check(isinstance(model, Mapping), f"{where}.model", f"overrides of the model, e.g. {{resolution: 16}}; got "
                                                              f"{model!r}")
         init = entry.get("init", 0.0)
         check(isinstance(init, (int, float)) and not isinstance(init, bool) and math.isfinite(init), f"{where}.init",
               f"the value it starts from, a number; got {init!r}")
-        if len(axes) < len(coords):
-            out[name] = {"axes": [coords.index(a) for a in axes], "model": dict(model), "init": float(init)}
+        out[name] = {"axes": [coords.index(a) for a in axes], "model": dict(model), "init": float(init)}
     return out
 
 
