@@ -1,5 +1,6 @@
 """Regularisation (``pde.regularization``, ``dinf.pdes.regularization``): terms that share one weight,
-the searches for it (``dinf.solvers.weight_search``: discrepancy principle, least predictive risk)
+the searches for it (``dinf.solvers.weight_search``: discrepancy principle, least predictive risk,
+L-curve)
 run by Gauss–Newton, and each mistake refused in one line."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from dinf.errors import ConfigError
 from dinf.pdes import EquationProblem
-from dinf.solvers.weight_search import DiscrepancySearch, RiskSearch
+from dinf.solvers.weight_search import DiscrepancySearch, LCurveSearch, RiskSearch
 from tests.helpers import build_spec, solve_steps
 
 # g = u' recovered from 200 noisy observations of u = sin 2πx (σ = 0.05), with Tikhonov on g'.
@@ -72,6 +73,35 @@ def test_the_least_predictive_risk_picks_a_weight_from_the_data_alone():
     assert problem.evaluate(field)["l2re_g"] < 0.06
 
 
+def test_the_lcurve_search_visits_seven_decades_then_solves_at_the_corner():
+    # fit = 1 + α, penalty = 1 + 1/α: flat in the fit for α ≪ 1, in the penalty for α ≫ 1; the
+    # corner of (log fit, log penalty) is at α = 1.
+    search, alpha, tried = LCurveSearch(), 1e-1, []
+    for _ in range(10):
+        tried.append(alpha)
+        nxt = search.propose(alpha, 1 + alpha, 1 + 1 / alpha)
+        if nxt is None:
+            break
+        alpha = nxt
+    assert [round(math.log10(a)) for a in tried] == [-1, -2, -3, -4, 0, 1, 2, 0] and alpha == pytest.approx(1.0)
+    assert search.solves == 8
+
+
+def test_the_lcurve_picks_a_weight_without_the_noise_level():
+    spec = {**SLOPE, "conditions": {"obs": {**SLOPE["conditions"]["obs"]}}}
+    spec["conditions"]["obs"].pop("noise")  # the observations as measured: no σ given
+    spec["conditions"]["obs"]["value"] = {"u": "ue + 0.05*sin(97*x)"}  # a known, rough "noise"
+    problem, field, solver = build_spec({**spec, "regularization": {**SLOPE["regularization"], "weight": "lcurve",
+                                                                     "init": 1e-5}},
+                                        GRID + ["solver=gauss_newton", "solver.max_solves=80"])
+    info = solve_steps(problem, field, solver, 80)
+    assert info["converged"] and math.isfinite(info["lcurve_fit"]) and "misfit_ratio" not in info
+    assert solver._state.search.solves == 8
+    chosen = problem.regularization.weight
+    assert chosen != 1e-5 and 1e-8 <= chosen <= 1e-2, chosen
+    assert problem.evaluate(field)["l2re_g"] < 0.3
+
+
 def test_the_discrepancy_principle_meets_the_noise_level():
     problem, field, info = _solve()
     assert info["converged"] and info["misfit_target"] == 1.0
@@ -107,7 +137,7 @@ def test_regularisation_terms_weigh_in_the_loss_and_not_in_the_residual_rms():
 
 
 @pytest.mark.parametrize("change,key,message", [
-    ({"weight": None}, "regularization.weight", r"give a number > 0 \(a number, discrepancy or risk\), got None"),
+    ({"weight": None}, "regularization.weight", r"give a number > 0 \(a number, discrepancy, risk or lcurve\), got None"),
     ({"weight": 0.1}, "regularization.init", "is the first weight a search tries"),
     ({"weight": 0.1, "init": None, "tau": 2}, "regularization.tau", "is for weight: discrepancy"),
     ({"terms": {}}, "regularization.terms", "give the terms by name"),

@@ -41,7 +41,7 @@ from dinf.pdes.conditions import Condition, Data, build_conditions, pair_rows
 from dinf.pdes.hard import build_hard
 from dinf.pdes.inferred import InferredParams, split_params
 from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
-from dinf.pdes.regularization import read_regularization
+from dinf.pdes.regularization import NEEDS_SIGMA, read_regularization
 from dinf.pdes.tables import read_functions
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
                                  self.functions, self.domain, self.number, key="conditions", symbols=self.symbols)
         self.conditions: List[Condition] = [c for c in every if not c.hard]  # the loss terms
         _check_used(inferred.names, list(self.residuals.values()) + [r for c in every for r in c.residuals])
-        if self.regularization is not None and self.regularization.auto:
+        if self.regularization is not None and self.regularization.mode in NEEDS_SIGMA:
             check(any(isinstance(c, Data) and c.sigma > 0 for c in self.conditions), "regularization.weight",
                   f"{self.regularization.mode} needs the observations' noise level: a data condition with "
                   "noise: {sigma: …, seed: …} (or sigma: … for values from a file), or a fixed weight")
@@ -324,6 +324,14 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         self.regularization.weight = float(weight)
         for name in self.regularization.terms:
             self.residual_weights[name] = float(weight)
+
+    def lcurve_point(self, batch: Batch, jet: Jet) -> Tuple[float, float]:
+        """``(fit, penalty)`` at ``jet``: the loss without the regularisation terms, and those
+        terms' loss over their weight α (the L-curve's coordinates)."""
+        terms = self.loss(jet, batch)
+        names = [f"loss_{n}" for n in self.regularization.terms]
+        weighted = sum(float(terms[n]) for n in names)
+        return float(terms["loss"]) - weighted, weighted / self.regularization.weight
 
     def _misfits(self, batch: Batch, jet: Jet) -> List[Tuple[Data, float]]:
         """Each data condition and its mean squared misfit over points and quantities, read from

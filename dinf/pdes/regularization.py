@@ -3,8 +3,8 @@ the data (issue 30)::
 
     regularization:
       terms: {smooth_x: a_x, smooth_y: a_y}   # Tikhonov on ∇a; a prior: {prior: lam1 - 0.5}
-      weight: risk                            # or discrepancy, or a number
-      init: 1.0e-4                            # risk, discrepancy: the first weight tried
+      weight: risk                            # or discrepancy, lcurve, or a number
+      init: 1.0e-4                            # risk, discrepancy, lcurve: the first weight tried
       tau: 1.0                                # discrepancy: reach a data misfit of τ²σ²(1 − p/n)
       dof: false                              # … true: p the degrees of freedom the fit spends (else 0)
       tolerance: 0.05                         # … within this fraction
@@ -21,6 +21,9 @@ read the observations (``type: data`` conditions of known σ) and nothing of the
 - ``risk``: the least unbiased predictive risk estimate U = misfit/σ² + 2p/n − 1, the mean squared
   error of the fitted values against the noise-free data (Mallows' C_L), p estimated by
   Hutchinson's trace estimator at each weight.
+- ``lcurve``: the corner of the curve (log fit, log penalty) over α, seven decades around
+  ``init``; needs no noise level (the fit is the objective without the regularisation terms,
+  the penalty those terms over α).
 
 On PInv (σ = 0.1) the misfit hardly moves over α = 1e-6 … 1e-3, so the discrepancy principle
 accepts them all within 5 %, while U is least at 1e-4, where a is best (the scan is in
@@ -34,12 +37,15 @@ from typing import Any, Dict, Mapping, Optional
 from dinf.errors import ConfigError, check
 
 KEYS = ("terms", "weight", "init", "tau", "dof", "tolerance")
-MODES = ("discrepancy", "risk")
+MODES = ("discrepancy", "risk", "lcurve")
+CHOICES = ", ".join(MODES[:-1]) + " or " + MODES[-1]
+NEEDS_SIGMA = ("discrepancy", "risk")  # read the observations' noise level; the L-curve does not
 
 
 class Regularization:
     """The terms (name → expression text), the weight α they share, and how α is chosen:
-    ``mode`` ``discrepancy`` (with ``tau``, ``dof``, ``tolerance``), ``risk``, or None (fixed)."""
+    ``mode`` ``discrepancy`` (with ``tau``, ``dof``, ``tolerance``), ``risk``, ``lcurve``, or None
+    (fixed)."""
 
     def __init__(self, spec: Mapping[str, Any], key: str = "regularization"):
         check(isinstance(spec, Mapping), key, f"give {{terms: {{smooth: a_x}}, weight: …}}, got {spec!r}")
@@ -59,9 +65,9 @@ class Regularization:
         if self.auto:
             self.weight = _positive(spec.get("init", 1e-4), f"{key}.init", "the first weight tried")
         else:
-            self.weight = _positive(weight, f"{key}.weight", f"a number, {' or '.join(MODES)}")
+            self.weight = _positive(weight, f"{key}.weight", f"a number, {CHOICES}")
             check("init" not in spec, f"{key}.init", f"is the first weight a search tries; with a fixed weight "
-                  f"leave it out (or write weight: {' or '.join(MODES)})")
+                  f"leave it out (or write weight: {CHOICES})")
         for name in ("tau", "dof", "tolerance"):
             check(self.mode == "discrepancy" or name not in spec, f"{key}.{name}", "is for weight: discrepancy")
         self.tau = _positive(spec.get("tau", 1.0), f"{key}.tau", "the misfit to reach in units of σ")

@@ -45,7 +45,7 @@ from dinf.equations.residual import jet_width
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.solvers.base import SolveSolver
 from dinf.solvers.damped import damped_step
-from dinf.solvers.weight_search import DiscrepancySearch, RiskSearch
+from dinf.solvers.weight_search import DiscrepancySearch, LCurveSearch, RiskSearch
 from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
@@ -177,20 +177,21 @@ class GaussNewton(SolveSolver):
             st.set_params(st.z)  # the accepted values (a refused trial set others)
             extra = self._parameters(st)
         converged = step.converged
+        reg = getattr(problem, "regularization", None)
+        ratio = float("nan")
         if st.observed:
             with torch.no_grad():
                 ratio = problem.misfit_ratio(st.batch, st.jet)
             extra["misfit_ratio"] = ratio
-            reg = problem.regularization
-            if reg is not None:
-                extra["reg_weight"] = reg.weight
-                if reg.auto:  # the discrepancy principle's target misfit, or the predictive risk
-                    extra["misfit_target" if reg.mode == "discrepancy" else "risk"] = st.target
-                # Reweigh once the misfit has settled (the objective falls by < 0.1 % a step):
-                # solving on to round-off at a weight about to change would be wasted.
-                settled = converged or before - st.objective < 1e-3 * abs(before)
-                if reg.auto and not st.weighed and settled and self._reweigh(st, reg, ratio):
-                    converged = False  # solve again at the new weight, from here
+        if reg is not None and (st.observed or reg.mode == "lcurve"):
+            extra["reg_weight"] = reg.weight
+            if reg.auto:  # the discrepancy principle's target misfit, the predictive risk, the L-curve's fit
+                extra[{"discrepancy": "misfit_target", "risk": "risk", "lcurve": "lcurve_fit"}[reg.mode]] = st.target
+            # Reweigh once the misfit has settled (the objective falls by < 0.1 % a step):
+            # solving on to round-off at a weight about to change would be wasted.
+            settled = converged or before - st.objective < 1e-3 * abs(before)
+            if reg.auto and not st.weighed and settled and self._reweigh(st, reg, ratio):
+                converged = False  # solve again at the new weight, from here
         self.info = {"loss": st.loss, "loss_zero": st.loss_start, "step": step.alpha, "lm": lam,
                      "inner_iterations": inner, "assemble_s": t2 - t1 + (t1 - t0), "solve_s": t3 - t2,
                      "line_search_s": t4 - t3, "rows": A.shape[0], "unknowns": A.shape[1], "nnz": A.nnz,
@@ -201,8 +202,15 @@ class GaussNewton(SolveSolver):
         """After the solve at the regularisation weight α settled with a data misfit of
         ``ratio``·σ², move α (``dinf.solvers.weight_search``: towards the discrepancy target, or
         towards the least predictive risk) and go on from this point. False once α is chosen."""
-        dof = self._fit_dof(st) if reg.mode == "risk" or reg.dof else 0.0
-        if reg.mode == "risk":
+        dof = self._fit_dof(st) if reg.mode == "risk" or (reg.mode == "discrepancy" and reg.dof) else 0.0
+        if reg.mode == "lcurve":
+            st.search = st.search or LCurveSearch()
+            with torch.no_grad():
+                fit, penalty = st.problem.lcurve_point(st.batch, st.jet)
+            st.target = fit
+            alpha = st.search.propose(reg.weight, fit, penalty)
+            what = f"a fit of {fit:.4g} and a penalty of {penalty:.4g}"
+        elif reg.mode == "risk":
             st.search = st.search or RiskSearch()
             st.target = ratio + 2.0 * dof - 1.0  # what the search minimises (logged as risk)
             alpha = st.search.propose(reg.weight, st.target)
@@ -372,9 +380,9 @@ class _State:
         self._precision: Optional[Tuple[LinearSystem, sp.csr_matrix]] = None  # (its system, AᵀA + μ·I_z)
         # Observations of known noise: their misfit is reported (and steers a discrepancy weight).
         self.observed = any(getattr(c, "sigma", 0) > 0 for c in getattr(problem, "conditions", ()))
-        self.search: Optional[Union[DiscrepancySearch, RiskSearch]] = None
+        self.search: Optional[Union[DiscrepancySearch, RiskSearch, LCurveSearch]] = None
         self.weighed = False  # the search has chosen its weight
-        self.target = float("nan")  # the discrepancy's target misfit, or the risk, in σ²
+        self.target = float("nan")  # the discrepancy's target misfit or the risk (in σ²), or the L-curve's fit
 
     def refresh(self) -> None:
         """The rows, loss and objective again at the current point, after the problem's weights

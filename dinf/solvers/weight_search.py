@@ -1,5 +1,5 @@
-"""Searches for a regularisation weight (``dinf.pdes.regularization``): the discrepancy principle's
-and the least predictive risk's. Each proposal costs a solve, warm-started from the previous one.
+"""Searches for a regularisation weight (``dinf.pdes.regularization``): the discrepancy principle's,
+the least predictive risk's and the L-curve's corner. Each proposal costs a solve, warm-started from the previous one.
 
 **Discrepancy.**
 The mean squared data misfit ``m(α)`` of the solution at weight α grows with α. The search
@@ -13,6 +13,13 @@ the noise-free data, in units of σ², from the data alone. The search steps by 
 least ``U`` seen has a larger one on each side, then tries the vertex of the parabola through
 those three in log α, and ends at the least ``U`` seen (solving there again when it was not the
 last tried).
+
+**L-curve.** Where σ is not known: the curve of (log fit, log penalty) over α, the fit the
+objective without the regularisation terms and the penalty those terms over α, bends from a
+steep branch (small α: the penalty falls fast while the fit barely moves) to a flat one (large
+α: the reverse). The search solves at the first α and at α·10^±k for k up to ``span`` (the
+smaller weights first, each warm-started from the one before), takes the interior point of
+greatest curvature (Menger's, through it and its neighbours), and solves there again.
 """
 from __future__ import annotations
 
@@ -82,6 +89,49 @@ class RiskSearch:
                 return math.exp(min(max(x, a), c))
         least = pts[best][0]
         return None if abs(least - here) < 1e-12 else math.exp(least)
+
+    @property
+    def solves(self) -> int:
+        return len(self.seen)
+
+
+class LCurveSearch:
+    """Proposes the next weight from the ``(α, fit, penalty)`` triples seen; ``None`` once the
+    solve just made is at the corner."""
+
+    def __init__(self, span: int = 3, step: float = 10.0):
+        self.step = math.log(step)
+        self.offsets = [0] + [-k for k in range(1, span + 1)] + list(range(1, span + 1))
+        self.seen: List[Tuple[float, float, float]] = []  # (log α, log fit, log penalty)
+        self.base: Optional[float] = None
+        self.chosen = False
+
+    def propose(self, alpha: float, fit: float, penalty: float) -> Optional[float]:
+        """The next α after the solve at ``alpha`` gave ``fit`` and ``penalty``; ``None`` when it
+        is the corner."""
+        here = math.log(alpha)
+        self.base = here if self.base is None else self.base
+        self.seen.append((here, math.log(max(fit, 1e-300)), math.log(max(penalty, 1e-300))))
+        if self.chosen:
+            return None
+        if len(self.seen) < len(self.offsets):
+            return math.exp(self.base + self.offsets[len(self.seen)] * self.step)
+        self.chosen = True
+        corner = self.corner()
+        return None if abs(corner - here) < 1e-12 else math.exp(corner)
+
+    def corner(self) -> float:
+        """log α of the interior point of greatest curvature of (log fit, log penalty), the
+        points in order of α (the first seen where none bends toward the corner)."""
+        pts = sorted(self.seen)
+        best, where = -math.inf, pts[0][0]
+        for (_, x0, y0), (a, x1, y1), (_, x2, y2) in zip(pts, pts[1:], pts[2:]):
+            cross = (x1 - x0) * (y2 - y1) - (y1 - y0) * (x2 - x1)
+            lengths = math.hypot(x1 - x0, y1 - y0) * math.hypot(x2 - x1, y2 - y1) * math.hypot(x2 - x0, y2 - y0)
+            kappa = 2.0 * cross / lengths if lengths > 0 else 0.0
+            if kappa > best:
+                best, where = kappa, a
+        return where
 
     @property
     def solves(self) -> int:
