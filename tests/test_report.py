@@ -219,3 +219,19 @@ def test_classical_rows_give_each_run_its_time_over_the_classical_one(tmp_path):
     report = write_report(s, tmp_path / "out").read_text()
     assert "time ÷ classical" in report and "(refinements)" not in report  # the legend is in the picture
     assert (tmp_path / "out" / "plate_speed_accuracy.png").exists()
+
+
+def test_an_inverse_runs_parameters_and_their_history_reach_the_report(tmp_path):
+    s = tmp_path / "sweep"
+    hist = [{"step": 0, "train_time_s": 0.0, "l2re": 1.0, "lam1_error": 1.0, "lam1": 0.0},
+            {"step": 1, "train_time_s": 1.0, "l2re": 1e-3, "lam1_error": 4e-5, "lam1": 0.99996, "lam1_std": 2e-5}]
+    _metrics(s / "0", choices={"pde": "burgers_inverse", "model": "dinf"}, overrides=[], status="completed",
+             pde="EquationProblem", metric_modes={"l2re": "min", "lam1_error": "min"}, train_time_s=1.0, steps=1,
+             final={"l2re": 1e-3, "lam1": 0.99996, "lam1_error": 4e-5, "lam1_std": 2e-5}, history=hist)
+    columns, rows = tables(load_runs(s))["burgers_inverse"]
+    for name, value in (("lam1", 0.99996), ("lam1_std", 2e-5), ("lam1_error", 4e-5)):
+        assert rows[0][columns.index(name)] == value
+    report = write_report(s).read_text()
+    # the table's columns, and the history plot (one panel per metric with a mode: λ₁'s error too)
+    assert "lam1_std" in report and "burgers_inverse_speed_accuracy.png" in report
+    assert (s / "burgers_inverse_speed_accuracy.png").exists()
