@@ -16,6 +16,7 @@ from torch import Tensor
 
 from dinf.errors import ConfigError
 from dinf.fields.split import SplitField, embedding
+from dinf.jet import entry_count
 from dinf.solvers.least_squares import layout
 from dinf.solvers.linalg.node_jets import NodeJets
 
@@ -40,15 +41,13 @@ class SplitNodeJets(NodeJets):
         self.cols = self.weights = None
         n, u = x.shape[0], len(self.used)
         blocks: List[sp.csr_matrix] = []
-        self.part_columns: List[int] = []
         for part, axes, channels in zip(field.parts, field.axes, field.channels):
             index = embedding(axes, self.dim, order).tolist()
-            local_width = max(index) + 1
+            local_width = entry_count(order, len(axes))
             # The global read entries this part answers, and their local (channel, entry).
             mine = [(k, channels.index(c), index[a]) for k, (c, a) in enumerate(self.used)
                     if c in channels and index[a] >= 0]
             columns = _columns(part)
-            self.part_columns.append(columns)
             if not mine:
                 blocks.append(sp.csr_matrix((n * u, columns)))
                 continue
