@@ -71,6 +71,13 @@ class WrappedField(Field):
             return getattr(inner, name)
 
 
+def least_order(fields: Any, attr: str) -> Optional[int]:
+    """The least ``attr`` (``smooth_order``, ``max_order``) of ``fields`` that state one (None:
+    none does): what a field made of them can promise."""
+    orders = [getattr(f, attr) for f in fields if getattr(f, attr) is not None]
+    return min(orders) if orders else None
+
+
 def innermost(field: nn.Module) -> nn.Module:
     """The field inside any coordinate wrappers (``MappedField``, ``WarpedField``)."""
     while isinstance(field, WrappedField):

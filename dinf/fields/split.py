@@ -11,12 +11,13 @@ The solvers that work in node values (Gauss–Newton) see the parts' node values
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from functools import lru_cache
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from dinf.fields.base import Field
+from dinf.fields.base import Field, least_order
 from dinf.jet import Jet, entry_axes, entry_position
 
 
@@ -55,13 +56,11 @@ class SplitField(Field):
 
     @property
     def smooth_order(self) -> Optional[int]:
-        orders = [p.smooth_order for p in self.parts if p.smooth_order is not None]
-        return min(orders) if orders else None
+        return least_order(self.parts, "smooth_order")
 
     @property
     def max_order(self) -> Optional[int]:
-        orders = [p.max_order for p in self.parts if p.max_order is not None]
-        return min(orders) if orders else None
+        return least_order(self.parts, "max_order")
 
     def forward(self, x: Tensor) -> Tensor:
         out = torch.cat([p(x[:, ax]) for p, ax in zip(self.parts, self.axes)], 1)
@@ -85,11 +84,12 @@ def embedding(axes: Sequence[int], d: int, order: int) -> Tensor:
     """For each entry of a ``d``-coordinate jet of ``order``, the position of the same derivative
     in the jet of a field over the coordinates ``axes`` (in that order), or -1 where the entry
     differentiates along a coordinate the field does not have (a zero)."""
+    return torch.tensor(_embedding(tuple(axes), d, order), dtype=torch.long)
+
+
+@lru_cache(maxsize=None)
+def _embedding(axes: Tuple[int, ...], d: int, order: int) -> Tuple[int, ...]:
+    # Cached: every jet of a SplitField (each training step, each evaluation chunk) reads it.
     local = {a: i for i, a in enumerate(axes)}
-    out = []
-    for ax in entry_axes(order, d):
-        if all(a in local for a in ax):
-            out.append(entry_position(tuple(local[a] for a in ax), len(axes)))
-        else:
-            out.append(-1)
-    return torch.tensor(out, dtype=torch.long)
+    return tuple(entry_position(tuple(local[a] for a in ax), len(axes)) if all(a in local for a in ax) else -1
+                 for ax in entry_axes(order, d))

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from dinf.fields.base import Field
+from dinf.fields.base import Field, least_order
 from dinf.jet import Jet
 
 
@@ -36,13 +36,11 @@ class WindowedField(Field):
 
     @property
     def smooth_order(self) -> Optional[int]:
-        orders = [f.smooth_order for f in self.windows if f.smooth_order is not None]
-        return min(orders) if orders else None
+        return least_order(self.windows, "smooth_order")
 
     @property
     def max_order(self) -> Optional[int]:
-        orders = [f.max_order for f in self.windows if f.max_order is not None]
-        return min(orders) if orders else None
+        return least_order(self.windows, "max_order")
 
     def window_of(self, x: Tensor) -> Tensor:
         """Each point's window index ``[N]`` (times outside the interval: the nearest window)."""

@@ -121,8 +121,8 @@ class LCurveSearch:
         return None if abs(corner - here) < 1e-12 else math.exp(corner)
 
     def corner(self) -> float:
-        """log α of the interior point of greatest curvature of (log fit, log penalty), the
-        points in order of α (the first seen where none bends toward the corner)."""
+        """log α of the interior point of greatest signed curvature of (log fit, log penalty),
+        the points in order of α (the greatest even where none bends toward a corner)."""
         pts = sorted(self.seen)
         best, where = -math.inf, pts[0][0]
         for (_, x0, y0), (a, x1, y1), (_, x2, y2) in zip(pts, pts[1:], pts[2:]):
