@@ -1,20 +1,26 @@
-"""Helpers shared by the reference solvers in this folder (independent of the ``dinf`` package).
+"""Helpers shared by the reference solvers in this folder (independent of the ``dinf`` package but
+for the numerical core of its classical solvers).
 
 - ``rel_l2(a, b)``: ``‖a − b‖ / ‖b‖`` over evaluation points (NaN-free).
 - ``convergence(hs, us, times, dofs)``: each refinement's relative L2 difference to the finest
   solution and the observed orders, printed as a table and returned as arrays for the npz.
 - ``pardiso_call(solver, mtype, phase, n, data, ia, ja, b)``: one raw MKL PARDISO call on a
-  pypardiso handle (the reference scripts keep one factorisation per matrix this way).
+  pypardiso handle (the reference scripts keep one factorisation per matrix this way); it is
+  ``dinf.solvers.classical.navier_stokes.pardiso_call`` (a numpy-only module that imports
+  nothing else of ``dinf``, shared with ``solver=taylor_hood``).
 - ``probe(basis, u, x)``: a finite-element function at points on straight or curved (quadratic)
   triangle / tetrahedron meshes: among each point's nearest cells the one whose straight-sided
   simplex holds it best, then Newton on the curved cell's own mapping.
 """
 from __future__ import annotations
 
-import ctypes
-from typing import Any, Dict, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
+
+from dinf.solvers.classical.navier_stokes import pardiso_call
+
+__all__ = ["convergence", "newton", "pardiso_call", "probe", "rel_l2"]
 
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,23 +135,3 @@ def newton(mapping, x: np.ndarray, cells: np.ndarray, guess: np.ndarray, steps: 
     bad = ~np.isfinite(X).all(axis=(0, 2)) | (np.abs(mapping.F(X, cells) - x[:, :, None]).max(axis=(0, 2)) > 1e-10)
     X[:, bad] = guess[:, bad]
     return X
-
-
-def pardiso_call(solver: Any, mtype: int, phase: int, n: int, data: np.ndarray, ia: np.ndarray, ja: np.ndarray,
-                 b: np.ndarray) -> np.ndarray:
-    """One MKL PARDISO call (``phase``: 12 analyse and factorise, 33 solve, −1 free) for the CSR
-    matrix ``data, ia, ja`` (1-based, float64 / int32) of type ``mtype`` on pypardiso's handle
-    ``solver`` (its ``pt``, ``perm``, ``iparm``); returns x for the right-hand side ``b``."""
-    x = np.zeros_like(b)
-    err = ctypes.c_int32(0)
-    i32, f64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_double)
-    solver._mkl_pardiso(solver.pt.ctypes.data_as(ctypes.POINTER(solver._pt_type[0])), ctypes.byref(ctypes.c_int32(1)),
-                        ctypes.byref(ctypes.c_int32(1)), ctypes.byref(ctypes.c_int32(mtype)),
-                        ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(n)),
-                        data.ctypes.data_as(f64), ia.ctypes.data_as(i32), ja.ctypes.data_as(i32),
-                        solver.perm.ctypes.data_as(i32), ctypes.byref(ctypes.c_int32(1)), solver.iparm.ctypes.data_as(i32),
-                        ctypes.byref(ctypes.c_int32(0)), b.ctypes.data_as(f64), x.ctypes.data_as(f64),
-                        ctypes.byref(err))
-    if err.value != 0:
-        raise RuntimeError(f"PARDISO error {err.value} in phase {phase}")
-    return x

@@ -15,10 +15,12 @@ Method
     linear part L = (−ε₁|k|² − b, −ε₂|k|² − d) diagonal per species, the rest N = (b − u v², u v²)
     evaluated on the grid (no dealiasing: the spectrum reaches round-off well inside the grid,
     see the space study). Time: ETDRK4 (Cox & Matthews) with Kassam & Trefethen's contour-integral
-    coefficients (``etdrk4.py``). Values at the evaluation points are the trigonometric
-    interpolant (exact for the grid function; two small matrix products per field), so every
-    resolution is compared at the same points: the 201 × 201 grid of [−1, 1]² (spacing 0.01, both
-    edges included), t = 0, 10, …, 200. "pooled" is PINNacle's L2RE over u and v and all 21
+    coefficients. Operators, interpolant and ETDRK4: ``dinf/solvers/classical/fourier.py`` and
+    ``etdrk4.py`` (numpy and scipy only, shared with ``solver=spectral``; nothing else of
+    ``dinf``). Values at the evaluation points are the trigonometric interpolant (exact for the
+    grid function; two small matrix products per field), so every resolution is compared at the
+    same points: the 201 × 201 grid of [−1, 1]² (spacing 0.01, both edges included), t = 0, 10,
+    …, 200. "pooled" is PINNacle's L2RE over u and v and all 21
     times, "v" the same for v alone (u ≈ 1 dominates the pooled norm), "t = 200" the last
     snapshot alone.
 
@@ -62,8 +64,9 @@ import scipy.fft as sfft
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from dinf.solvers.classical.etdrk4 import ETDRK4  # noqa: E402
+from dinf.solvers.classical.fourier import Sampler, gs_operators, gs_wavenumbers  # noqa: E402
 from experiments.references.common import convergence  # noqa: E402
-from experiments.references.etdrk4 import ETDRK4  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "grayscott.npz"
 
@@ -87,41 +90,15 @@ def grid(n: int) -> np.ndarray:
 
 def wavenumbers(n: int) -> Tuple[np.ndarray, np.ndarray]:
     """k along the full axis (fft order) and along the rfft axis, for period 2."""
-    return np.pi * np.fft.fftfreq(n, 1.0 / n), np.pi * np.arange(n // 2 + 1)
+    return gs_wavenumbers(n, 2.0)
 
 
 def operators(n: int, eps=EPS, b: float = B, d: float = D, c: float = 1.0):
     """``L`` ``[2, n, n/2 + 1]`` and the grid nonlinearity ``N(w) = rfft2(b − c u v², c u v²)``
-    (``c`` = 1 is PINNacle's; 0 leaves diffusion, decay and the constant feed)."""
-    kx, ky = wavenumbers(n)
-    k2 = kx[:, None] ** 2 + ky[None, :] ** 2
-    L = np.stack([-eps[0] * k2 - b, -eps[1] * k2 - d])
-
-    def nonlinear(w: np.ndarray) -> np.ndarray:
-        u, v = sfft.irfft2(w, s=(n, n), workers=WORKERS)
-        r = c * u * v * v
-        return sfft.rfft2(np.stack([b - r, r]), workers=WORKERS)
-
-    return L, nonlinear
-
-
-class Sampler:
-    """The trigonometric interpolant of an n × n grid function (given by its rfft2) at the tensor
-    grid ``px`` × ``py``: Re(Ex V Eyᵀ) with the Nyquist modes as cosines (the interpolant's
-    real, least-oscillating form) and the rfft axis's weights 1, 2, …, 2, 1."""
-
-    def __init__(self, n: int, px: np.ndarray, py: np.ndarray):
-        kx, ky = wavenumbers(n)
-        self.ex = np.exp(1j * np.multiply.outer(px + 1, kx))
-        self.ex[:, n // 2] = np.cos(np.pi * (n // 2) * (px + 1))
-        wy = np.full(ky.size, 2.0)
-        wy[0] = wy[-1] = 1.0
-        self.ey = np.exp(1j * np.multiply.outer(py + 1, ky)) * wy / float(n * n)
-        self.ey[:, -1] = np.cos(np.pi * (n // 2) * (py + 1)) / float(n * n)
-
-    def __call__(self, w: np.ndarray) -> np.ndarray:
-        """``w`` ``[..., n, n/2 + 1]`` → values ``[..., len(px), len(py)]``."""
-        return np.real(self.ex @ w @ self.ey.T)
+    (``c`` = 1 is PINNacle's; 0 leaves diffusion, decay and the constant feed): the period-2
+    grid's ``dinf.solvers.classical.fourier.gs_operators``. ``Sampler`` (imported from there)
+    interpolates an rfft2 at a tensor grid of points."""
+    return gs_operators(n, eps, b, d, c, period=2.0, workers=WORKERS)
 
 
 def solve(n: int, h: float, eps=EPS, b: float = B, d: float = D, c: float = 1.0,

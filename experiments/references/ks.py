@@ -14,10 +14,12 @@ Method
     Nyquist mode's ik set to 0); no dealiasing by default (``--dealias`` zeroes |k| ≥ N/3 of u²:
     the difference is at round-off, see below). Time: ETDRK4 (Cox & Matthews) exactly as Kassam &
     Trefethen write it, its coefficients by the contour integral (M = 64 points on circles of
-    radius 1 around each hL; ``etdrk4.py``). Solutions are compared on the file's 256 points
-    (a finer grid subsampled, a coarser one Fourier-interpolated, which is exact for it) at
-    t = 0, 0.01, …, 1; "pooled" is PINNacle's L2RE over all 101 times, "t = 1" the last
-    snapshot alone, "t ≤ 0.1" the first 11 snapshots pooled.
+    radius 1 around each hL). Operators and ETDRK4: ``dinf/solvers/classical/fourier.py`` and
+    ``etdrk4.py`` (numpy only, shared with ``solver=spectral``; nothing else of ``dinf``).
+    Solutions are compared on the file's 256 points (a finer grid subsampled, a coarser one
+    Fourier-interpolated, which is exact for it) at t = 0, 0.01, …, 1; "pooled" is PINNacle's
+    L2RE over all 101 times, "t = 1" the last snapshot alone, "t ≤ 0.1" the first 11 snapshots
+    pooled.
 
 Command (2-core CPU shared with other jobs, 2026-12-06; 49 s in all)
     python experiments/references/ks.py   # --steps 100 200 … 51200 --time-n 512 --space-n 64 128 256 512
@@ -63,8 +65,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from dinf.solvers.classical.etdrk4 import ETDRK4  # noqa: E402
+from dinf.solvers.classical.fourier import ks_operators, resample  # noqa: E402
 from experiments.references.common import convergence  # noqa: E402
-from experiments.references.etdrk4 import ETDRK4  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "ks.npz"
 
@@ -85,30 +88,15 @@ def grid(n: int) -> np.ndarray:
 
 def operators(n: int, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA,
               dealias: bool = False):
-    """``L`` (rfft modes of an n-point grid) and the nonlinear term ``N(v) = −(α/2) i k FFT(u²)``."""
-    k = np.arange(n // 2 + 1, dtype=float)
-    L = beta * k**2 - gamma * k**4
-    g = -0.5j * alpha * k
-    g[-1] = 0.0  # Nyquist mode: its odd derivative is not real
-    if dealias:
-        g = g * (k < n / 3)
-
-    def nonlinear(v: np.ndarray) -> np.ndarray:
-        return g * np.fft.rfft(np.fft.irfft(v, n) ** 2)
-
-    return L, nonlinear
+    """``L`` (rfft modes of an n-point grid) and the nonlinear term ``N(v) = −(α/2) i k FFT(u²)``
+    (``dinf.solvers.classical.fourier.ks_operators`` with this problem's coefficients)."""
+    return ks_operators(n, alpha, beta, gamma, dealias=dealias)
 
 
 def sample(v: np.ndarray, n: int, p: int = P_OUT) -> np.ndarray:
-    """The trigonometric polynomial with rfft coefficients ``v`` (n points) at the p points 2πj/p:
-    a subsample when p divides n, else zero padding (the Nyquist coefficient split in two)."""
-    if n >= p and n % p == 0:
-        return np.fft.irfft(v, n)[:: n // p]
-    if n > p:
-        raise ValueError(f"{n} points do not nest the {p} output points")
-    w = v.copy()
-    w[-1] *= 0.5
-    return np.fft.irfft(w, p) * (p / n)
+    """The trigonometric polynomial with rfft coefficients ``v`` (n points) at the p points 2πj/p
+    (``fourier.resample``: a subsample when p divides n, else zero padding)."""
+    return resample(v, n, p)
 
 
 def solve(n: int, steps_per_unit: int, u0: Optional[Callable[[np.ndarray], np.ndarray]] = None,

@@ -29,7 +29,10 @@ Method
     pypardiso) and one back-substitution a step. Implicit convection would need a new
     factorisation every step (seconds at h = 1/64); the explicit term's step limit (it blew up
     in trial runs at |u|τ/(h/2) ≈ 1.4) is far looser than the accuracy wanted (the study's
-    steps stay at ≤ 0.71). Dirichlet dofs are eliminated; the outlet needs nothing.
+    steps stay at ≤ 0.71). Dirichlet dofs are eliminated; the outlet needs nothing. The
+    discretisation, the LU and the stepping are ``dinf/solvers/classical/navier_stokes.py``
+    (numpy, scipy and scikit-fem only, shared with ``solver=taylor_hood``; nothing else of
+    ``dinf``); this script gives it NS2d-LT's data.
 
     Values at the evaluation points (the 0.05-spaced grid of [0, 2] × [0, 1], 41 × 21, boundary
     included) through scikit-fem's probe matrices, at t = 0, 0.1, …, 5; differences are
@@ -65,21 +68,19 @@ u's norm, a few 1e-4. The time error follows the inlet's acceleration (largest a
 from __future__ import annotations
 
 import argparse
-import copy
-import ctypes
-import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from experiments.references.common import convergence, pardiso_call, rel_l2  # noqa: E402
+from dinf.solvers.classical import navier_stokes as core  # noqa: E402
+from dinf.solvers.classical.navier_stokes import solve  # noqa: E402
+from experiments.references.common import convergence, rel_l2  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "ns2d_lt.npz"
 
@@ -104,14 +105,16 @@ def inlet_amplitude_dt(t):
     return np.pi * (np.cos(np.pi * t) + 3 * np.cos(3 * np.pi * t) + 5 * np.cos(5 * np.pi * t))
 
 
-class Flow:
-    """A Navier–Stokes problem on [0, L] × [0, H] for :func:`solve`: Dirichlet velocity on x = 0,
-    y = 0 and y = H, the outlet x = L natural, ν ∂u/∂n − p n = ``traction`` (0: do nothing).
-    ``dirichlet(x, t)`` → (u, v), ``force(x, t)`` → (f_x, f_y), ``traction(x, t)`` → (h_x, h_y)
-    or None, ``initial(x)`` → (u, v); x ``[2, ...]``."""
+class Flow(core.Flow):
+    """NS2d-LT as a Navier–Stokes problem on [0, L] × [0, H] for :func:`solve`
+    (``dinf.solvers.classical.navier_stokes``): Dirichlet velocity on x = 0, y = 0 and y = H,
+    the outlet x = L natural, ν ∂u/∂n − p n = ``traction`` (0: do nothing). ``dirichlet(x, t)``
+    → (u, v), ``force(x, t)`` → (f_x, f_y), ``traction(x, t)`` → (h_x, h_y) or None,
+    ``initial(x)`` → (u, v); x ``[2, ...]``."""
 
     nu = NU
     length, height = LENGTH, HEIGHT
+    walls = ("x_min", "y_min", "y_max")
 
     def dirichlet(self, x, t):
         return inlet_amplitude(t) * np.sin(np.pi * x[1]) * (x[0] < 1e-12), np.zeros(x.shape[1:])
@@ -141,230 +144,6 @@ def initial_pressure(x, y, terms: int = 4000):
         ratio = (np.exp(-k * np.pi * x) - np.exp(-k * np.pi * (2 * LENGTH - x))) / (1 + np.exp(-2 * k * np.pi * LENGTH))
         p = p + a * c * ratio / (k * np.pi) * np.cos(k * np.pi * y)
     return p
-
-
-# --------------------------------------------------------------------------------------------
-# Discretisation
-
-
-def quadrature_matrices(basis) -> Tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
-    """For a scalar ``basis``: the sparse matrices that take its dofs to values, x- and
-    y-derivatives at the quadrature points (rows: element-major, ``E·Q``)."""
-    E, Q = basis.dx.shape
-    rows = np.arange(E * Q).reshape(E, Q)
-    out = []
-    for which in ("value", "dx", "dy"):
-        data, cols = [], []
-        for i in range(basis.Nbfun):
-            f = basis.basis[i][0]
-            data.append(f.value if which == "value" else f.grad[0 if which == "dx" else 1])
-            cols.append(np.broadcast_to(basis.element_dofs[i][:, None], (E, Q)))
-        rr = np.broadcast_to(rows, (basis.Nbfun, E, Q)).ravel()
-        out.append(sp.csr_matrix((np.ravel(data), (rr, np.ravel(cols))), shape=(E * Q, basis.N)))
-    return tuple(out)
-
-
-class Discretisation:
-    """Taylor–Hood P2/P1 on the structured mesh of [0, L] × [0, H] with ``n`` squares per unit
-    length (each cut into two triangles, h = 1/n): the scalar P2 mass ``M`` and stiffness ``K``,
-    the divergence blocks ``Bx``, ``By`` (∫ q ∂φ/∂x), the quadrature matrices for the
-    convection and the load, the outlet's facet quadrature, the Dirichlet dofs."""
-
-    def __init__(self, flow: Flow, n: int, intorder: int = 5):
-        from skfem import Basis, ElementTriP1, ElementTriP2, FacetBasis, MeshTri
-
-        logging.getLogger("skfem").setLevel(logging.ERROR)
-        L, H = flow.length, flow.height
-        self.n = n
-        self.mesh = m = MeshTri.init_tensor(np.linspace(0, L, int(round(n * L)) + 1),
-                                            np.linspace(0, H, int(round(n * H)) + 1))
-        self.V = V = Basis(m, ElementTriP2(), intorder=intorder)
-        self.P = P = Basis(m, ElementTriP1(), intorder=intorder)
-        phi, dx, dy = quadrature_matrices(V)
-        psi, _, _ = quadrature_matrices(P)
-        w = V.dx.ravel()
-        W = sp.diags(w)
-        self.phi, self.dx, self.dy, self.w = phi, dx, dy, w
-        self.stack = sp.vstack([phi, dx, dy]).tocsr()
-        self.phiT_w = (W @ phi).T.tocsr()  # values at quadrature points → load vector
-        self.xq = V.global_coordinates().value.reshape(2, -1)
-        self.M = (phi.T @ W @ phi).tocsr()
-        self.K = (dx.T @ W @ dx + dy.T @ W @ dy).tocsr()
-        self.Bx = (psi.T @ W @ dx).tocsr()
-        self.By = (psi.T @ W @ dy).tocsr()
-        self.nv, self.np_ = V.N, P.N
-        self.N = 2 * V.N + P.N
-        out = m.facets_satisfying(lambda x: np.isclose(x[0], L))
-        fb = FacetBasis(m, ElementTriP2(), facets=out, intorder=intorder)
-        fphi, _, _ = quadrature_matrices(fb)
-        self.fphiT_w = (sp.diags(fb.dx.ravel()) @ fphi).T.tocsr()
-        self.xf = fb.global_coordinates().value.reshape(2, -1)
-        d = V.get_dofs(lambda x: np.isclose(x[0], 0) | np.isclose(x[1], 0) | np.isclose(x[1], H)).all()
-        self.dir_nodes = np.unique(d)
-        self.dir = np.concatenate([self.dir_nodes, self.dir_nodes + V.N])  # velocity dofs u then v
-        self.free = np.setdiff1d(np.arange(self.N), self.dir)
-        self.xd = V.doflocs[:, self.dir_nodes]
-
-    def system(self, a: float, nu: float, stress: bool = False) -> sp.csr_matrix:
-        """[[aM + νK, 0, −Bxᵀ], [0, aM + νK, −Byᵀ], [−Bx, −By, 0]] (symmetric): the Laplacian
-        form ν(∇u, ∇w) − (p, ∇·w) − (q, ∇·u). ``stress``: ν(2D(u), D(w)) instead (D(u) = (∇u +
-        ∇uᵀ)/2), whose natural outlet condition is 2νD(u)n − p n = h (for comparison only)."""
-        if not stress:
-            A = a * self.M + nu * self.K
-            blocks = [[A, None, -self.Bx.T], [None, A, -self.By.T]]
-        else:
-            W = sp.diags(self.w)
-            xx, yy = self.dx.T @ W @ self.dx, self.dy.T @ W @ self.dy
-            uu = a * self.M + nu * (2 * xx + yy)
-            vv = a * self.M + nu * (xx + 2 * yy)
-            uv = nu * (self.dy.T @ W @ self.dx)  # (u_y + v_x) w1_y: the v_x w1_y part
-            blocks = [[uu, uv, -self.Bx.T], [uv.T, vv, -self.By.T]]
-        return sp.bmat(blocks + [[-self.Bx, -self.By, None]], format="csr")
-
-    def convection(self, u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """∫ (u·∇)u · φ for P2 velocity dofs ``u``, ``v``: the two load vectors."""
-        q = self.stack @ np.stack([u, v], axis=1)  # values, x- and y-derivatives at the points
-        m = q.shape[0] // 3
-        val, ddx, ddy = q[:m], q[m:2 * m], q[2 * m:]
-        c = val[:, :1] * ddx + val[:, 1:] * ddy  # [(u·∇)u, (u·∇)v]
-        out = self.phiT_w @ c
-        return out[:, 0], out[:, 1]
-
-
-# --------------------------------------------------------------------------------------------
-# Linear solves
-
-
-class Factor:
-    """A factorised general sparse matrix: ``solve(b)``. PARDISO's LU (pypardiso's MKL, real
-    unsymmetric, mtype 11) when available, else SuperLU."""
-
-    _base = None
-    threads = 1  # MKL's threads (one ran fastest on the shared 2-core machine)
-
-    def __init__(self, A: sp.spmatrix, backend: str = "auto"):
-        self.n = A.shape[0]
-        self._pardiso = None
-        if backend in ("auto", "pardiso"):
-            try:
-                import pypardiso
-            except ImportError:
-                if backend == "pardiso":
-                    raise
-            else:
-                if Factor._base is None:
-                    Factor._base = pypardiso.PyPardisoSolver(mtype=11)
-                    Factor._base.set_statistical_info_off()
-                if Factor.threads:
-                    Factor._base.libmkl.MKL_Set_Num_Threads(ctypes.c_int(Factor.threads))
-                self._pardiso = copy.copy(Factor._base)
-                self._pardiso.pt = np.zeros_like(Factor._base.pt)
-                self._pardiso.iparm = Factor._base.iparm.copy()
-                if not self._pardiso.iparm[0]:  # MKL's defaults for mtype 11, from a 1 × 1 solve
-                    self._data, self._ia, self._ja = np.ones(1), np.array([1, 2], np.int32), np.array([1], np.int32)
-                    n, self.n = self.n, 1
-                    self._call(12, np.zeros(1))
-                    self._call(-1, np.zeros(1))
-                    self.n = n
-                    self._pardiso.pt[:] = 0
-                    self._pardiso.iparm[7] = 0  # no iterative refinement (3× the cost of a solve)
-                    Factor._base.iparm = self._pardiso.iparm.copy()
-                self._pardiso.perm = np.zeros(self.n, dtype=np.int32)
-                A = sp.csr_matrix(A)
-                A.sort_indices()
-                self._data = np.ascontiguousarray(A.data, dtype=np.float64)
-                self._ia = A.indptr.astype(np.int32) + 1
-                self._ja = A.indices.astype(np.int32) + 1
-                self._call(12, np.zeros(self.n))
-                self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
-                return
-        from scipy.sparse.linalg import splu
-
-        lu = splu(sp.csc_matrix(A))
-        self.solve = lu.solve
-
-    def _call(self, phase: int, b: np.ndarray) -> np.ndarray:
-        return pardiso_call(self._pardiso, 11, phase, self.n, self._data, self._ia, self._ja, b)
-
-    def free(self) -> None:
-        if self._pardiso is not None:
-            self._call(-1, np.zeros(self.n))
-            self._pardiso = None
-
-
-# --------------------------------------------------------------------------------------------
-# Time stepping
-
-
-def solve(flow: Flow, n: int, tau: float, out_times: Sequence[float], points: np.ndarray,
-          backend: str = "auto", intorder: int = 5, p0: Optional[Callable] = None,
-          stress: bool = False) -> Dict:
-    """``flow`` on the mesh with ``n`` squares per unit length, steps of ``tau`` (BDF1, then BDF2;
-    convection extrapolated, 2uⁿ − uⁿ⁻¹), values of u, v, p ``[T, P]`` at ``points`` ``[2, P]``
-    and ``out_times`` (each a multiple of ``tau``; at t = 0 the initial velocity and ``p0(x, y)``,
-    NaN without it), dofs, steps, seconds, and the last state (``final``: u, v, p dofs)."""
-    t0 = time.perf_counter()
-    d = Discretisation(flow, n, intorder)
-    nv = d.nv
-    steps = int(round(max(out_times) / tau))
-    want: Dict[int, List[int]] = {}
-    for j, t in enumerate(out_times):
-        k = int(round(t / tau))
-        if abs(k * tau - t) > 1e-9 * max(1.0, t):
-            raise ValueError(f"output time {t} is not a multiple of the step {tau}")
-        want.setdefault(k, []).append(j)
-    S1, S2 = d.system(1.0 / tau, flow.nu, stress), d.system(1.5 / tau, flow.nu, stress)  # BDF1, BDF2
-    fac = {1: Factor(S1[d.free][:, d.free], backend), 2: Factor(S2[d.free][:, d.free], backend)}
-    coupling = {1: S1[d.free][:, d.dir].tocsr(), 2: S2[d.free][:, d.dir].tocsr()}
-    Pv, Pp = d.V.probes(points), d.P.probes(points)
-    t1 = time.perf_counter()
-
-    u0, v0 = flow.initial(d.V.doflocs)
-    U = np.concatenate([u0, v0])  # velocity dofs at tⁿ (u then v)
-    U_old = U
-    out = {k: np.full((len(out_times), points.shape[1]), np.nan) for k in ("u", "v", "p")}
-    for j in want.get(0, []):
-        out["u"][j], out["v"][j] = Pv @ U[:nv], Pv @ U[nv:]
-        if p0 is not None:
-            out["p"][j] = p0(*points)
-    x = np.zeros(d.N)
-    b = np.zeros(d.N)
-    speed = float(np.abs(U).max())  # the largest |u| or |v| at any velocity node and step
-    try:
-        for k in range(steps):
-            t_new = (k + 1) * tau
-            if k == 0:  # BDF1: (u¹ − u⁰)/τ + (u⁰·∇)u⁰ + …
-                order, hist, star = 1, U / tau, U
-            else:  # BDF2: (3uⁿ⁺¹ − 4uⁿ + uⁿ⁻¹)/(2τ) + (u*·∇)u*, u* = 2uⁿ − uⁿ⁻¹
-                order, hist, star = 2, (2.0 * U - 0.5 * U_old) / tau, 2.0 * U - U_old
-            cx, cy = d.convection(star[:nv], star[nv:])
-            b[:nv] = d.M @ hist[:nv] - cx
-            b[nv:2 * nv] = d.M @ hist[nv:] - cy
-            b[2 * nv:] = 0.0
-            fx, fy = flow.force(d.xq, t_new)
-            if fx is not None:
-                b[:nv] += d.phiT_w @ np.broadcast_to(fx, d.w.shape)
-            if fy is not None:
-                b[nv:2 * nv] += d.phiT_w @ np.broadcast_to(fy, d.w.shape)
-            if flow.traction is not None:
-                hx, hy = flow.traction(d.xf, t_new)
-                b[:nv] += d.fphiT_w @ np.broadcast_to(hx, d.xf.shape[1:])
-                b[nv:2 * nv] += d.fphiT_w @ np.broadcast_to(hy, d.xf.shape[1:])
-            g = np.concatenate(flow.dirichlet(d.xd, t_new))
-            x[d.dir] = g
-            x[d.free] = fac[order].solve(b[d.free] - coupling[order] @ g)
-            U_old, U = U, x[:2 * nv].copy()
-            speed = max(speed, float(np.abs(U).max()))
-            for j in want.get(k + 1, []):
-                out["u"][j], out["v"][j], out["p"][j] = Pv @ U[:nv], Pv @ U[nv:], Pp @ x[2 * nv:]
-                if not np.isfinite(x).all():
-                    raise FloatingPointError(f"the solution blew up by t = {t_new:g}")
-    finally:
-        fac[1].free()
-        fac[2].free()
-    t2 = time.perf_counter()
-    return dict(out, dofs=int(d.N), steps=steps, time_s=t2 - t0, setup_s=t1 - t0, step_s=t2 - t1,
-                n=n, tau=tau, final=x.copy(), disc=d, speed=speed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """ETDRK4 (Cox & Matthews 2002) for v' = L v + N(v) with a diagonal L, its coefficients by Kassam
 & Trefethen's contour integral (SIAM J. Sci. Comput. 26, 2005), shared by the Fourier
-pseudo-spectral reference solvers in this folder (``ks.py``, ``grayscott.py``). numpy only; no
-``dinf``.
+pseudo-spectral solvers: ``solver=spectral`` (``spectral.py``, with the operators of
+``fourier.py``) and the reference scripts ``experiments/references/ks.py`` and ``grayscott.py``.
+numpy only; it imports nothing else from ``dinf``.
 
 One step of size h (K&T's notation, products elementwise)::
 
