@@ -170,3 +170,27 @@ def test_gauss_newton_marches_each_window_to_convergence():
     # unit time ([96, 16]) gives 0.24, the two windows 0.17–0.18; a lost handover would give O(1).
     windowed = problem.evaluate(field)["l2re"]
     assert windowed < 0.22, windowed
+
+
+def test_the_march_stops_after_the_window_that_crosses_trainer_max_time(caplog):
+    # The march is one training step, so it keeps Lightning's budget itself: with a budget of zero
+    # seconds it solves the first window only and says so.
+    cfg = compose_cfg(WAVE + ["solver.windows=3", "trainer.max_time=00:00:00:00"])
+    problem, field, solver = build(cfg)
+    solver.trainer_steps(cfg.trainer)
+    assert solver.budget_s == 0.0
+    with caplog.at_level("WARNING"):
+        info = solver.solve(field, problem, torch.Generator().manual_seed(0))
+    assert info["windows"] == 3 and info["windows_solved"] == 1
+    assert "after 1 of 3 windows" in caplog.text and "trainer.max_time=null" in caplog.text
+    solver.trainer_steps(compose_cfg(WAVE + ["solver.windows=3", "trainer.max_time=null"]).trainer)
+    assert solver.budget_s is None
+
+
+def test_max_time_in_seconds():
+    from dinf.solvers.marching import seconds_of
+
+    assert seconds_of("01:02:03:04") == ((24 + 2) * 60 + 3) * 60 + 4
+    assert seconds_of({"minutes": 5}) == 300.0 and seconds_of(None) is None
+    with pytest.raises(ConfigError, match="DD:HH:MM:SS"):
+        seconds_of("5:00")

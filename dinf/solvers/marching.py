@@ -10,14 +10,15 @@ of windows rather than with the space-time grid's size.
 from __future__ import annotations
 
 import copy
+import datetime
 import logging
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig
 
-from dinf.errors import ConfigError
+from dinf.errors import ConfigError, check
 from dinf.fields.windowed import WindowedField
 from dinf.pdes.windows import KEY, Handover
 from dinf.solvers.base import SolveSolver
@@ -41,6 +42,10 @@ class Marching(SolveSolver):
         self.inner, self.problems, self.handovers = inner, list(problems), [list(h) for h in handovers]
         self.iterative = isinstance(inner, GaussNewton)
         self.steps = 1  # solves a window (Gauss–Newton: set from the trainer's steps)
+        # trainer.max_time in seconds: the march is one training step, so Lightning cannot stop it
+        # between windows; it stops itself after the window that crosses the budget.
+        self.budget_s: Optional[float] = None
+        self._started = 0.0
         count = len(self.problems)
         self.name = f"{inner.name}, {count} time window{'' if count == 1 else 's'}"
         self.prefix = inner.prefix
@@ -55,6 +60,7 @@ class Marching(SolveSolver):
         """One training step marches through every window; an iterative solver takes at most its
         own step count (``max_solves`` or ``trainer.max_steps``) on each."""
         self.steps = self.inner.trainer_steps(trainer)["max_steps"] if self.iterative else 1
+        self.budget_s = seconds_of(trainer.get("max_time"))
         return {"max_steps": 1, "val_check_interval": 1}
 
     def warm_up(self) -> None:
@@ -64,9 +70,15 @@ class Marching(SolveSolver):
         """Solve the windows in order; returns the summed timings, sizes and losses (each window's
         seconds stay in ``window_seconds``)."""
         totals: Dict[str, Any] = {}
-        seconds = []
+        seconds: List[float] = []
         windows = list(field.windows)
+        self._started = time.perf_counter()
         for k, (f, p) in enumerate(zip(windows, self.problems)):
+            if k > 0 and self._spent():
+                log.warning("trainer.max_time (%.0f s) reached after %d of %d windows: windows %d to %d are not "
+                            "solved and score as such (trainer.max_time=null marches them all)",
+                            self.budget_s, k, len(windows), k + 1, len(windows))
+                break
             if k > 0:
                 source = _jet_of(field, k - 1, self.problems[k - 1].jet_order)
                 for table in self.handovers[k]:
@@ -84,6 +96,7 @@ class Marching(SolveSolver):
                 else:
                     totals[key] = value
         totals["windows"] = len(windows)
+        totals["windows_solved"] = len(seconds)
         self.window_seconds = seconds
         self.info = totals
         return totals
@@ -104,7 +117,15 @@ class Marching(SolveSolver):
                 sums[k] = sums.get(k, 0.0) + info.get(k, 0.0)
             if info.get("converged"):
                 break
+            if self._spent():
+                log.warning("trainer.max_time (%.0f s) reached during %s, after %d Gauss–Newton step(s)",
+                            self.budget_s, problem.name, step + 1)
+                break
         return {**info, **sums, "solves": step + 1}
+
+    def _spent(self) -> bool:
+        """Whether the march has used ``trainer.max_time``."""
+        return self.budget_s is not None and time.perf_counter() - self._started >= self.budget_s
 
 
 def _jet_of(field: WindowedField, k: int, jet_order: int):
@@ -118,3 +139,17 @@ def _jet_of(field: WindowedField, k: int, jet_order: int):
             return field.window_jet(k, x.to(dtype), max(order, jet_order))
 
     return source
+
+
+def seconds_of(max_time: Any) -> Optional[float]:
+    """Lightning's ``max_time`` (``"DD:HH:MM:SS"``, a mapping of days/hours/minutes/seconds, or
+    None) in seconds."""
+    if max_time is None:
+        return None
+    if isinstance(max_time, str):
+        parts = [float(v) for v in max_time.split(":")]
+        check(len(parts) == 4, "trainer.max_time", f"write DD:HH:MM:SS (as 00:00:05:00), got {max_time!r}")
+        return ((parts[0] * 24 + parts[1]) * 60 + parts[2]) * 60 + parts[3]
+    if hasattr(max_time, "items"):
+        return datetime.timedelta(**{str(k): float(v) for k, v in max_time.items()}).total_seconds()
+    return float(max_time.total_seconds()) if hasattr(max_time, "total_seconds") else float(max_time)
