@@ -128,7 +128,7 @@ class FieldModule(pl.LightningModule):
         if not self.gradient:
             return self._solve_step()
         opt = self.optimizers()
-        sample = sample_for(self.field, self.problem, self.problem.batch_size, self.generator)
+        sample = self.solver.batch(self.field, self.problem, self.problem.batch_size, self.generator, self.global_step)
         terms: Dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:

@@ -25,6 +25,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
+from dinf.app.indicator import RunIndicator
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
@@ -334,6 +335,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         quiet_third_parties()
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         problem, field, solver = build(cfg)
+        indicator = RunIndicator(bool(cfg.get("indicator", True)), problem, field)
         module = FieldModule(field, problem, solver, seed=cfg.seed)
         loggers = build_loggers(cfg, state.output_dir, state, info)
         log_config(loggers, cfg, problem.metric_modes, info)
@@ -348,8 +350,12 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         spread, figure = uncertainty(module.solver, problem, field)  # an inverse problem's Laplace map
         results.update(spread)
         results["final"].update(spread)
-        write_outputs(results, problem, field, state.output_dir, loggers,
-                      {"uncertainty": figure} if figure is not None else {})
+        more = {"uncertainty": figure} if figure is not None else {}
+        found, figures = indicator.final(field, state.output_dir)  # η per cell: indicator.npz, .png
+        results.update(found)
+        results["final"].update({k: v for k, v in found.items() if k == "indicator"})
+        more.update(figures)
+        write_outputs(results, problem, field, state.output_dir, loggers, more)
         status = "completed"
         return results
     except Exception as e:

@@ -363,16 +363,32 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
     def residual_rms(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> float:
         """RMS of the equations' residuals (weights and regularisation terms left out) at points
         ``x`` inside the domain."""
-        skip = set(self.regularization.terms) if self.regularization else set()
         total, count = 0.0, 0
         for c in x.split(chunk):
             jet, data = self._jet(field, c)
             for name, r in self.residuals.items():
-                if name not in skip:
+                if name not in self._skipped():
                     values = r.evaluate(jet, data).detach()
                     total += float(values.double().pow(2).sum())
                     count += values.numel()
         return math.sqrt(total / max(count, 1))
+
+    def residual_values(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> Tensor:
+        """Each point's sum of squared equation residuals (weights and regularisation terms left
+        out) at points ``x`` inside the domain: float64 ``[N]`` on the CPU."""
+        out = []
+        for c in x.split(chunk):
+            jet, data = self._jet(field, c)
+            total = torch.zeros(c.shape[0], dtype=torch.float64)
+            for name, r in self.residuals.items():
+                if name not in self._skipped():
+                    total += r.evaluate(jet, data).detach().double().pow(2).reshape(c.shape[0], -1).sum(1).cpu()
+            out.append(total)
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+    def _skipped(self) -> set:
+        """The regularisation terms, which are residuals but not equations."""
+        return set(self.regularization.terms) if self.regularization else set()
 
     def _data_metrics(self, field: FieldLike) -> Dict[str, float]:
         out: Dict[str, float] = {}
@@ -386,6 +402,16 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
                 if c.sigma > 0:
                     out[f"{c.name}_rms_per_sigma"] = rms / c.sigma
         return out
+
+    def jet_at(self, field: FieldLike, x: Tensor, normal: Optional[Tensor] = None) -> Tuple[Jet, Dict[str, Tensor]]:
+        """The jet the residuals and conditions read at float64 points ``x`` (exact conditions
+        applied, the unknown parameters' channels added) and the points' data, with the outward
+        normals ``normal`` where given (what a condition on a boundary piece reads): what
+        ``dinf.pdes.indicator`` evaluates."""
+        jet, data = self._jet(field, x)
+        if normal is None:
+            return jet, data
+        return jet, self._point_data(x.to(device=jet.value.device, dtype=jet.value.dtype), normal.to(jet.value.device))
 
     def _jet(self, field: FieldLike, x: Tensor) -> Tuple[Jet, Dict[str, Tensor]]:
         """The jet the residuals read at ``x`` (exact conditions applied, parameters' channels

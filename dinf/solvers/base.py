@@ -21,6 +21,8 @@ import torch
 from omegaconf import DictConfig
 
 from dinf.errors import ConfigError
+from dinf.fields.warped import sample_for
+from dinf.solvers.resampling import ResidualResampler
 
 
 class Solver(ABC):
@@ -50,16 +52,31 @@ class GradientSolver(Solver):
     per training step)."""
 
     def __init__(self, optim: Callable[..., torch.optim.Optimizer], scheduler: Optional[Callable[..., Any]] = None,
-                 name: str = "gradient descent"):
+                 name: str = "gradient descent", resample: Optional[str] = None, resample_every: int = 250,
+                 resample_k: float = 1.0, resample_c: float = 1.0, resample_pool: int = 65536):
+        """``resample``: None (fresh uniform points each step) or ``rar_d`` (``dinf.solvers.resampling``,
+        with its ``resample_*`` settings)."""
         self.optim, self.scheduler, self.name = optim, scheduler, name
+        self.resampler = None if resample is None else ResidualResampler(
+            resample, resample_every, resample_k, resample_c, resample_pool)
 
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
-        """Any field and problem; the optimizer is built once on the field's parameters so that a
-        bad value (``lr=-1``) stops the run here, under its key, rather than inside Lightning."""
+        """Any field and problem (a config-file problem for residual-based points); the optimizer
+        is built once on the field's parameters so that a bad value (``lr=-1``) stops the run
+        here, under its key, rather than inside Lightning."""
+        if self.resampler is not None:
+            self.resampler.check_problem(problem)
         try:
             self.optim(field.parameters())
         except (ValueError, TypeError) as e:
             raise ConfigError("optim.lr" if "learning rate" in str(e) else "optim", str(e)) from None
+
+    def batch(self, field: torch.nn.Module, problem: Any, n: int, generator: torch.Generator, step: int) -> Any:
+        """The collocation points of training step ``step``: fresh ones from the problem (spread
+        over a graded field's cells), their interior drawn by the residual where ``resample`` asks."""
+        if self.resampler is None:
+            return sample_for(field, problem, n, generator)
+        return self.resampler.batch(field, problem, n, generator, step, sample_for)
 
 
 class SolveSolver(Solver):
