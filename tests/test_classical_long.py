@@ -176,16 +176,23 @@ def test_spectral_gray_scott_is_fourth_order_in_time_and_probes_its_grid():
     assert fine.info["edge_deviation"] < EDGE_WARN  # u = 1, v = 0 on the faces, up to 32 points' ringing
 
 
-def test_spectral_settings_and_refusals_are_one_line():
-    for option, words in ((dict(n=[30, 6]), "even integer >= 8"), (dict(n=[]), "a list of them"),
-                          (dict(steps=[1, 2, 3], n=[32, 64]), "one per grid"), (dict(steps=-1), "positive"),
-                          (dict(snapshots=0), "positive number")):
-        with pytest.raises(ConfigError, match=words) as info:
-            FourierSpectral(**option)
+def _refused_in_one_line(solver, options, wrong_counts, words):
+    """Each of ``options`` (settings, the words of its refusal) refused under its first key, and
+    the coordinate and unknown counts ``wrong_counts`` refused with ``words``: one line each."""
+    for option, match in options:
+        with pytest.raises(ConfigError, match=match) as info:
+            solver(**option)
         assert info.value.key == next(iter(option)) and "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match="KS.*Gray–Scott.*solver=mol") as info:
-        FourierSpectral(in_dim=3, out_dim=1)
+    with pytest.raises(ConfigError, match=words) as info:
+        solver(**wrong_counts)
     assert "\n" not in str(info.value)
+
+
+def test_spectral_settings_and_refusals_are_one_line():
+    _refused_in_one_line(FourierSpectral, ((dict(n=[30, 6]), "even integer >= 8"), (dict(n=[]), "a list of them"),
+                                           (dict(steps=[1, 2, 3], n=[32, 64]), "one per grid"),
+                                           (dict(steps=-1), "positive"), (dict(snapshots=0), "positive number")),
+                         dict(in_dim=3, out_dim=1), "KS.*Gray–Scott.*solver=mol")
 
 
 def _spectral_refusal(problem) -> str:
@@ -278,14 +285,10 @@ def test_taylor_hood_starts_from_the_consistent_pressure():
 
 
 def test_taylor_hood_settings_and_refusals_are_one_line():
-    for option, words in ((dict(n=[0]), "positive integers"), (dict(steps=[100, 200], n=[4, 8, 16]), "one per mesh"),
-                          (dict(snapshots=-1), "positive"), (dict(backend="mumps"), "auto, pardiso")):
-        with pytest.raises(ConfigError, match=words) as info:
-            TaylorHood(**option)
-        assert info.value.key == next(iter(option)) and "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match="try solver=mol") as info:
-        TaylorHood(in_dim=2, out_dim=1)
-    assert "\n" not in str(info.value)
+    _refused_in_one_line(TaylorHood, ((dict(n=[0]), "positive integers"),
+                                      (dict(steps=[100, 200], n=[4, 8, 16]), "one per mesh"),
+                                      (dict(snapshots=-1), "positive"), (dict(backend="mumps"), "auto, pardiso")),
+                         dict(in_dim=2, out_dim=1), "try solver=mol")
 
 
 @pytest.mark.parametrize("overrides, words", [

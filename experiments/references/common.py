@@ -7,7 +7,8 @@ for the numerical core of its classical solvers).
 - ``pardiso_call(solver, mtype, phase, n, data, ia, ja, b)``: one raw MKL PARDISO call on a
   pypardiso handle (the reference scripts keep one factorisation per matrix this way); it is
   ``dinf.solvers.classical.navier_stokes.pardiso_call`` (a numpy-only module that imports
-  nothing else of ``dinf``, shared with ``solver=taylor_hood``).
+  nothing else of ``dinf``, shared with ``solver=taylor_hood``); ``pardiso_handle(mtype, n)``
+  gives such a handle of its own, copied from one kept per matrix type.
 - ``probe(basis, u, x)``: a finite-element function at points on straight or curved (quadratic)
   triangle / tetrahedron meshes: among each point's nearest cells the one whose straight-sided
   simplex holds it best, then Newton on the curved cell's own mapping.
@@ -18,9 +19,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from dinf.solvers.classical.navier_stokes import pardiso_call
+from dinf.solvers.classical.navier_stokes import pardiso_call, pardiso_handle
 
-__all__ = ["convergence", "newton", "pardiso_call", "probe", "rel_l2"]
+__all__ = ["convergence", "newton", "pardiso_call", "pardiso_handle", "probe", "rel_l2"]
 
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:

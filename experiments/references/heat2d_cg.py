@@ -58,8 +58,6 @@ plain Crank–Nicolson from t = 0 (no grading, no Rannacher) converges erratical
 from __future__ import annotations
 
 import argparse
-import copy
-import ctypes
 import logging
 import sys
 import time
@@ -72,7 +70,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from experiments.references.common import newton, pardiso_call, rel_l2  # noqa: E402
+from experiments.references.common import newton, pardiso_call, pardiso_handle, rel_l2  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "heat2d_cg.npz"
 
@@ -233,40 +231,22 @@ class Factor:
     """A factorised symmetric positive definite sparse matrix: ``solve(b)``. PARDISO's Cholesky
     (pypardiso's MKL, upper triangle) when available, else SuperLU."""
 
-    _base = None  # one pypardiso handle: creating one searches for MKL (about a second)
-    threads = 1  # MKL's threads: on a shared 2-core machine one thread ran 3× faster than two
-
     def __init__(self, A: sp.spmatrix, backend: str = "auto"):
         self.n = A.shape[0]
-        if backend in ("auto", "pardiso"):
-            try:
-                import pypardiso
-            except ImportError:
-                if backend == "pardiso":
-                    raise
-            else:
-                if Factor._base is None:
-                    Factor._base = pypardiso.PyPardisoSolver(mtype=2)
-                    Factor._base.set_statistical_info_off()
-                if Factor.threads:
-                    Factor._base.libmkl.MKL_Set_Num_Threads(ctypes.c_int(Factor.threads))
-                self._pardiso = copy.copy(Factor._base)
-                self._pardiso.pt = np.zeros_like(Factor._base.pt)
-                self._pardiso.iparm = Factor._base.iparm.copy()
-                self._pardiso.perm = np.zeros(self.n, dtype=np.int32)
-                U = sp.triu(A, format="csr")
-                U.sort_indices()
-                self._data = np.ascontiguousarray(U.data, dtype=np.float64)
-                self._ia = U.indptr.astype(np.int32) + 1
-                self._ja = U.indices.astype(np.int32) + 1
-                self._call(12, np.zeros(self.n))
-                self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
-                return
+        self._pardiso = pardiso_handle(2, self.n, backend)
+        if self._pardiso is not None:
+            U = sp.triu(A, format="csr")
+            U.sort_indices()
+            self._data = np.ascontiguousarray(U.data, dtype=np.float64)
+            self._ia = U.indptr.astype(np.int32) + 1
+            self._ja = U.indices.astype(np.int32) + 1
+            self._call(12, np.zeros(self.n))
+            self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
+            return
         from scipy.sparse.linalg import splu
 
         lu = splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A")
         self.solve = lu.solve
-        self._pardiso = None
 
     def _call(self, phase: int, b: np.ndarray) -> np.ndarray:
         return pardiso_call(self._pardiso, 2, phase, self.n, self._data, self._ia, self._ja, b)

@@ -202,49 +202,60 @@ def pardiso_call(solver: Any, mtype: int, phase: int, n: int, data: np.ndarray, 
     return x
 
 
+_HANDLES: Dict[int, Any] = {}  # one pypardiso handle per matrix type: creating one searches for MKL (about a second)
+THREADS = 1  # MKL's threads: on the shared 2-core machine one thread ran fastest (3× faster than two)
+
+
+def pardiso_handle(mtype: int, n: int, backend: str = "auto") -> Optional[Any]:
+    """A fresh PARDISO handle (pypardiso's, its own ``pt``, ``iparm`` and ``perm`` for an ``n``-row
+    matrix) of matrix type ``mtype``, copied from one kept per type; None where pypardiso is
+    missing and ``backend`` is ``auto`` (the caller falls back to SuperLU)."""
+    if backend not in ("auto", "pardiso"):
+        return None
+    try:
+        import pypardiso
+    except ImportError:
+        if backend == "pardiso":
+            raise
+        return None
+    base = _HANDLES.get(mtype)
+    if base is None:
+        base = _HANDLES[mtype] = pypardiso.PyPardisoSolver(mtype=mtype)
+        base.set_statistical_info_off()
+    if THREADS:
+        base.libmkl.MKL_Set_Num_Threads(ctypes.c_int(THREADS))
+    handle = copy.copy(base)
+    handle.pt = np.zeros_like(base.pt)
+    handle.iparm = base.iparm.copy()
+    handle.perm = np.zeros(n, dtype=np.int32)
+    return handle
+
+
 class Factor:
     """A factorised general sparse matrix: ``solve(b)``. PARDISO's LU (pypardiso's MKL, real
     unsymmetric, mtype 11) when available, else SuperLU."""
 
-    _base = None
-    threads = 1  # MKL's threads (one ran fastest on the shared 2-core machine)
-
     def __init__(self, A: sp.spmatrix, backend: str = "auto"):
         self.n = A.shape[0]
-        self._pardiso = None
-        if backend in ("auto", "pardiso"):
-            try:
-                import pypardiso
-            except ImportError:
-                if backend == "pardiso":
-                    raise
-            else:
-                if Factor._base is None:
-                    Factor._base = pypardiso.PyPardisoSolver(mtype=11)
-                    Factor._base.set_statistical_info_off()
-                if Factor.threads:
-                    Factor._base.libmkl.MKL_Set_Num_Threads(ctypes.c_int(Factor.threads))
-                self._pardiso = copy.copy(Factor._base)
-                self._pardiso.pt = np.zeros_like(Factor._base.pt)
-                self._pardiso.iparm = Factor._base.iparm.copy()
-                if not self._pardiso.iparm[0]:  # MKL's defaults for mtype 11, from a 1 × 1 solve
-                    self._data, self._ia, self._ja = np.ones(1), np.array([1, 2], np.int32), np.array([1], np.int32)
-                    n, self.n = self.n, 1
-                    self._call(12, np.zeros(1))
-                    self._call(-1, np.zeros(1))
-                    self.n = n
-                    self._pardiso.pt[:] = 0
-                    self._pardiso.iparm[7] = 0  # no iterative refinement (3× the cost of a solve)
-                    Factor._base.iparm = self._pardiso.iparm.copy()
-                self._pardiso.perm = np.zeros(self.n, dtype=np.int32)
-                A = sp.csr_matrix(A)
-                A.sort_indices()
-                self._data = np.ascontiguousarray(A.data, dtype=np.float64)
-                self._ia = A.indptr.astype(np.int32) + 1
-                self._ja = A.indices.astype(np.int32) + 1
-                self._call(12, np.zeros(self.n))
-                self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
-                return
+        self._pardiso = pardiso_handle(11, self.n, backend)
+        if self._pardiso is not None:
+            if not self._pardiso.iparm[0]:  # MKL's defaults for mtype 11, from a 1 × 1 solve
+                self._data, self._ia, self._ja = np.ones(1), np.array([1, 2], np.int32), np.array([1], np.int32)
+                n, self.n = self.n, 1
+                self._call(12, np.zeros(1))
+                self._call(-1, np.zeros(1))
+                self.n = n
+                self._pardiso.pt[:] = 0
+                self._pardiso.iparm[7] = 0  # no iterative refinement (3× the cost of a solve)
+                _HANDLES[11].iparm = self._pardiso.iparm.copy()
+            A = sp.csr_matrix(A)
+            A.sort_indices()
+            self._data = np.ascontiguousarray(A.data, dtype=np.float64)
+            self._ia = A.indptr.astype(np.int32) + 1
+            self._ja = A.indices.astype(np.int32) + 1
+            self._call(12, np.zeros(self.n))
+            self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
+            return
         from scipy.sparse.linalg import splu
 
         lu = splu(sp.csc_matrix(A))
