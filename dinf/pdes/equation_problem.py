@@ -366,11 +366,10 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         total, count = 0.0, 0
         for c in x.split(chunk):
             jet, data = self._jet(field, c)
-            for name, r in self.residuals.items():
-                if name not in self._skipped():
-                    values = r.evaluate(jet, data).detach()
-                    total += float(values.double().pow(2).sum())
-                    count += values.numel()
+            for r in self.equations().values():
+                values = r.evaluate(jet, data).detach()
+                total += float(values.double().pow(2).sum())
+                count += values.numel()
         return math.sqrt(total / max(count, 1))
 
     def residual_values(self, field: FieldLike, x: Tensor, chunk: int = 16384) -> Tensor:
@@ -380,15 +379,15 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         for c in x.split(chunk):
             jet, data = self._jet(field, c)
             total = torch.zeros(c.shape[0], dtype=torch.float64)
-            for name, r in self.residuals.items():
-                if name not in self._skipped():
-                    total += r.evaluate(jet, data).detach().double().pow(2).reshape(c.shape[0], -1).sum(1).cpu()
+            for r in self.equations().values():
+                total += r.evaluate(jet, data).detach().double().pow(2).reshape(c.shape[0], -1).sum(1).cpu()
             out.append(total)
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
-    def _skipped(self) -> set:
-        """The regularisation terms, which are residuals but not equations."""
-        return set(self.regularization.terms) if self.regularization else set()
+    def equations(self) -> Dict[str, Any]:
+        """The residuals that are equations: all but the regularisation terms."""
+        skip = set(self.regularization.terms) if self.regularization else set()
+        return {name: r for name, r in self.residuals.items() if name not in skip}
 
     def _data_metrics(self, field: FieldLike) -> Dict[str, float]:
         out: Dict[str, float] = {}

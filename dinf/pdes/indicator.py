@@ -126,15 +126,15 @@ def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_
     p = int(points_per_axis)
 
     # --- the equations: Gauss–Legendre points per cell, those inside the domain ------------------
-    skip = set(problem.regularization.terms) if problem.regularization else set()
-    names = [n for n in problem.residuals if n not in skip]
+    equations = problem.equations()
+    names = list(equations)
     per_residual = {n: np.zeros(ncells) for n in names}
     covered = np.zeros(ncells, dtype=bool)
     for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk):
         covered[cell] = True
         jet, data = problem.jet_at(field, x)
         for n in names:
-            r2 = _squares(problem.residuals[n].evaluate(jet, data))
+            r2 = _squares(equations[n].evaluate(jet, data))
             per_residual[n] += np.bincount(cell, weights=w * r2, minlength=ncells)
     eq = sum(per_residual.values()) * diameter ** m if names else np.zeros(ncells)
 
@@ -208,8 +208,7 @@ def uniform_edges(problem: Any, cells: Sequence[int]) -> List[np.ndarray]:
 
 def equation_order(problem: Any) -> int:
     """``m``: the highest derivative order of the equations (regularisation terms left out)."""
-    skip = set(problem.regularization.terms) if problem.regularization else set()
-    return max([int(r.order) for n, r in problem.residuals.items() if n not in skip] or [problem.jet_order])
+    return max([int(r.order) for r in problem.equations().values()] or [problem.jet_order])
 
 
 # --- helpers -----------------------------------------------------------------------------------
