@@ -59,9 +59,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     generator = torch.Generator().manual_seed(0)
     total = 0.0
     print("| cycle | cells | solves | s | total s | L2RE | indicator | smallest x cell |\n|---|---|---|---|---|---|---|---|")
+    nt = int(compose_cfg(base, tiny=False).model.resolution[1])  # t keeps the problem's best cells
     for cycle, nx in enumerate(args.cells):
-        cfg = compose_cfg(base, tiny=False)
-        nt = int(cfg.model.resolution[1])
         cfg = compose_cfg(base + [f"grid.resolution=[{nx},{nt}]"], tiny=False)
         problem, inner, solver = build(cfg)
         bounds = problem.bounds  # per coordinate [lo, hi]
