@@ -12,7 +12,8 @@ first find the shock cheaply); t keeps the problem's best cells.
     python experiments/adapt_r.py --cells 128 256 512 --ratio 8    # coarse to fine
     python experiments/adapt_r.py --axes x t                       # remap t as well
 
-Output: one line per cycle (solves, seconds, L2RE, the indicator, the smallest cell).
+Output: one line per cycle (solves, seconds, L2RE, the indicator, the smallest cell and
+the largest over it).
 """
 from __future__ import annotations
 
@@ -30,16 +31,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dinf.app.run import build  # noqa: E402
 from dinf.fields.monitor_map import AxisMonitorMap  # noqa: E402
 from dinf.fields.warped import WarpedField  # noqa: E402
+from dinf.fields.warped import sample_for  # noqa: E402
 from dinf.pdes.indicator import cell_indicator  # noqa: E402
+from dinf.solvers.transfer import fit_values  # noqa: E402
 from tests.helpers import compose_cfg  # noqa: E402
 
 
-def solve(solver, field, problem, generator: torch.Generator, max_solves: int) -> int:
-    """Gauss–Newton from zero to convergence; returns the solves taken."""
-    with torch.no_grad():
-        for p in field.parameters():
-            p.zero_()
-    solver._state, solver.cold_start = None, True
+def solve(solver, field, problem, generator: torch.Generator, max_solves: int, warm: bool = False) -> int:
+    """Gauss–Newton to convergence, from zero or (``warm``) from the field as it is; returns the
+    solves taken."""
+    if not warm:
+        with torch.no_grad():
+            for p in field.parameters():
+                p.zero_()
+    solver._state, solver.cold_start = None, not warm
     for k in range(max_solves):
         if solver.solve(field, problem, generator).get("converged"):
             break
@@ -50,18 +55,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", type=int, nargs="+", default=[512, 512, 512, 512], help="cells along x, per cycle")
     ap.add_argument("--ratio", type=float, default=8.0, help="largest to smallest cell, per axis")
+    ap.add_argument("--floor", type=float, default=1.0, help="the monitor's floor, times its mean")
+    ap.add_argument("--smoothing", type=float, default=2.0, help="the monitor's Gaussians' width, in cells")
+    ap.add_argument("--power", type=float, default=0.5, help="the monitor ∝ density^power")
     ap.add_argument("--axes", nargs="+", default=["x"], help="coordinates remapped")
-    ap.add_argument("--max-solves", type=int, default=30)
+    ap.add_argument("--max-solves", type=int, nargs="+", default=[30], help="per cycle (the last repeats)")
+    ap.add_argument("--points", type=int, nargs="+", default=[65536], help="Gauss–Newton points, per cycle")
+    ap.add_argument("--warm", action="store_true", help="start each cycle from the last one's field, fitted (where the cells stay)")
     ap.add_argument("overrides", nargs="*", help="train.py overrides (pde=burgers1d solver=gauss_newton grid.focus=null come first)")
     args = ap.parse_args(argv)
     base = ["pde=burgers1d", "solver=gauss_newton", "grid.focus=null", "trainer.max_time=null"] + args.overrides
     maps: Dict[int, AxisMonitorMap] = {}
     generator = torch.Generator().manual_seed(0)
     total = 0.0
-    print("| cycle | cells | solves | s | total s | L2RE | indicator | smallest x cell |\n|---|---|---|---|---|---|---|---|")
+    old = None  # the last cycle's field
+    print("| cycle | cells | solves | s | total s | L2RE | indicator | smallest x cell | largest / smallest |\n|---|---|---|---|---|---|---|---|---|")
     nt = int(compose_cfg(base, tiny=False).model.resolution[1])  # t keeps the problem's best cells
     for cycle, nx in enumerate(args.cells):
-        cfg = compose_cfg(base + [f"grid.resolution=[{nx},{nt}]"], tiny=False)
+        pick = lambda values: values[min(cycle, len(values) - 1)]  # noqa: E731
+        cfg = compose_cfg(base + [f"grid.resolution=[{nx},{nt}]", f"solver.points={pick(args.points)}"], tiny=False)
         problem, inner, solver = build(cfg)
         bounds = problem.bounds  # per coordinate [lo, hi]
         axes = [problem.coords.index(c) for c in args.axes]
@@ -69,7 +81,12 @@ def main(argv: Optional[List[str]] = None) -> None:
             maps.setdefault(a, AxisMonitorMap(float(bounds[a][0]), float(bounds[a][1]), [0.0], [0.0], 1.0))
         field = WarpedField(inner, maps)
         start = time.perf_counter()
-        solves = solve(solver, field, problem, generator, args.max_solves)
+        warm = args.warm and cycle > 0 and nx == args.cells[cycle - 1]  # a coarse field is a poor start
+        if warm:
+            x = sample_for(field, problem, pick(args.points), generator).x.double()
+            with torch.no_grad():
+                fit_values(field, x, old(x.to(torch.float32)))
+        solves = solve(solver, field, problem, generator, pick(args.max_solves), warm)
         seconds = time.perf_counter() - start
         total += seconds
         l2re = problem.evaluate(field)["l2re"]
@@ -78,11 +95,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                  for a in range(problem.in_dim)]
         ind = cell_indicator(problem, field, edges)
         print(f"| {cycle} | {' × '.join(map(str, cells))} | {solves} | {seconds:.1f} | {total:.1f} | {l2re:.2e} | "
-              f"{ind.total:.2e} | {np.diff(edges[0]).min():.2e} |", flush=True)
+              f"{ind.total:.2e} | {np.diff(edges[0]).min():.2e} | "
+              f"{np.diff(edges[0]).max() / np.diff(edges[0]).min():.1f} |", flush=True)
+        old = field
         squares = ind.eta_equations ** 2  # the equations only: on Burgers the initial slice dominates η
         for a in axes:
             mass = squares.sum(axis=tuple(b for b in range(squares.ndim) if b != a))
-            maps[a] = AxisMonitorMap.equidistribute(edges[a], mass / np.diff(edges[a]), ratio=args.ratio)
+            maps[a] = AxisMonitorMap.equidistribute(edges[a], mass / np.diff(edges[a]), ratio=args.ratio, floor=args.floor,
+                                                    smoothing=args.smoothing, power=args.power)
 
 
 if __name__ == "__main__":

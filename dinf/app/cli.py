@@ -170,6 +170,13 @@ def source_key(cfg: DictConfig, key: str) -> str:
         seen.add(key)
 
 
+def from_best(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` holds its file's default read off the problem's ``best:`` block (the
+    unresolved ``${oc.select:pde.best.…}``), not a value the user wrote."""
+    raw = _raw(cfg, key)
+    return isinstance(raw, str) and raw.startswith("${oc.select:pde.best.")
+
+
 def _raw(cfg: DictConfig, key: str) -> Any:
     """The unresolved value at a dotted key (None if absent)."""
     node: Any = cfg

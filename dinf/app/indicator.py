@@ -87,8 +87,11 @@ class RunIndicator:
             return {}, {}
         was_training = field.training
         field.eval()
+        edges = self.edges
+        if callable(getattr(field, "cell_edges", None)):  # a graded or moved grid: its own cells
+            edges = field.cell_edges([len(e) - 1 for e in edges], self.problem.bounds)
         with torch.enable_grad():
-            ind = cell_indicator(self.problem, field, self.edges, points_per_axis(self.problem.in_dim))
+            ind = cell_indicator(self.problem, field, edges, points_per_axis(self.problem.in_dim))
         field.train(was_training)
         path = os.path.join(output_dir, "indicator.npz")
         ind.save(path)

@@ -98,6 +98,7 @@ class FieldModule(pl.LightningModule):
             "first_loss": self.first_loss,
             "last_loss": self.last_loss,
             "solves": self.solves,
+            "solver": self.solver.state(),
         }
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
@@ -108,6 +109,7 @@ class FieldModule(pl.LightningModule):
         self._resumed_time = float(state["train_time_s"])
         self.first_loss, self.last_loss = state["first_loss"], state["last_loss"]
         self.solves = int(state["solves"])
+        self.solver.load_state(state.get("solver") or {})
 
     def _warm_up(self) -> float:
         """One jet and backward on a few points, so one-time work (the fused kernel's and, for

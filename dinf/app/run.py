@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import logging
@@ -13,7 +14,7 @@ import re
 import sys
 import time
 import traceback
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -40,6 +41,7 @@ from dinf.pdes.base import Problem
 from dinf.solvers.auto import Auto
 from dinf.solvers.base import GradientSolver, Solver
 from dinf.solvers.classical.base import ClassicalSolver
+from dinf.solvers.moving_grid import identity_maps
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,12 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
         _check(cfg, solver, "solver", field, problem)
         log.info("solver: %s (its solution is the field; the model group is not used)", solver.name)
         return problem, field, solver
+    _focus_or_adapt(cfg)
     field = _field(cfg, problem)
+    moving = _moving_axes(cfg, problem, field)
+    if moving:
+        field = WarpedField(field, identity_maps(problem.bounds, moving))
+        check_order(field, problem.jet_order, "grid.adapt")
     path, why = "solver", ""
     if isinstance(solver, Auto):
         solver, name, why = solver.choose(field, problem,
@@ -80,9 +87,120 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
             field, solver = _march(cfg, problem, solver, windows, wkey, overlap or 0.0, okey)
         except ConfigError as e:
             raise _user_key(cfg, e) from None
+    if moving and not _moves(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+        log.info("grid.adapt: r (this problem's default) moves cells between solves; %s trains the grid as it "
+                 "is (solver=gauss_newton or least_squares moves it)", solver.name)
+        field, moving = field.inner, []
+    if moving:
+        if windows is not None:
+            raise ConfigError("grid.adapt", "moves one grid's cells; time windows (solver.windows) have a grid "
+                                            "each: remove one of the two")
+        solver = _moving_grid(cfg, problem, field, solver, moving)
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
     log.info("solver: %s%s", solver.name, why)
     return problem, field, solver
+
+
+def _moves(solver: Solver) -> bool:
+    """Whether a moving grid can wrap ``solver`` (its solves: least squares, Gauss–Newton)."""
+    from dinf.solvers.gauss_newton import GaussNewton
+    from dinf.solvers.least_squares import LeastSquares
+
+    return isinstance(solver, (GaussNewton, LeastSquares))
+
+
+def _focus_or_adapt(cfg: DictConfig) -> None:
+    """A hand-set grading (``grid.focus``) and a moving grid (``grid.adapt``) exclude each other:
+    the one the user wrote wins over the problem's default (its ``best:`` block), a problem whose
+    default holds both keeps its measured focus (``grid.focus=null`` moves the cells instead), and
+    both written is refused."""
+    grid = cfg.get("grid")
+    if grid is None or grid.get("adapt") is None or not cfg.model.get("focus"):
+        return
+    adapt_default, focus_default = cli.from_best(cfg, "grid.adapt"), cli.from_best(cfg, "grid.focus")
+    if not adapt_default and not focus_default:
+        raise ConfigError("grid.adapt", "moves the cells to the error itself, and grid.focus grades them by hand: "
+                                        "remove one of the two (grid.focus=null)")
+    with open_dict(cfg):
+        if adapt_default:
+            cfg.grid.adapt = None
+            log.info("grid.focus grades the cells by hand; grid.focus=null moves them to the error instead "
+                     "(grid.adapt: r)")
+        else:
+            cfg.grid.focus = None
+            cfg.model.focus = None
+            log.info("grid.adapt: r moves the cells to the error, in place of the problem's grid.focus")
+
+
+def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> List[int]:
+    """The axes a moving grid remaps (``grid.adapt: r``; none without it), after the one-line
+    refusals of what it cannot move."""
+    grid = cfg.get("grid") or {}
+    mode = grid.get("adapt")
+    if mode is None:
+        return []
+    if mode in ("h", "rh"):
+        raise ConfigError("grid.adapt", f"{mode!r} (refined grids) is not built yet; write r (a moving grid) or null")
+    if mode != "r":
+        raise ConfigError("grid.adapt", f"unknown {mode!r}; write r (cells that move to the error) or null")
+    inner = innermost(field)
+    if not getattr(inner, "has_basis", False) or getattr(inner, "resolution_per_axis", None) is None:
+        if cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+            log.info("grid.adapt: r (this problem's default) is for the grid models; %s keeps its own points "
+                     "(solver.resample=rar_d adapts them)", type(inner).__name__)
+            return []
+        raise ConfigError("grid.adapt", f"moves a grid's cells, and {type(inner).__name__} has none: remove "
+                                        "grid.adapt (solver.resample=rar_d adapts its points instead)")
+    if getattr(problem, "own_axes", None) or not hasattr(problem, "equations"):
+        raise ConfigError("grid.adapt", f"needs one field over a problem stated in a config file, whose residuals "
+                                        f"the error indicator reads; {problem.name} is not: remove grid.adapt")
+    coords, periodic = list(problem.coords), set(_periodic_axes(cfg.model.get("periodic"), problem))
+    names = (grid.get("moving") or {}).get("axes")
+    if names is None:
+        names = [c for i, c in enumerate(coords) if c != getattr(problem, "time", None) and i not in periodic]
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        if name not in coords:
+            raise ConfigError("grid.moving.axes", f"{name!r} is not a coordinate of this problem; its coordinates "
+                                                  f"are {coords}")
+        if coords.index(name) in periodic:
+            raise ConfigError("grid.moving.axes", f"{name} is periodic (grid.periodic), and moved cells would not "
+                                                  "wrap: leave it out")
+    if not names:
+        raise ConfigError("grid.moving.axes", "no coordinate to move; name one (as [x])")
+    return [coords.index(n) for n in names]
+
+
+def _moving_grid(cfg: DictConfig, problem: Problem, field: WarpedField, solver: Solver, axes: List[int]) -> Solver:
+    """``solver`` wrapped in ``MovingGrid`` with ``grid.moving``'s options; its coarse estimate
+    (``coarsen`` > 1) on the model with the adapted axes' cells divided by ``coarsen``."""
+    from dinf.solvers.moving_grid import MovingGrid
+
+    options = OmegaConf.to_container(cfg.grid.moving, resolve=True) if cfg.grid.get("moving") else {}
+    options.pop("axes", None)
+    coarsen = int(options.pop("coarsen", 1))
+    if coarsen < 1:
+        raise ConfigError("grid.moving.coarsen", f"must be >= 1 (1: no coarse estimate), got {coarsen}")
+    coarse: Optional[Callable[[], WarpedField]] = None
+    if coarsen > 1:
+        cells = list(innermost(field).resolution_per_axis)
+        coords = problem.coords
+        for a in axes:
+            if cells[a] % coarsen or cells[a] // coarsen < 2:
+                raise ConfigError("grid.moving.coarsen", f"{coarsen} does not divide the {cells[a]} cells along "
+                                                         f"{coords[a]} into at least 2; take a divisor, or 1")
+        # Every axis coarsened where it divides (the estimate only finds where the features are).
+        resolution = [n // coarsen if n % coarsen == 0 and n // coarsen >= 2 else n for n in cells]
+        small = copy.deepcopy(cfg)
+        with open_dict(small):
+            small.model.resolution = resolution
+
+        def coarse_field() -> WarpedField:
+            inner = _field(small, problem, focus={}, announce=False)
+            return WarpedField(inner, identity_maps(problem.bounds, axes))
+
+        coarse = coarse_field
+    return MovingGrid(solver, field, problem, axes, coarse, coarsen=coarsen, **options)
 
 
 def _march_key(cfg: DictConfig, path: str, name: str) -> str:
@@ -219,15 +337,16 @@ def _periodic_axes(names: Any, problem: Problem) -> List[int]:
     return [coords.index(name) for name in names]
 
 
-def check_order(field: torch.nn.Module, order: int) -> None:
-    """Refuse, in one line, a problem whose equations need derivatives the field cannot give."""
+def check_order(field: torch.nn.Module, order: int, graded: str = "grid.focus") -> None:
+    """Refuse, in one line, a problem whose equations need derivatives the field cannot give
+    (``graded``: the key that graded the field, where the grading limits them)."""
     limit = field.max_order
     if limit is None or order <= limit:
         return
     inner = innermost(field)
     if isinstance(field, WarpedField) and (inner.max_order is None or inner.max_order >= order):
-        raise ConfigError("grid.focus", f"the equations need derivatives of order {order}, and a graded grid gives "
-                                        f"up to order {limit}: remove grid.focus")
+        raise ConfigError(graded, f"the equations need derivatives of order {order}, and a graded grid gives "
+                                  f"up to order {limit}: remove {graded}")
     fix = ("kernel=gaussian (any order) with decoder=linear" if getattr(inner, "has_basis", False)
            else "model=dinf, siren or mlp (any order)")
     raise ConfigError("model", f"the equations need derivatives of order {order}; {type(inner).__name__} with these "

@@ -28,6 +28,7 @@ from torch import Tensor
 from dinf.errors import check
 
 SQRT2 = math.sqrt(2.0)
+REACH = 8.0  # bump widths beyond which a bump is left out of a point's sums (AxisMonitorMap._near)
 
 
 class AxisMonitorMap:
@@ -38,26 +39,50 @@ class AxisMonitorMap:
         check(hi > lo, "grid.adapt", f"an axis needs hi > lo, got [{lo}, {hi}]")
         check(sigma > 0, "grid.adapt", f"the monitor's width must be > 0, got {sigma}")
         self.lo, self.hi, self.length = float(lo), float(hi), float(hi - lo)
-        self.s = torch.as_tensor(np.asarray(centres, dtype=np.float64))
-        self.c = torch.as_tensor(np.asarray(c, dtype=np.float64))
+        order = np.argsort(np.asarray(centres, dtype=np.float64), kind="stable")  # sorted: each point's bumps are a run
+        self.s = torch.as_tensor(np.asarray(centres, dtype=np.float64)[order])
+        self.c = torch.as_tensor(np.asarray(c, dtype=np.float64)[order])
         check(bool((self.c >= 0).all()), "grid.adapt", "the monitor's bumps must be ≥ 0")
         self.sigma = float(sigma)
+        # Σ_{j<k} c_j: the bumps wholly left of a point add c_j to its erf sum, those right of it −c_j.
+        self._prefix = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(self.c, 0)])
+        self._at_lo = float((torch.erf((self.lo - self.s) / (self.sigma * SQRT2)) * self.c).sum())
         self.z = float(self._integral(torch.tensor([self.hi], dtype=torch.float64))[0])
         self._table = None  # (y, x) for the inverse
+
+    def _near(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per point, the bumps within ``REACH`` widths: their offsets ``x − s_j`` and weights
+        ``[N, K]`` (zero beyond the run), and the run's first and last-plus-one bump. A bump
+        farther away changes ``M`` by < exp(−REACH²/2) = 1e-14 of its weight, and its erf is ±1
+        to round-off, so the sums over all bumps cost a point K terms, not thousands."""
+        reach = REACH * self.sigma
+        first = torch.searchsorted(self.s, x - reach)
+        last = torch.searchsorted(self.s, x + reach)
+        k = int((last - first).max()) if x.numel() else 0
+        idx = first[:, None] + torch.arange(max(k, 1))
+        inside = idx < last[:, None]
+        idx = idx.clamp(max=max(len(self.s) - 1, 0))
+        c = torch.where(inside, self.c[idx], torch.zeros((), dtype=torch.float64))
+        return x[:, None] - self.s[idx], c, first, last
 
     def _integral(self, x: Tensor) -> Tensor:
         """``∫_lo^x M``."""
         x = x.double()
+        if len(self.s) == 0:
+            return x - self.lo
         scale = self.sigma * math.sqrt(math.pi / 2.0)
-        a = torch.erf((x[:, None] - self.s) / (self.sigma * SQRT2))
-        b = torch.erf((self.lo - self.s) / (self.sigma * SQRT2))
-        return (x - self.lo) + scale * ((a - b) * self.c).sum(1)
+        d, c, first, last = self._near(x)
+        total = self._prefix[-1]
+        erf_sum = (torch.erf(d / (self.sigma * SQRT2)) * c).sum(1) + self._prefix[first] - (total - self._prefix[last])
+        return (x - self.lo) + scale * (erf_sum - self._at_lo)
 
     def monitor(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """``M(x)`` and ``M'(x)``."""
         x = x.double()
-        d = x[:, None] - self.s
-        g = torch.exp(-0.5 * (d / self.sigma) ** 2) * self.c
+        if len(self.s) == 0:
+            return torch.ones_like(x), torch.zeros_like(x)
+        d, c, _, _ = self._near(x)
+        g = torch.exp(-0.5 * (d / self.sigma) ** 2) * c
         return 1.0 + g.sum(1), -(g * d).sum(1) / self.sigma ** 2
 
     def __call__(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -89,11 +114,12 @@ class AxisMonitorMap:
 
     @classmethod
     def equidistribute(cls, edges: Sequence[float], density: Sequence[float], ratio: float = 8.0,
-                       smoothing: float = 2.0, power: float = 0.5) -> "AxisMonitorMap":
+                       smoothing: float = 2.0, power: float = 0.5, floor: float = 1.0) -> "AxisMonitorMap":
         """The map whose cells are small where ``density`` (one value per cell between ``edges``,
         ≥ 0) is large: ``M ∝ floor + smooth(density)^power`` (``power`` 1/2: an indicator's
         squared share per unit length, whose square root is the error's), the Gaussians
-        ``smoothing`` cells wide, the floor at least its mean and raised until ``max M / min M ≤ ratio``."""
+        ``smoothing`` cells wide, the floor at least ``floor`` times its mean (de Boor's 1: half the
+        cells spread uniformly) and raised until ``max M / min M ≤ ratio``."""
         edges = np.asarray(edges, dtype=np.float64)
         density = np.clip(np.asarray(density, dtype=np.float64), 0.0, None)
         check(len(edges) == len(density) + 1 and len(density) >= 1, "grid.adapt",
@@ -118,5 +144,5 @@ class AxisMonitorMap:
         # M = 1 + smooth / α: the ratio (α + high) / (α + low) ≤ ratio needs α ≥ (high − ratio·low) /
         # (ratio − 1); α ≥ mean(smooth) (de Boor's floor) keeps at least half the cells spread uniformly,
         # so a mildly varying density leaves the grid nearly uniform.
-        alpha = max((high - ratio * low) / (ratio - 1.0), float(smooth.mean()), 1e-300)
+        alpha = max((high - ratio * low) / (ratio - 1.0), floor * float(smooth.mean()), 1e-300)
         return cls(lo, hi, centres, mass / alpha, sigma)

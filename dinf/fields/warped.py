@@ -15,8 +15,9 @@ coordinates and pulled back through it land evenly per cell (``EquationProblem.s
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -90,6 +91,15 @@ class WarpedField(WrappedField):
     def spacing(self) -> Dict[int, Callable[[Tensor], Tensor]]:
         """Per axis, the map taking evenly spread coordinates to evenly-per-cell ones."""
         return {a: f.inverse for a, f in self.axes.items()}
+
+    def cell_edges(self, cells: Sequence[int], bounds: Sequence[Sequence[float]]) -> List[np.ndarray]:
+        """Per axis, the physical edges of ``cells`` uniform inner cells over ``bounds``: ``φ⁻¹``
+        of the uniform edges on a graded axis."""
+        edges = []
+        for a, (n, (lo, hi)) in enumerate(zip(cells, bounds)):
+            uniform = torch.linspace(float(lo), float(hi), int(n) + 1, dtype=torch.float64)
+            edges.append((self.axes[a].inverse(uniform) if a in self.axes else uniform).numpy())
+        return edges
 
     def _warp(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         y, d1, d2 = x.clone(), torch.ones_like(x), torch.zeros_like(x)

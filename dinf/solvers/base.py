@@ -45,6 +45,14 @@ class Solver(ABC):
     def warm_up(self) -> None:
         """One-time work (compilations, library handles) kept out of the training time."""
 
+    def state(self) -> Dict[str, Any]:
+        """What a resumed run needs of the solver beyond the field's parameters (a moving grid's
+        maps); saved in every checkpoint."""
+        return {}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        """Take back what ``state`` gave, from a checkpoint."""
+
 
 class GradientSolver(Solver):
     """A torch optimizer stepped by ``dinf.app.module`` on fresh batches: ``optim`` is a partial

@@ -23,13 +23,14 @@ class Step:
 
 
 def damped_step(evaluate: Callable[[np.ndarray], Tuple[float, Any]], z: np.ndarray, delta: np.ndarray,
-                objective: float, predicted: float, lam: float, halvings: int, rtol: float) -> Step:
+                objective: float, predicted: float, lam: float, halvings: int, rtol: float,
+                trusted: float = 3.0) -> Step:
     """Search along ``delta`` from ``z`` (objective ``objective``; the quadratic model predicts
-    the change ``predicted``), then update ``lam``."""
+    the change ``predicted``), then update ``lam`` (``trusted``: see ``next_lm``)."""
     alpha, z1, objective1, payload = line_search(evaluate, z, delta, objective, halvings)
     decrease = objective - objective1
     converged = z1 is not None and decrease <= rtol * abs(objective)
-    return Step(alpha, z1, objective1, payload, next_lm(lam, alpha, decrease, predicted), converged)
+    return Step(alpha, z1, objective1, payload, next_lm(lam, alpha, decrease, predicted, trusted), converged)
 
 
 def line_search(evaluate: Callable[[np.ndarray], Tuple[float, Any]], z: np.ndarray, delta: np.ndarray,
@@ -46,11 +47,13 @@ def line_search(evaluate: Callable[[np.ndarray], Tuple[float, Any]], z: np.ndarr
     return 0.0, None, current, None
 
 
-def next_lm(lam: float, alpha: float, decrease: float, predicted: float) -> float:
+def next_lm(lam: float, alpha: float, decrease: float, predicted: float, trusted: float = 3.0) -> float:
     """Levenberg–Marquardt's ``λ`` after a step: ×10 when no step was taken (a shorter, more
-    gradient-like one next time), ÷3 when a full step gained > 3/4 of the predicted decrease, ×2
-    when it gained < 1/4 or needed halving."""
+    gradient-like one next time), ÷3 when a full step gained > 3/4 of the predicted decrease
+    (÷``trusted`` when it gained > 9/10), ×2 when it gained < 1/4 or needed halving."""
     if alpha == 0.0:
         return max(lam, 1e-12) * 10.0
     gain = decrease / max(-predicted, 1e-300) if alpha == 1.0 else 0.0
+    if gain > 0.9:
+        return lam / trusted
     return lam / 3.0 if gain > 0.75 else (lam * 2.0 if gain < 0.25 else lam)

@@ -58,6 +58,10 @@ from dinf.solvers.linalg.gram import normal_matrix
 from dinf.solvers.linalg.sparse_solve import check_backend, solve_spd
 
 METHODS = ("auto", "direct", "cg", "lsqr")
+# λ ÷ 10 after a full step that gained > 9/10 of the predicted decrease (÷ 3 in the textbook
+# rule, which Newton keeps): the damping left from the first steps then no longer slows the end.
+# Burgers1d-C with its focus: 16 solves instead of 21 to the same 6.96e-5 (2026-12-07).
+TRUSTED = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -164,7 +168,8 @@ class GaussNewton(SolveSolver):
             return loss1 + st.mu * st.norm2(z1), (jet1, system1, loss1)
 
         before = st.objective
-        step = damped_step(evaluate, st.z, delta, st.objective, predicted, lam, self.halvings, self.rtol)
+        step = damped_step(evaluate, st.z, delta, st.objective, predicted, lam, self.halvings, self.rtol,
+                           trusted=TRUSTED)
         t4 = time.perf_counter()
         st.lam = step.lam
         if step.z is not None:

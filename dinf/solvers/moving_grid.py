@@ -1,0 +1,250 @@
+"""A moving grid (``grid.adapt: r``): solve, estimate the error per cell, move the cells to it, solve again.
+
+The run's field is a grid seen through per-axis monotone maps (``WarpedField`` with
+``AxisMonitorMap``s, uniform at first). ``MovingGrid`` wraps the solving solver (Gauss–Newton or
+least squares) and, once its steps on the current grid converge (or reach ``max_solves``):
+
+1. computes the error indicator on the grid's cells (``dinf.pdes.indicator``);
+2. keeps this grid and solution as the best so far while the indicator falls; where it rose, puts
+   the best back and stops (on Burgers' shock a second move pulls too many cells into the shock
+   and the error rises with the estimate: ``docs/guide/adaptivity.md``);
+3. otherwise remaps each adapted axis by equidistributing the indicator of the equations
+   (``AxisMonitorMap.equidistribute``: cells small where it is large, the largest at most
+   ``ratio`` times the smallest), fits the solution onto the moved grid
+   (``dinf.solvers.transfer.fit_values``) and solves on from there.
+
+``coarsen`` > 1 first finds the features on a grid ``coarsen`` times coarser along the adapted
+axes (the whole of the first training step): its solve costs a fraction of a fine one, and the
+fine solve then starts on a moved grid (from zero: the coarse field is a poorer start than none on
+Burgers). Every other step is one step of the inner solver, validated and checkpointed as usual;
+the maps and the best grid are in the checkpoint (``state``), so a killed run resumes on the grid
+it had reached.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from dinf.errors import ConfigError, check
+from dinf.fields.base import innermost
+from dinf.fields.monitor_map import AxisMonitorMap
+from dinf.fields.warped import WarpedField, sample_for
+from dinf.pdes.indicator import cell_indicator
+from dinf.solvers.base import SolveSolver
+from dinf.solvers.least_squares import read_back, write_back, layout
+from dinf.solvers.transfer import fit_values
+
+log = logging.getLogger(__name__)
+KEY = "grid.adapt"
+
+
+class MovingGrid(SolveSolver):
+    """``inner`` on ``field`` (a ``WarpedField`` whose ``axes`` this moves), remapping ``axes``
+    between converged solves (module docstring). ``coarse``: builds the coarse field of the first
+    estimate (None: the first solve is on the fine, uniform grid). ``cycles``: solves on the fine
+    grid at most (the first included); ``ratio``, ``floor``, ``smoothing``, ``power``: the
+    monitor's (``AxisMonitorMap.equidistribute``)."""
+
+    def __init__(self, inner: SolveSolver, field: WarpedField, problem: Any, axes: Sequence[int],
+                 coarse: Optional[Callable[[], WarpedField]] = None, cycles: int = 3, ratio: float = 6.0,
+                 floor: float = 0.1, smoothing: float = 4.0, power: float = 0.5, coarsen: int = 1):
+        super().__init__()
+        from dinf.solvers.gauss_newton import GaussNewton
+        from dinf.solvers.least_squares import LeastSquares
+
+        if not isinstance(inner, (GaussNewton, LeastSquares)):
+            raise ConfigError(KEY, f"a moving grid works with solver=gauss_newton or least_squares (or auto where it "
+                                   f"picks one), not {inner.name}; SIREN and the MLPs adapt their points instead "
+                                   "(solver.resample=rar_d)")
+        check(int(cycles) >= 1, f"{KEY}", f"grid.moving.cycles must be >= 1, got {cycles!r}")
+        check(float(ratio) >= 1, f"{KEY}", f"grid.moving.ratio must be >= 1, got {ratio!r}")
+        check(float(smoothing) > 0, f"{KEY}", f"grid.moving.smoothing must be > 0, got {smoothing!r}")
+        check(float(power) > 0, f"{KEY}", f"grid.moving.power must be > 0, got {power!r}")
+        check(float(floor) >= 0, f"{KEY}", f"grid.moving.floor must be >= 0, got {floor!r}")
+        self.inner, self.field, self.problem = inner, field, problem
+        self.axes, self.coarse = list(axes), coarse
+        self.cycles, self.ratio, self.floor = int(cycles), float(ratio), float(floor)
+        self.smoothing, self.power = float(smoothing), float(power)
+        self.coarsen = int(coarsen) if coarse is not None else 1
+        self.iterative = isinstance(inner, GaussNewton)
+        self.prefix = inner.prefix
+        coords = getattr(problem, "coords", None) or [str(a) for a in range(field.in_dim)]
+        self.name = f"{inner.name} on a moving grid ({', '.join(coords[a] for a in self.axes)})"
+        self.cycle = 0  # solves on the fine grid begun (the one now running included)
+        self.estimated = coarse is None  # the coarse estimate is done (or not asked for)
+        self.steps = 0  # inner steps in this cycle
+        self.max_steps = 1  # inner steps a cycle at most (set from the trainer)
+        self.best: Optional[Dict[str, Any]] = None  # {"eta", "z", "bias", "maps"} of the best grid so far
+        self.etas: List[float] = []
+
+    # --- the solver protocol ---------------------------------------------------------------------
+    def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
+        self.inner.check(field, problem)
+
+    def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
+        """The inner solver's steps a cycle, ``cycles`` times."""
+        self.max_steps = int(self.inner.trainer_steps(trainer)["max_steps"])
+        return {"max_steps": self.max_steps * self.cycles, "val_check_interval": 1}
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def resume(self) -> None:
+        self.inner.resume()
+
+    def warm_started(self) -> None:
+        self.inner.warm_started()
+
+    def state(self) -> Dict[str, Any]:
+        """What a resumed run needs: the maps, the cycle, the best grid."""
+        # Plain floats, lists and tensors: Lightning reloads a checkpoint with torch.load(weights_only=True).
+        best = None if self.best is None else {
+            "eta": float(self.best["eta"]), "z": torch.as_tensor(self.best["z"]),
+            "bias": torch.as_tensor(self.best["bias"]), "maps": _maps_state(self.best["maps"])}
+        return {"maps": _maps_state(self.field.axes), "cycle": self.cycle, "estimated": self.estimated,
+                "steps": self.steps, "etas": [float(e) for e in self.etas], "best": best}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        if not state:
+            return
+        self.field.axes = _maps_of(state["maps"])
+        self.cycle, self.estimated, self.steps = int(state["cycle"]), bool(state["estimated"]), int(state["steps"])
+        self.etas = list(state["etas"])
+        best = state.get("best")
+        self.best = None if best is None else {"eta": best["eta"], "z": best["z"].numpy(), "bias": best["bias"].numpy(),
+                                               "maps": _maps_of(best["maps"])}
+        log.info("moving grid: resumed in cycle %d of %d, on the grid it had reached", self.cycle, self.cycles)
+
+    # --- one training step -----------------------------------------------------------------------
+    def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, Any]:
+        """One inner step (the first also runs the coarse estimate); after a converged cycle, the
+        estimate and the move (or the stop)."""
+        if not self.estimated:
+            self._estimate(problem, generator)
+        if self.cycle == 0:
+            self.cycle = 1
+        info = dict(self.inner.solve(field, problem, generator))
+        self.steps += 1
+        done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
+        info["converged"] = False
+        info["adapt_cycle"] = self.cycle
+        if done:
+            info.update(self._after_cycle(field, problem, generator))
+        self.info = info
+        return info
+
+    # --- the pieces --------------------------------------------------------------------------------
+    def _estimate(self, problem: Any, generator: torch.Generator) -> None:
+        """Solve on the coarse grid, then move the fine grid's cells by its indicator."""
+        coarse = self.coarse()
+        solver = copy.copy(self.inner)
+        solver._state = None
+        solver.cold_start = True
+        # 16 points a coarse cell, as least squares' default: the estimate locates, it does not score.
+        solver.points = min(self.inner.points or 1 << 62, 16 * _cells_total(coarse))
+        steps = 0
+        for steps in range(1, self.max_steps + 1):
+            info = solver.solve(coarse, problem, generator)
+            if info.get("converged", not self.iterative):
+                break
+        # On the fine grid's cells: the coarse field's residual locates a feature to a fine cell,
+        # where the coarse cells would place it anywhere within one of theirs.
+        ind = self._indicator(coarse, problem, _cells(self.field))
+        self.field.axes = self._remap(ind, self.smoothing * self.coarsen)
+        self.estimated = True
+        log.info("moving grid: estimate on %s cells, %d solve(s), η = %.3g; cells moved (%s)",
+                 " × ".join(map(str, _cells(coarse))), steps, ind.total, self._describe(self.field))
+
+    def _after_cycle(self, field: WarpedField, problem: Any, generator: torch.Generator) -> Dict[str, Any]:
+        """Estimate; keep the best grid; stop, or move the cells and go on."""
+        ind = self._indicator(field, problem)
+        eta = ind.total
+        self.etas.append(eta)
+        out: Dict[str, Any] = {"indicator": eta}
+        if self.best is not None and not eta < self.best["eta"]:
+            z, bias = self.best["z"], self.best["bias"]
+            field.axes = dict(self.best["maps"])
+            write_back(field, z, layout(field), bias)
+            log.info("moving grid: cycle %d: η = %.3g, not below %.3g: back to cycle %d's grid and solution; done",
+                     self.cycle, eta, self.best["eta"], self.cycle - 1)
+            out.update(converged=True, indicator=self.best["eta"])
+            return out
+        z, bias = read_back(field)
+        self.best = {"eta": eta, "z": z, "bias": bias, "maps": dict(field.axes)}
+        if self.cycle >= self.cycles:
+            log.info("moving grid: cycle %d: η = %.3g; done (grid.moving.cycles = %d)", self.cycle, eta, self.cycles)
+            out["converged"] = True
+            return out
+        old = WarpedField(field.inner, dict(field.axes))
+        new_maps = self._remap(ind, self.smoothing * self.coarsen)  # as wide as the estimate's
+        field.axes = new_maps
+        batch = sample_for(field, problem, self.inner.points or 16 * _cells_total(field), generator)
+        x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
+        dtype = next(p.dtype for p in field.parameters())
+        with torch.no_grad():
+            field.axes = old.axes
+            values = field(x.to(dtype))
+            field.axes = new_maps
+        misfit = fit_values(field, x, values, backend=getattr(self.inner, "backend", "auto"))
+        self.inner._state = None
+        self.inner.cold_start = False  # from the solution fitted onto the moved grid
+        self.cycle += 1
+        self.steps = 0
+        log.info("moving grid: cycle %d: η = %.3g; cells moved (%s), the solution fitted onto them (misfit %.2g)",
+                 self.cycle - 1, eta, self._describe(field), misfit)
+        return out
+
+    def _indicator(self, field: WarpedField, problem: Any, cells: Optional[List[int]] = None):
+        """η_K of ``field`` on its own cells (or ``cells`` per axis, through its maps)."""
+        edges = field.cell_edges(cells or _cells(field), problem.bounds)
+        with torch.enable_grad():
+            return cell_indicator(problem, field, edges)
+
+    def _remap(self, ind: Any, smoothing: float) -> Dict[int, AxisMonitorMap]:
+        """Maps equidistributing the indicator of the equations (all of it where they have none):
+        per axis, its square summed over the other axes, per unit length."""
+        squares = ind.eta_equations ** 2 if ind.equations > 0 else ind.eta ** 2
+        maps = {}
+        for a in self.axes:
+            mass = squares.sum(axis=tuple(b for b in range(squares.ndim) if b != a))
+            widths = np.diff(ind.edges[a])
+            maps[a] = AxisMonitorMap.equidistribute(ind.edges[a], mass / widths, ratio=self.ratio, floor=self.floor,
+                                                    smoothing=smoothing, power=self.power)
+        return maps
+
+    def _describe(self, field: WarpedField) -> str:
+        coords = getattr(self.problem, "coords", None) or [str(a) for a in range(field.in_dim)]
+        edges = field.cell_edges(_cells(field), self.problem.bounds)
+        parts = []
+        for a in self.axes:
+            w = np.diff(edges[a])
+            parts.append(f"{coords[a]}: cells {w.min():.3g} to {w.max():.3g}, finest at {coords[a]} = "
+                         f"{0.5 * (edges[a][np.argmin(w)] + edges[a][np.argmin(w) + 1]):.3g}")
+        return "; ".join(parts)
+
+
+def identity_maps(bounds: Sequence[Sequence[float]], axes: Sequence[int]) -> Dict[int, AxisMonitorMap]:
+    """Uniform maps (no bump) on ``axes``."""
+    return {a: AxisMonitorMap(float(bounds[a][0]), float(bounds[a][1]), [0.0], [0.0], 1.0) for a in axes}
+
+
+def _cells(field: torch.nn.Module) -> List[int]:
+    return [int(n) for n in innermost(field).resolution_per_axis]
+
+
+def _cells_total(field: torch.nn.Module) -> int:
+    return int(np.prod(_cells(field)))
+
+
+def _maps_state(maps: Dict[int, AxisMonitorMap]) -> Dict[int, Dict[str, Any]]:
+    return {int(a): {"lo": m.lo, "hi": m.hi, "centres": m.s.tolist(), "c": m.c.tolist(), "sigma": m.sigma}
+            for a, m in maps.items()}
+
+
+def _maps_of(state: Dict[int, Dict[str, Any]]) -> Dict[int, AxisMonitorMap]:
+    return {int(a): AxisMonitorMap(s["lo"], s["hi"], s["centres"], s["c"], s["sigma"]) for a, s in state.items()}
