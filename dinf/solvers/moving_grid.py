@@ -52,7 +52,8 @@ class MovingGrid(SolveSolver):
 
     def __init__(self, inner: SolveSolver, field: WarpedField, problem: Any, axes: Sequence[int],
                  coarse: Optional[Callable[[], WarpedField]] = None, cycles: int = 3, ratio: float = 6.0,
-                 floor: float = 0.1, smoothing: float = 4.0, power: float = 0.5, coarsen: int = 1):
+                 floor: float = 0.1, smoothing: float = 4.0, power: float = 0.5, min_ratio: float = 1.5,
+                 coarsen: int = 1):
         super().__init__()
         from dinf.solvers.gauss_newton import GaussNewton
         from dinf.solvers.least_squares import LeastSquares
@@ -66,10 +67,11 @@ class MovingGrid(SolveSolver):
         check(float(smoothing) > 0, f"{KEY}", f"grid.moving.smoothing must be > 0, got {smoothing!r}")
         check(float(power) > 0, f"{KEY}", f"grid.moving.power must be > 0, got {power!r}")
         check(float(floor) >= 0, f"{KEY}", f"grid.moving.floor must be >= 0, got {floor!r}")
+        check(float(min_ratio) >= 1, f"{KEY}", f"grid.moving.min_ratio must be >= 1, got {min_ratio!r}")
         self.inner, self.field, self.problem = inner, field, problem
         self.axes, self.coarse = list(axes), coarse
         self.cycles, self.ratio, self.floor = int(cycles), float(ratio), float(floor)
-        self.smoothing, self.power = float(smoothing), float(power)
+        self.smoothing, self.power, self.min_ratio = float(smoothing), float(power), float(min_ratio)
         self.coarsen = int(coarsen) if coarse is not None else 1
         self.iterative = isinstance(inner, GaussNewton)
         self.prefix = inner.prefix
@@ -147,18 +149,29 @@ class MovingGrid(SolveSolver):
         solver.cold_start = True
         # 16 points a coarse cell, as least squares' default: the estimate locates, it does not score.
         solver.points = min(self.inner.points or 1 << 62, 16 * _cells_total(coarse))
+        # Its own copy of the random state: the fine solve then draws the points it would draw
+        # without the estimate, so a grid the estimate leaves even solves as the uniform one does.
+        own = torch.Generator()
+        own.set_state(generator.get_state())
         steps = 0
         for steps in range(1, self.max_steps + 1):
-            info = solver.solve(coarse, problem, generator)
+            info = solver.solve(coarse, problem, own)
             if info.get("converged", not self.iterative):
                 break
         # On the fine grid's cells: the coarse field's residual locates a feature to a fine cell,
         # where the coarse cells would place it anywhere within one of theirs.
         ind = self._indicator(coarse, problem, _cells(self.field))
-        self.field.axes = self._remap(ind, self.smoothing * self.coarsen)
+        maps = self._remap(ind, self.smoothing * self.coarsen)
         self.estimated = True
+        what = " × ".join(map(str, _cells(coarse)))
+        if maps is None:
+            self.cycles = 1  # an even estimate: one solve on the even grid
+            log.info("moving grid: estimate on %s cells, %d solve(s), η = %.3g: even enough (the cells would vary "
+                     "less than %g-fold); the cells stay", what, steps, ind.total, self.min_ratio)
+            return
+        self.field.axes = maps
         log.info("moving grid: estimate on %s cells, %d solve(s), η = %.3g; cells moved (%s)",
-                 " × ".join(map(str, _cells(coarse))), steps, ind.total, self._describe(self.field))
+                 what, steps, ind.total, self._describe(self.field))
 
     def _after_cycle(self, field: WarpedField, problem: Any, generator: torch.Generator) -> Dict[str, Any]:
         """Estimate; keep the best grid; stop, or move the cells and go on."""
@@ -182,6 +195,11 @@ class MovingGrid(SolveSolver):
             return out
         old = WarpedField(field.inner, dict(field.axes))
         new_maps = self._remap(ind, self.smoothing * self.coarsen)  # as wide as the estimate's
+        if new_maps is None:
+            log.info("moving grid: cycle %d: η = %.3g, even enough (the cells would vary less than %g-fold); done",
+                     self.cycle, eta, self.min_ratio)
+            out["converged"] = True
+            return out
         field.axes = new_maps
         batch = sample_for(field, problem, self.inner.points or 16 * _cells_total(field), generator)
         x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
@@ -205,9 +223,11 @@ class MovingGrid(SolveSolver):
         with torch.enable_grad():
             return cell_indicator(problem, field, edges)
 
-    def _remap(self, ind: Any, smoothing: float) -> Dict[int, AxisMonitorMap]:
+    def _remap(self, ind: Any, smoothing: float) -> Optional[Dict[int, AxisMonitorMap]]:
         """Maps equidistributing the indicator of the equations (all of it where they have none):
-        per axis, its square summed over the other axes, per unit length."""
+        per axis, its square summed over the other axes, per unit length. None where every axis'
+        cells would vary less than ``min_ratio``-fold: the indicator is even, a move would gain
+        little and cost a solve (Poisson2d-C's estimate gives 1.3)."""
         squares = ind.eta_equations ** 2 if ind.equations > 0 else ind.eta ** 2
         maps = {}
         for a in self.axes:
@@ -215,7 +235,9 @@ class MovingGrid(SolveSolver):
             widths = np.diff(ind.edges[a])
             maps[a] = AxisMonitorMap.equidistribute(ind.edges[a], mass / widths, ratio=self.ratio, floor=self.floor,
                                                     smoothing=smoothing, power=self.power)
-        return maps
+        cells = _cells(self.field)
+        spread = [np.ptp(np.log(np.diff(maps[a].cell_edges(cells[a])))) for a in self.axes]
+        return None if max(spread) < np.log(self.min_ratio) else maps
 
     def _describe(self, field: WarpedField) -> str:
         coords = getattr(self.problem, "coords", None) or [str(a) for a in range(field.in_dim)]
