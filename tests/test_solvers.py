@@ -71,6 +71,13 @@ def test_the_damped_step_halves_until_the_objective_falls_and_adapts_lambda():
     assert refused.z is None and refused.alpha == 0.0 and refused.lam == pytest.approx(1e-2)
     assert next_lm(1.0, 1.0, decrease=0.9, predicted=-1.0) == pytest.approx(1 / 3)  # a good full step
     assert next_lm(1.0, 1.0, decrease=0.1, predicted=-1.0) == 2.0  # a poor one
+    # A trusted step (> 9/10 of the predicted decrease): ÷ trusted (Gauss–Newton's 10), else ÷ 3.
+    assert next_lm(1.0, 1.0, decrease=0.95, predicted=-1.0) == pytest.approx(1 / 3)
+    assert next_lm(1.0, 1.0, decrease=0.95, predicted=-1.0, trusted=10.0) == pytest.approx(0.1)
+    assert next_lm(1.0, 1.0, decrease=0.8, predicted=-1.0, trusted=10.0) == pytest.approx(1 / 3)
+    fast = damped_step(f, np.zeros(2), np.ones(2), objective=2.0, predicted=-2.0, lam=1.0, halvings=8, rtol=1e-6,
+                       trusted=10.0)
+    assert fast.alpha == 1.0 and fast.lam == pytest.approx(0.1)  # the exact step met all of the prediction
 
 
 @pytest.mark.parametrize("arg, words", [
