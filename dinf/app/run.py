@@ -173,7 +173,8 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
 
 def _moving_grid(cfg: DictConfig, problem: Problem, field: WarpedField, solver: Solver, axes: List[int]) -> Solver:
     """``solver`` wrapped in ``MovingGrid`` with ``grid.moving``'s options; its coarse estimate
-    (``coarsen`` > 1) on the model with the adapted axes' cells divided by ``coarsen``."""
+    (``coarsen`` > 1) on the model with every axis' cells divided by ``coarsen`` where they divide
+    (the moved axes' must)."""
     from dinf.solvers.moving_grid import MovingGrid
 
     options = OmegaConf.to_container(cfg.grid.moving, resolve=True) if cfg.grid.get("moving") else {}

@@ -11,12 +11,13 @@ least squares) and, once its steps on the current grid converge (or reach ``max_
 3. otherwise remaps each adapted axis by equidistributing the indicator of the equations
    (``AxisMonitorMap.equidistribute``: cells small where it is large, the largest at most
    ``ratio`` times the smallest), fits the solution onto the moved grid
-   (``dinf.solvers.transfer.fit_values``) and solves on from there.
+   (``dinf.solvers.transfer.fit_values``) and solves on from there. A remap whose cells would
+   vary less than ``min_ratio``-fold is not made: the grid stays, and the loop ends.
 
-``coarsen`` > 1 first finds the features on a grid ``coarsen`` times coarser along the adapted
-axes (the whole of the first training step): its solve costs a fraction of a fine one, and the
-fine solve then starts on a moved grid (from zero: the coarse field is a poorer start than none on
-Burgers). Every other step is one step of the inner solver, validated and checkpointed as usual;
+``coarsen`` > 1 first finds the features on a grid ``coarsen`` times coarser along every axis (the
+whole of the first training step; its own copy of the random state): its solve costs a fraction
+of a fine one, its indicator is taken on the fine grid's cells, and the fine solve then starts on
+a moved grid (from zero: the coarse field is a poorer start than none on Burgers). Every other step is one step of the inner solver, validated and checkpointed as usual;
 the maps and the best grid are in the checkpoint (``state``), so a killed run resumes on the grid
 it had reached.
 """
@@ -193,7 +194,7 @@ class MovingGrid(SolveSolver):
             log.info("moving grid: cycle %d: η = %.3g; done (grid.moving.cycles = %d)", self.cycle, eta, self.cycles)
             out["converged"] = True
             return out
-        old = WarpedField(field.inner, dict(field.axes))
+        old_maps = dict(field.axes)
         new_maps = self._remap(ind, self.smoothing * self.coarsen)  # as wide as the estimate's
         if new_maps is None:
             log.info("moving grid: cycle %d: η = %.3g, even enough (the cells would vary less than %g-fold); done",
@@ -205,7 +206,7 @@ class MovingGrid(SolveSolver):
         x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
         dtype = next(p.dtype for p in field.parameters())
         with torch.no_grad():
-            field.axes = old.axes
+            field.axes = old_maps
             values = field(x.to(dtype))
             field.axes = new_maps
         misfit = fit_values(field, x, values, backend=getattr(self.inner, "backend", "auto"))
