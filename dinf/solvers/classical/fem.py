@@ -98,6 +98,7 @@ class FiniteElements(ClassicalSolver):
         require("skfem", "solver", "solver=fem", "pip install scikit-fem")
         if not isinstance(problem, KirchhoffPlate):
             weak_form(problem)
+            check_meshable(problem.domain)
             if problem.domain.holes:  # meshed by gmsh
                 require("gmsh", "solver", "solver=fem on a domain with holes",
                         "pip install gmsh (on Linux it also needs libGLU: apt-get install libglu1-mesa libxcursor1 "
@@ -281,21 +282,25 @@ def _on_piece(domain: Any, piece: str, xy: np.ndarray, tol: float) -> np.ndarray
     return np.abs(xy[axis] - bound) < tol
 
 
+def check_meshable(domain: Any) -> None:
+    """Refuse, in one line, a domain ``mesh_of`` cannot mesh: additions, holes other than disks."""
+    if domain.additions:
+        raise ConfigError("solver", "solver=fem meshes a box with disk holes; this domain has additions")
+    for name, shape in domain.holes.items():
+        if not isinstance(shape, Ball):
+            raise ConfigError("solver", f"solver=fem meshes disk holes; holes.{name} is a {type(shape).__name__}")
+
+
 def mesh_of(domain: Any, h: float, order: int) -> Any:
     """Triangles of size ``h``: a structured mesh of a box, or gmsh's of a box minus disks."""
     from skfem import MeshTri
 
-    if domain.additions:
-        raise ConfigError("solver", "solver=fem meshes a box with disk holes; this domain has additions")
+    check_meshable(domain)
     (x0, x1), (y0, y1) = domain.bounds.tolist()
     if not domain.holes:
         nx, ny = (max(1, math.ceil((b - a) / h)) for a, b in ((x0, x1), (y0, y1)))
         return MeshTri.init_tensor(np.linspace(x0, x1, nx + 1), np.linspace(y0, y1, ny + 1))
-    disks = []
-    for name, shape in domain.holes.items():
-        if not isinstance(shape, Ball):
-            raise ConfigError("solver", f"solver=fem meshes disk holes; holes.{name} is a {type(shape).__name__}")
-        disks.append((tuple(shape.center.tolist()), float(shape.radius)))
+    disks = [(tuple(shape.center.tolist()), float(shape.radius)) for shape in domain.holes.values()]
     return mesh(((x0, x1), (y0, y1)), disks, h, curved=order == 2)
 
 
