@@ -109,14 +109,15 @@ class MovingGrid(SolveSolver):
         best = None if self.best is None else {
             "eta": float(self.best["eta"]), "z": torch.as_tensor(self.best["z"]),
             "bias": torch.as_tensor(self.best["bias"]), "maps": _maps_state(self.best["maps"])}
-        return {"maps": _maps_state(self.field.axes), "cycle": self.cycle, "estimated": self.estimated,
-                "steps": self.steps, "etas": [float(e) for e in self.etas], "best": best}
+        return {"maps": _maps_state(self.field.axes), "cycle": self.cycle, "cycles": self.cycles,
+                "estimated": self.estimated, "steps": self.steps, "etas": [float(e) for e in self.etas], "best": best}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         if not state:
             return
         self.field.axes = _maps_of(state["maps"])
         self.cycle, self.estimated, self.steps = int(state["cycle"]), bool(state["estimated"]), int(state["steps"])
+        self.cycles = int(state.get("cycles", self.cycles))  # an even estimate leaves one
         self.etas = list(state["etas"])
         best = state.get("best")
         self.best = None if best is None else {"eta": best["eta"], "z": best["z"].numpy(), "bias": best["bias"].numpy(),
