@@ -101,8 +101,12 @@ def test_auto_picks_levenberg_marquardt_and_it_solves_a_3d_poisson_problem():
     problem, field, solver = build(cfg)
     assert isinstance(solver, CPLevenbergMarquardt) and isinstance(field, MappedField)  # [0, 1]³ onto [-1, 1]³
     gen = torch.Generator().manual_seed(0)
-    for _ in range(12):
+    # Alone it passes 1e-6 of the start at its 6th solve; beside another test process (pytest -n 2)
+    # its steps can differ in round-off and reach it later (1.01e-6 after 12 in one CI run).
+    for _ in range(20):
         info = solver.solve(field, problem, gen)
+        if info["loss"] < 1e-7 * info["loss_zero"]:
+            break
     assert info["loss"] < 1e-6 * info["loss_zero"]
     assert problem.evaluate(field)["l2re"] < 1e-3
 
