@@ -4,11 +4,10 @@ for the numerical core of its classical solvers).
 - ``rel_l2(a, b)``: ``‖a − b‖ / ‖b‖`` over evaluation points (NaN-free).
 - ``convergence(hs, us, times, dofs)``: each refinement's relative L2 difference to the finest
   solution and the observed orders, printed as a table and returned as arrays for the npz.
-- ``pardiso_call(solver, mtype, phase, n, data, ia, ja, b)``: one raw MKL PARDISO call on a
-  pypardiso handle (the reference scripts keep one factorisation per matrix this way); it is
-  ``dinf.solvers.classical.navier_stokes.pardiso_call`` (a numpy-only module that imports
-  nothing else of ``dinf``, shared with ``solver=taylor_hood``); ``pardiso_handle(mtype, n)``
-  gives such a handle of its own, copied from one kept per matrix type.
+- ``Factor(A, backend, spd)``: a sparse matrix factorised once, ``solve(b)`` (PARDISO's LU, or
+  with ``spd`` its Cholesky, through a pypardiso handle of its own; else SuperLU); it is
+  ``dinf.solvers.classical.navier_stokes.Factor`` (a numpy/scipy-only module that imports
+  nothing else of ``dinf``, shared with ``solver=taylor_hood``).
 - ``probe(basis, u, x)``: a finite-element function at points on straight or curved (quadratic)
   triangle / tetrahedron meshes: among each point's nearest cells the one whose straight-sided
   simplex holds it best, then Newton on the curved cell's own mapping.
@@ -19,9 +18,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from dinf.solvers.classical.navier_stokes import pardiso_call, pardiso_handle
+from dinf.solvers.classical.navier_stokes import Factor
 
-__all__ = ["convergence", "newton", "pardiso_call", "pardiso_handle", "probe", "rel_l2"]
+__all__ = ["Factor", "convergence", "newton", "probe", "rel_l2"]
 
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:

@@ -70,7 +70,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from experiments.references.common import newton, pardiso_call, pardiso_handle, rel_l2  # noqa: E402
+from experiments.references.common import Factor, newton, rel_l2  # noqa: E402
 
 OUT = ROOT / "data" / "references" / "heat2d_cg.npz"
 
@@ -224,41 +224,7 @@ def interpolation(basis, x: np.ndarray, candidates: int = 12, outside: float = 0
 
 
 # --------------------------------------------------------------------------------------------
-# Linear solves
-
-
-class Factor:
-    """A factorised symmetric positive definite sparse matrix: ``solve(b)``. PARDISO's Cholesky
-    (pypardiso's MKL, upper triangle) when available, else SuperLU."""
-
-    def __init__(self, A: sp.spmatrix, backend: str = "auto"):
-        self.n = A.shape[0]
-        self._pardiso = pardiso_handle(2, self.n, backend)
-        if self._pardiso is not None:
-            U = sp.triu(A, format="csr")
-            U.sort_indices()
-            self._data = np.ascontiguousarray(U.data, dtype=np.float64)
-            self._ia = U.indptr.astype(np.int32) + 1
-            self._ja = U.indices.astype(np.int32) + 1
-            self._call(12, np.zeros(self.n))
-            self.solve = lambda b: self._call(33, np.ascontiguousarray(b, dtype=np.float64))
-            return
-        from scipy.sparse.linalg import splu
-
-        lu = splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A")
-        self.solve = lu.solve
-
-    def _call(self, phase: int, b: np.ndarray) -> np.ndarray:
-        return pardiso_call(self._pardiso, 2, phase, self.n, self._data, self._ia, self._ja, b)
-
-    def free(self) -> None:
-        if self._pardiso is not None:
-            self._call(-1, np.zeros(self.n))
-            self._pardiso = None
-
-
-# --------------------------------------------------------------------------------------------
-# Time stepping
+# Time stepping (each step's Cholesky: common.Factor with spd=True)
 
 
 def schedule(refine: int, levels: int = LEVELS, out_dt: float = OUT_DT, t_end: float = T_END) -> np.ndarray:
@@ -296,7 +262,7 @@ def crank_nicolson(M: sp.spmatrix, K: sp.spmatrix, load: Callable[[float], np.nd
         for n, tau in enumerate(steps):
             key = float(keys[n])
             if key not in factors:
-                factors[key] = (Factor((M / tau + 0.5 * K).tocsr(), backend), (M / tau - 0.5 * K).tocsr())
+                factors[key] = (Factor((M / tau + 0.5 * K).tocsr(), backend, spd=True), (M / tau - 0.5 * K).tocsr())
             fac, rhs = factors[key]
             if n < rannacher:  # two backward-Euler half steps: (M/τ + K/2) u₊ = (M/τ) u + b(t₊)/2
                 Mt = M / tau
@@ -360,7 +326,7 @@ def warm_up(backend: str = "auto") -> None:
     """Load gmsh, scikit-fem and the sparse backend on a tiny problem, so timings hold only work."""
     m = mesh(((0, 1), (0, 1)), [((0.5, 0.5), 0.2)], 0.3)
     basis, M, K, b = assemble(m, lambda x, _n: np.ones(x.shape[1:]))
-    Factor((M + K).tocsr(), backend).solve(b)
+    Factor((M + K).tocsr(), backend, spd=True).solve(b)
 
 
 def snapshots(label: str, sizes: Sequence[float], runs: Sequence[Dict], every: int = 5) -> str:

@@ -232,14 +232,16 @@ def pardiso_handle(mtype: int, n: int, backend: str = "auto") -> Optional[Any]:
 
 
 class Factor:
-    """A factorised general sparse matrix: ``solve(b)``. PARDISO's LU (pypardiso's MKL, real
-    unsymmetric, mtype 11) when available, else SuperLU."""
+    """A factorised sparse matrix: ``solve(b)``. PARDISO (pypardiso's MKL) when available: its LU
+    of a general real matrix (mtype 11), or with ``spd`` its Cholesky of the upper triangle of a
+    symmetric positive definite one (mtype 2); else SuperLU (with ``spd``, ordered on AᵀA + A)."""
 
-    def __init__(self, A: sp.spmatrix, backend: str = "auto"):
+    def __init__(self, A: sp.spmatrix, backend: str = "auto", spd: bool = False):
         self.n = A.shape[0]
-        self._pardiso = pardiso_handle(11, self.n, backend)
+        self._mtype = 2 if spd else 11
+        self._pardiso = pardiso_handle(self._mtype, self.n, backend)
         if self._pardiso is not None:
-            if not self._pardiso.iparm[0]:  # MKL's defaults for mtype 11, from a 1 × 1 solve
+            if not spd and not self._pardiso.iparm[0]:  # MKL's defaults for mtype 11, from a 1 × 1 solve
                 self._data, self._ia, self._ja = np.ones(1), np.array([1, 2], np.int32), np.array([1], np.int32)
                 n, self.n = self.n, 1
                 self._call(12, np.zeros(1))
@@ -248,7 +250,7 @@ class Factor:
                 self._pardiso.pt[:] = 0
                 self._pardiso.iparm[7] = 0  # no iterative refinement (3× the cost of a solve)
                 _HANDLES[11].iparm = self._pardiso.iparm.copy()
-            A = sp.csr_matrix(A)
+            A = sp.triu(A, format="csr") if spd else sp.csr_matrix(A)
             A.sort_indices()
             self._data = np.ascontiguousarray(A.data, dtype=np.float64)
             self._ia = A.indptr.astype(np.int32) + 1
@@ -258,11 +260,11 @@ class Factor:
             return
         from scipy.sparse.linalg import splu
 
-        lu = splu(sp.csc_matrix(A))
+        lu = splu(sp.csc_matrix(A), **({"permc_spec": "MMD_AT_PLUS_A"} if spd else {}))
         self.solve = lu.solve
 
     def _call(self, phase: int, b: np.ndarray) -> np.ndarray:
-        return pardiso_call(self._pardiso, 11, phase, self.n, self._data, self._ia, self._ja, b)
+        return pardiso_call(self._pardiso, self._mtype, phase, self.n, self._data, self._ia, self._ja, b)
 
     def free(self) -> None:
         if self._pardiso is not None:
