@@ -41,7 +41,7 @@ from dinf.pdes.base import Problem
 from dinf.solvers.auto import Auto
 from dinf.solvers.base import GradientSolver, Solver
 from dinf.solvers.classical.base import ClassicalSolver
-from dinf.solvers.moving_grid import identity_maps
+from dinf.solvers.moving_grid import MovingGrid, identity_maps
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
             field, solver = _march(cfg, problem, solver, windows, wkey, overlap or 0.0, okey)
         except ConfigError as e:
             raise _user_key(cfg, e) from None
-    if moving and not _moves(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+    if moving and not MovingGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
         log.info("grid.adapt: r (this problem's default) moves cells between solves; %s trains the grid as it "
                  "is (solver=gauss_newton or least_squares moves it)", solver.name)
         field, moving = field.inner, []
@@ -99,14 +99,6 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
     log.info("solver: %s%s", solver.name, why)
     return problem, field, solver
-
-
-def _moves(solver: Solver) -> bool:
-    """Whether a moving grid can wrap ``solver`` (its solves: least squares, Gauss–Newton)."""
-    from dinf.solvers.gauss_newton import GaussNewton
-    from dinf.solvers.least_squares import LeastSquares
-
-    return isinstance(solver, (GaussNewton, LeastSquares))
 
 
 def _focus_or_adapt(cfg: DictConfig) -> None:
@@ -175,8 +167,6 @@ def _moving_grid(cfg: DictConfig, problem: Problem, field: WarpedField, solver: 
     """``solver`` wrapped in ``MovingGrid`` with ``grid.moving``'s options; its coarse estimate
     (``coarsen`` > 1) on the model with every axis' cells divided by ``coarsen`` where they divide
     (the moved axes' must)."""
-    from dinf.solvers.moving_grid import MovingGrid
-
     options = OmegaConf.to_container(cfg.grid.moving, resolve=True) if cfg.grid.get("moving") else {}
     options.pop("axes", None)
     coarsen = int(options.pop("coarsen", 1))

@@ -57,9 +57,8 @@ class MovingGrid(SolveSolver):
                  coarsen: int = 1):
         super().__init__()
         from dinf.solvers.gauss_newton import GaussNewton
-        from dinf.solvers.least_squares import LeastSquares
 
-        if not isinstance(inner, (GaussNewton, LeastSquares)):
+        if not self.wraps(inner):
             raise ConfigError(KEY, f"a moving grid works with solver=gauss_newton or least_squares (or auto where it "
                                    f"picks one), not {inner.name}; SIREN and the MLPs adapt their points instead "
                                    "(solver.resample=rar_d)")
@@ -84,6 +83,14 @@ class MovingGrid(SolveSolver):
         self.max_steps = 1  # inner steps a cycle at most (set from the trainer)
         self.best: Optional[Dict[str, Any]] = None  # {"eta", "z", "bias", "maps"} of the best grid so far
         self.etas: List[float] = []
+
+    @staticmethod
+    def wraps(solver: Any) -> bool:
+        """Whether a moving grid can wrap ``solver``: one that solves (least squares, Gauss–Newton)."""
+        from dinf.solvers.gauss_newton import GaussNewton
+        from dinf.solvers.least_squares import LeastSquares
+
+        return isinstance(solver, (GaussNewton, LeastSquares))
 
     # --- the solver protocol ---------------------------------------------------------------------
     def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
@@ -230,13 +237,8 @@ class MovingGrid(SolveSolver):
         per axis, its square summed over the other axes, per unit length. None where every axis'
         cells would vary less than ``min_ratio``-fold: the indicator is even, a move would gain
         little and cost a solve (Poisson2d-C's estimate gives 1.3)."""
-        squares = ind.eta_equations ** 2 if ind.equations > 0 else ind.eta ** 2
-        maps = {}
-        for a in self.axes:
-            mass = squares.sum(axis=tuple(b for b in range(squares.ndim) if b != a))
-            widths = np.diff(ind.edges[a])
-            maps[a] = AxisMonitorMap.equidistribute(ind.edges[a], mass / widths, ratio=self.ratio, floor=self.floor,
-                                                    smoothing=smoothing, power=self.power)
+        maps = equidistributed_maps(ind, self.axes, ratio=self.ratio, floor=self.floor, smoothing=smoothing,
+                                    power=self.power)
         cells = _cells(self.field)
         spread = [np.ptp(np.log(np.diff(maps[a].cell_edges(cells[a])))) for a in self.axes]
         return None if max(spread) < np.log(self.min_ratio) else maps
@@ -250,6 +252,19 @@ class MovingGrid(SolveSolver):
             parts.append(f"{coords[a]}: cells {w.min():.3g} to {w.max():.3g}, finest at {coords[a]} = "
                          f"{0.5 * (edges[a][np.argmin(w)] + edges[a][np.argmin(w) + 1]):.3g}")
         return "; ".join(parts)
+
+
+def equidistributed_maps(ind: Any, axes: Sequence[int], **options: float) -> Dict[int, AxisMonitorMap]:
+    """Per axis of ``axes``, the map equidistributing the indicator ``ind`` of the equations (all
+    of it where they have none: on Burgers the initial slice's misfit would pull the cells to where
+    u₀ is steep): its square summed over the other axes, per unit length
+    (``AxisMonitorMap.equidistribute`` with ``options``)."""
+    squares = ind.eta_equations ** 2 if ind.equations > 0 else ind.eta ** 2
+    maps = {}
+    for a in axes:
+        mass = squares.sum(axis=tuple(b for b in range(squares.ndim) if b != a))
+        maps[a] = AxisMonitorMap.equidistribute(ind.edges[a], mass / np.diff(ind.edges[a]), **options)
+    return maps
 
 
 def identity_maps(bounds: Sequence[Sequence[float]], axes: Sequence[int]) -> Dict[int, AxisMonitorMap]:
