@@ -5,6 +5,7 @@ by scikit-fem's uniform and adaptive P1 and P2, errors against the exact solutio
     python experiments/lshape.py --n 16 32 --fem-dofs 2e4 --kernels gaussian_wide   # a quick look
     python experiments/lshape.py --out outputs/lshape             # and the log-log plot
     python experiments/lshape.py grid.moving.ratio=16             # train.py overrides for the ∂∞-Grid runs
+    python experiments/lshape.py --kernels gaussian_wide --skip uniform moving --cycles 14   # refined vs FEM
 
 Problem (``conf/pde/lshape.yaml``): Δu = 0 on Ω = (−1, 1)² \\ [0, 1] × [−1, 0], u = g on ∂Ω with
 g = r^{2/3} sin(2θ/3), θ ∈ (0, 3π/2) measured from the positive x axis through Ω. g is harmonic, so
@@ -37,6 +38,11 @@ Runs
   the cells less than ``grid.moving.min_ratio``-fold it leaves them even and solves once). Seconds:
   every solve, estimate and fit of the run; the build and the one-off warm-up (numba, the sparse
   backend) left out.
+- ``dinf refined [kernel]``: ``grid.adapt=h`` from ``--refined-n`` cells a side (one level): after
+  each least-squares solve the leaf cells holding half of η² (Dörfler, θ = 0.5) get a finer level
+  over them (``dinf/fields/refined.py``, ``dinf/solvers/refining_grid.py``), ``--cycles`` solves.
+  One row per solve; unknowns are the active nodes (the whole first level, ghosts included, and
+  the finer levels' nodes their cells read); seconds cumulative.
 - ``P1/P2 uniform``: scikit-fem on the L-shape mesh refined uniformly, Dirichlet data interpolated
   at the boundary DOFs (P2: vertices and edge midpoints), one sparse solve.
 - ``P1/P2 adaptive``: solve → η_K → Dörfler marking (the fewest elements holding ``--theta`` of
@@ -96,6 +102,7 @@ DUFFY_LAYERS, DUFFY_POINTS = 30, 8
 THEORY = {  # (L2, H1) rates in N, as the module docstring states them
     "dinf uniform": (2 / 3, 1 / 3), "dinf moving": (2 / 3, 1 / 3), "P1 uniform": (2 / 3, 1 / 3),
     "P2 uniform": (2 / 3, 1 / 3), "P1 adaptive": (1.0, 0.5), "P2 adaptive": (1.5, 1.0),
+    "dinf refined": (math.nan, math.nan),  # no order of its own: the Gaussian grid is not a polynomial space
 }
 
 
@@ -144,13 +151,24 @@ def graded_edges(field_edges: np.ndarray) -> np.ndarray:
 
 
 def field_cell_edges(problem: Any, field: Any) -> List[np.ndarray]:
-    """The physical edges of the field's cells per axis (moved ones on a moving grid)."""
+    """The physical edges of the field's cells per axis (moved ones on a moving grid; on a refined
+    grid, also the edges of every finer level's cells where its nodes reach: the field is smooth
+    within each cell of each level, and kinks slightly at their borders)."""
     from dinf.fields.base import innermost
+    from dinf.fields.refined import refined_field
 
     cells = [int(n) for n in innermost(field).resolution_per_axis]
     if hasattr(field, "cell_edges"):
         return field.cell_edges(cells, problem.bounds)
-    return [np.linspace(float(lo), float(hi), n + 1) for n, (lo, hi) in zip(cells, problem.bounds)]
+    edges = [np.linspace(float(lo), float(hi), n + 1) for n, (lo, hi) in zip(cells, problem.bounds)]
+    r = refined_field(field)
+    for p in range(r.refined if r is not None else 0):
+        shape = r.leaf_cells(p + 1)
+        index = np.stack(np.unravel_index(r.read_cells(p), shape), 1)
+        for a, (lo, hi) in enumerate(problem.bounds):
+            k = np.unique(np.concatenate([index[:, a], index[:, a] + 1]))
+            edges[a] = np.union1d(edges[a], float(lo) + k / shape[a] * (float(hi) - float(lo)))
+    return edges
 
 
 def dinf_errors(problem: Any, field: Any) -> Dict[str, float]:
@@ -206,6 +224,42 @@ def dinf_run(n: int, moving: bool, kernel: str, overrides: Sequence[str]) -> Dic
     return {"method": f"dinf {'moving' if moving else 'uniform'} [{kernel}]", "step": f"n={n}",
             "unknowns": int(inner.info["unknowns"]), "l2": errors["l2"], "h1": errors["h1"], "s": seconds, "l2re": l2re,
             "notes": notes}
+
+
+def dinf_refined(n: int, kernel: str, cycles: int, overrides: Sequence[str]) -> List[Dict[str, Any]]:
+    """A refined ∂∞-Grid (``grid.adapt=h``) from n × n cells: one row per solve, scored before the
+    split that follows it (the split leaves the field as it is); seconds cumulative over the solves,
+    estimates and splits so far."""
+    from dinf.app.run import build
+    from dinf.fields.refined import refined_field
+
+    cfg = compose_cfg(COMMON + ["pde=lshape", "solver=least_squares", "grid.levels=1", f"grid.resolution=[{n},{n}]",
+                                f"kernel={kernel}", "grid.adapt=h", f"grid.refine.cycles={cycles}",
+                                f"grid.refine.max_levels={cycles}"] + list(overrides), tiny=False)
+    torch.manual_seed(0)
+    problem, field, solver = build(cfg)
+    solver.trainer_steps(cfg.trainer)
+    solver.warm_up()
+    generator = torch.Generator().manual_seed(0)
+    rows: List[Dict[str, Any]] = []
+    seconds = 0.0
+    for cycle in range(1, cycles + 1):
+        start = time.perf_counter()
+        info = solver.solve(field, problem, generator)
+        seconds += time.perf_counter() - start
+        field.eval()
+        errors = dinf_errors(problem, field)
+        l2re = problem.evaluate(field)["l2re"]
+        r = refined_field(field)
+        rows.append({"method": f"dinf refined [{kernel}]", "step": f"n={n}, cycle {cycle}",
+                     "unknowns": int(info["adapt_unknowns"]), "l2": errors["l2"], "h1": errors["h1"], "s": seconds,
+                     "l2re": l2re, "notes": f"η {info['indicator']:.3g}, rows {solver.inner.info['rows']}, "
+                                            f"l2re {l2re:.2e}, {r.refined} finer levels after"})
+        print(f"{rows[-1]['method']} {rows[-1]['step']}: {rows[-1]['unknowns']} unknowns, L2 {errors['l2']:.3e}, "
+              f"H1 {errors['h1']:.3e} (l2re {l2re:.2e}), {seconds:.1f} s", file=sys.stderr, flush=True)
+        if info.get("converged"):
+            break
+    return rows
 
 
 def warm_up(kernel: str, overrides: Sequence[str]) -> None:
@@ -483,7 +537,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                     help="∂∞-Grid kernels (conf/kernel files), each a uniform and a moving series")
     ap.add_argument("--fem-dofs", type=float, default=1e5, help="scikit-fem series stop past this many DOFs")
     ap.add_argument("--theta", type=float, default=0.5, help="Dörfler's bulk share for the adaptive FEM")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["uniform", "moving", "fem"], help="leave these runs out")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["uniform", "moving", "refined", "fem"],
+                    help="leave these runs out")
+    ap.add_argument("--refined-n", type=int, default=32, help="the refined grid's starting cells per axis")
+    ap.add_argument("--cycles", type=int, default=14, help="the refined grid's solves (grid.refine.cycles)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write lshape_convergence.png here")
     ap.add_argument("overrides", nargs="*", help="train.py overrides for the ∂∞-Grid runs (after the script's own)")
@@ -492,18 +549,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     # The moving grid says per cycle what η did and where the cells went: worth keeping, on stderr.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("  [moving grid] %(message)s"))
-    moving_log = logging.getLogger("dinf.solvers.moving_grid")
-    moving_log.setLevel(logging.INFO)
-    moving_log.addHandler(handler)
-    moving_log.propagate = False
+    handler.setFormatter(logging.Formatter("  [adaptive grid] %(message)s"))
+    for name in ("dinf.solvers.moving_grid", "dinf.solvers.refining_grid"):
+        adapt_log = logging.getLogger(name)
+        adapt_log.setLevel(logging.INFO)
+        adapt_log.addHandler(handler)
+        adapt_log.propagate = False
 
     wall = time.perf_counter()
     norms = exact_norms()
     print(check_rules(norms) + "\n", flush=True)
     rows: List[Dict[str, Any]] = []
     for kernel in args.kernels:
-        if not {"uniform", "moving"} <= set(args.skip):
+        if not {"uniform", "moving", "refined"} <= set(args.skip):
             warm_up(kernel, args.overrides)
         for moving, name in ((False, "uniform"), (True, "moving")):
             if name in args.skip:
@@ -513,6 +571,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 r = rows[-1]
                 print(f"{r['method']} n={n}: {r['unknowns']} unknowns, L2 {r['l2']:.3e}, H1 {r['h1']:.3e} "
                       f"(l2re {r['l2re']:.2e}), {r['s']:.1f} s", file=sys.stderr, flush=True)
+        if "refined" not in args.skip:
+            rows += dinf_refined(args.refined_n, kernel, args.cycles, args.overrides)
     if "fem" not in args.skip:
         for degree in (1, 2):
             rows += fem_uniform(degree, args.fem_dofs)

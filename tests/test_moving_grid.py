@@ -120,7 +120,7 @@ def test_a_resumed_run_continues_on_the_grid_it_had_reached(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("overrides, key, words", [
     (["grid.adapt=q"], "grid.adapt", "unknown 'q'"),
-    (["grid.adapt=h"], "grid.adapt", "not built yet"),
+    (["grid.adapt=rh"], "grid.adapt", "not built yet"),
     (["grid.adapt=r", "model=siren"], "grid.adapt", "Siren has none"),
     (["grid.adapt=r", "solver=adam"], "grid.adapt", "solver=gauss_newton or least_squares"),
     (["grid.adapt=r", "grid.focus={x: {at: 0, ratio: 4}}"], "grid.adapt", "remove one of the two"),

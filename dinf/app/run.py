@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
+from dinf.app.adaptation import adaptation
 from dinf.app.indicator import RunIndicator
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
@@ -96,6 +97,8 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
             raise ConfigError("grid.adapt", "moves one grid's cells; time windows (solver.windows) have a grid "
                                             "each: remove one of the two")
         solver = _moving_grid(cfg, problem, field, solver, moving)
+    elif (cfg.get("grid") or {}).get("adapt") == "h":
+        field, solver = _refining_grid(cfg, problem, field, solver, windows is not None)
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
     log.info("solver: %s%s", solver.name, why)
     return problem, field, solver
@@ -131,21 +134,29 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
     mode = grid.get("adapt")
     if mode is None:
         return []
-    if mode in ("h", "rh"):
-        raise ConfigError("grid.adapt", f"{mode!r} (refined grids) is not built yet; write r (a moving grid) or null")
-    if mode != "r":
-        raise ConfigError("grid.adapt", f"unknown {mode!r}; write r (cells that move to the error) or null")
+    if mode == "rh":
+        raise ConfigError("grid.adapt", "'rh' (moving and refined at once) is not built yet; write r (a moving "
+                                        "grid), h (a refined one) or null")
+    if mode not in ("r", "h"):
+        raise ConfigError("grid.adapt", f"unknown {mode!r}; write r (cells that move to the error), h (cells split "
+                                        "where it is) or null")
     inner = innermost(field)
     if not getattr(inner, "has_basis", False) or getattr(inner, "resolution_per_axis", None) is None:
         if cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
             log.info("grid.adapt: r (this problem's default) is for the grid models; %s keeps its own points "
                      "(solver.resample=rar_d adapts them)", type(inner).__name__)
             return []
+        if mode == "h":
+            raise ConfigError("grid.adapt", f"h adds finer levels to a ∂∞-Grid (model=dinf), not to "
+                                            f"{type(inner).__name__}: remove grid.adapt (solver.resample=rar_d adapts "
+                                            "a model's points instead)")
         raise ConfigError("grid.adapt", f"moves a grid's cells, and {type(inner).__name__} has none: remove "
                                         "grid.adapt (solver.resample=rar_d adapts its points instead)")
     if getattr(problem, "own_axes", None) or not hasattr(problem, "equations"):
         raise ConfigError("grid.adapt", f"needs one field over a problem stated in a config file, whose residuals "
                                         f"the error indicator reads; {problem.name} is not: remove grid.adapt")
+    if mode == "h":
+        return []  # no cell moves: _refining_grid splits them
     coords, periodic = list(problem.coords), set(_periodic_axes(cfg.model.get("periodic"), problem))
     names = (grid.get("moving") or {}).get("axes")
     if names is None:
@@ -192,6 +203,35 @@ def _moving_grid(cfg: DictConfig, problem: Problem, field: WarpedField, solver: 
 
         coarse = coarse_field
     return MovingGrid(solver, field, problem, axes, coarse, coarsen=coarsen, **options)
+
+
+def _refining_grid(cfg: DictConfig, problem: Problem, field: torch.nn.Module, solver: Solver,
+                   windows: bool) -> Tuple[torch.nn.Module, Solver]:
+    """The grid inside a ``RefinedField`` and ``solver`` wrapped in ``RefiningGrid`` with
+    ``grid.refine``'s options, after the one-line refusals of what a refined grid cannot take."""
+    from dinf.fields.dinf_grid import DInfGrid
+    from dinf.fields.refined import RefinedField
+    from dinf.solvers.refining_grid import RefiningGrid
+
+    inner = innermost(field)
+    if not isinstance(inner, DInfGrid):
+        raise ConfigError("grid.adapt", f"h adds finer levels to a ∂∞-Grid (model=dinf), not to "
+                                        f"{type(inner).__name__}; grid.adapt=r moves a grid's cells instead")
+    if windows:
+        raise ConfigError("grid.adapt", "refines one grid; time windows (solver.windows) have a grid each: remove "
+                                        "one of the two")
+    if isinstance(field, WarpedField):
+        raise ConfigError("grid.adapt", "h splits uniform cells, and grid.focus grades them: remove one of the two "
+                                        "(grid.focus=null)")
+    if inner.edge != "pad":
+        raise ConfigError("grid.adapt", f"h takes model.edge=pad (the ghost nodes a finer level reads), not "
+                                        f"{inner.edge}")
+    options = OmegaConf.to_container(cfg.grid.refine, resolve=True) if cfg.grid.get("refine") else {}
+    if isinstance(field, MappedField):
+        field.inner = RefinedField(field.inner)
+    else:
+        field = RefinedField(field)
+    return field, RefiningGrid(solver, field, problem, **options)
 
 
 def _march_key(cfg: DictConfig, path: str, name: str) -> str:
@@ -464,6 +504,9 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         found, figures = indicator.final(field, state.output_dir)  # η per cell: indicator.npz, .png
         results.update(found)
         results["final"].update({k: v for k, v in found.items() if k == "indicator"})
+        more.update(figures)
+        rows, figures = adaptation(module.solver, results["history"], field, problem)  # a refined grid's cycles
+        results.update(rows)
         more.update(figures)
         write_outputs(results, problem, field, state.output_dir, loggers, more)
         status = "completed"

@@ -172,38 +172,40 @@ class DInfGrid(Field):
         return math.prod(self.resolution_per_axis)
 
     # --- index space of a level ---------------------------------------------------------
-    def _to_index(self, x: Tensor, level: int) -> Tensor:
-        """t = (x + 1) n_a / 2: node units of the level, per axis."""
-        cells = self.cells_per_axis[level]
+    def _to_index(self, x: Tensor, level: int, cells: Optional[Tuple[int, ...]] = None) -> Tensor:
+        """t = (x + 1) n_a / 2: node units of the level (or of ``cells`` per axis), per axis."""
+        cells = cells or self.cells_per_axis[level]
         if self.isotropic:  # a Python float, as before per-axis cells: same ops, same numbers
             return (x + 1.0) * (0.5 * cells[0])
         return (x + 1.0) * x.new_tensor([0.5 * n for n in cells])
 
-    def _clamp_nodes(self, v: Tensor, level: int, axis_dim: int) -> Tensor:
+    def _clamp_nodes(self, v: Tensor, level: int, axis_dim: int, cells: Optional[Tuple[int, ...]] = None) -> Tensor:
         """``v`` clamped into [0, n_a], the axis index a running along dimension ``axis_dim``."""
-        cells = self.cells_per_axis[level]
+        cells = cells or self.cells_per_axis[level]
         if self.isotropic:
             return v.clamp(0, cells[0])
         shape = [1] * v.dim()
         shape[axis_dim] = len(cells)
         return torch.minimum(v.clamp_min(0), torch.tensor(cells, dtype=v.dtype, device=v.device).reshape(shape))
 
-    def _scaled(self, t: Tensor, level: int, power: int) -> Tensor:
+    def _scaled(self, t: Tensor, level: int, power: int, cells: Optional[Tuple[int, ...]] = None) -> Tensor:
         """Index-unit derivatives ``t`` ``[..., d]`` (power 1) or ``[..., d, d]`` (power 2) in x units."""
-        scales = [0.5 * n for n in self.cells_per_axis[level]]
+        scales = [0.5 * n for n in (cells or self.cells_per_axis[level])]
         if self.isotropic:
             return t * scales[0] ** power
         s = t.new_tensor(scales)
         return t * (s if power == 1 else s[:, None] * s[None, :])
 
     # --- the basis: neighbour rows and weight jets, independent of the features ---------
-    def level_basis(self, x: Tensor, level: int, order: int) -> LevelBasis:
-        cells, d = self.cells_per_axis[level], self.in_dim
-        t = self._to_index(x, level)  # index space of this level
-        base = self._clamp_nodes(t.detach().floor(), level, 1).long()  # [N, d]
+    def level_basis(self, x: Tensor, level: int, order: int, cells: Optional[Tuple[int, ...]] = None) -> LevelBasis:
+        """``cells``: a level of these cells per axis in place of level ``level``'s (a finer level
+        a refined grid adds, ``dinf.fields.refined``)."""
+        cells, d = tuple(cells or self.cells_per_axis[level]), self.in_dim
+        t = self._to_index(x, level, cells)  # index space of this level
+        base = self._clamp_nodes(t.detach().floor(), level, 1, cells).long()  # [N, d]
         nodes = base.unsqueeze(-1) + self.offsets  # [N, d, K]
         if self.edge == "clamp":
-            nodes = self._clamp_nodes(nodes, level, 1)
+            nodes = self._clamp_nodes(nodes, level, 1, cells)
         r = t.unsqueeze(-1) - nodes.to(t.dtype)  # [N, d, K]
         # Patch tables have n_a + 2 rows along axis a; a neighbourhood starts at padded index base + 1.
         rows = torch.zeros_like(base[:, 0])
@@ -216,17 +218,19 @@ class DInfGrid(Field):
             weights = radial_weights(delta, KERNELS[self.kernel], self.eps, order)
         return LevelBasis(rows, weights, tuple(0.5 * n for n in cells), self.separable, nodes)
 
-    def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
+    def basis(self, x: Tensor, level: int, order: int, cells: Optional[Tuple[int, ...]] = None) -> Tuple[Tensor, Tensor]:
         """One level's sparse basis at N points: ``cols`` ``[N, K^d]`` (rows of
         ``grids[level].reshape(-1, F)``) and ``wjet`` ``[N, A, K^d]``, the weights' jets in x
         units (A = 1, then d gradient rows, then d·d Hessian rows, row-major, up to ``order``).
 
         The level's features at x are ``Σ_k wjet[:, :, k] · grid[cols[:, k]]``: the field is
-        linear in its features, which is what least-squares solvers use.
+        linear in its features, which is what least-squares solvers use. ``cells``: the basis of a
+        level of these cells per axis (columns over its nodes as it would store them), in place of
+        level ``level``'s.
         """
-        b = self.level_basis(x, level, order)
+        b = self.level_basis(x, level, order, cells)
         d, k = self.in_dim, 2 * self.rho
-        sides = self.grids[level].shape[:-1]  # nodes per axis, ghosts included
+        sides = self.level_sides(cells) if cells else self.grids[level].shape[:-1]  # nodes per axis, ghosts included
         cols = torch.zeros(x.shape[0], *([1] * d), dtype=torch.long, device=x.device)
         for a in range(d):
             shape = [x.shape[0]] + [1] * d
@@ -239,10 +243,10 @@ class DInfGrid(Field):
                 raise NotImplementedError(f"kernel={self.kernel} gives derivatives up to order 2; kernel=gaussian gives any order")
             rows = [b.weights[:, :1]]
             if order >= 1:
-                rows.append(self._scaled(b.weights[:, 1 : 1 + d].transpose(1, 2), level, 1).transpose(1, 2))
+                rows.append(self._scaled(b.weights[:, 1 : 1 + d].transpose(1, 2), level, 1, cells).transpose(1, 2))
             if order >= 2:
                 hess = b.weights[:, 1 + d :].transpose(1, 2).reshape(x.shape[0], k**d, d, d)
-                rows.append(self._scaled(hess, level, 2).reshape(x.shape[0], k**d, d * d).transpose(1, 2))
+                rows.append(self._scaled(hess, level, 2, cells).reshape(x.shape[0], k**d, d * d).transpose(1, 2))
             return cols, torch.cat(rows, 1)
         rows = []
         for combo in _component_combos(d, order):
@@ -255,6 +259,11 @@ class DInfGrid(Field):
             scale = math.prod(sc**m for sc, m in zip(b.scales, combo))  # d^|m| / dx^m = Π (n_a/2)^m_a
             rows.append(w.reshape(x.shape[0], k**d) * scale)
         return cols, torch.stack(rows, 1)
+
+    def level_sides(self, cells: Sequence[int]) -> Tuple[int, ...]:
+        """Stored nodes per axis of a level of ``cells`` per axis: ``n_a`` on a periodic axis,
+        ``n_a + 1 + 2·ghost`` on the others."""
+        return tuple(int(n) if a in self.periodic else int(n) + 1 + 2 * self.ghost for a, n in enumerate(cells))
 
     def patch_table(self, level: int) -> Tensor:
         """``[Π_a (n_a + 2), K^d · F]``: row i holds the features of one (2ρ)^d neighbourhood.

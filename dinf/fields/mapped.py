@@ -6,7 +6,7 @@ field's basis is scaled the same way, so least squares sees the mapped field as 
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -51,6 +51,15 @@ class MappedField(WrappedField):
     def basis(self, x: Tensor, level: int, order: int) -> Tuple[Tensor, Tensor]:
         """The inner field's basis at the mapped points, its weight jets in box units."""
         cols, w = self.inner.basis(self.unit(x), level, order)
+        return cols, self._box_units(w, order)
+
+    def level_rows(self, x: Tensor, level: int, order: int) -> Tuple[Optional[Tensor], Tensor, Tensor]:
+        """The inner field's ``level_rows`` (a refined grid's: the points a level reaches), in box units."""
+        rows, cols, w = self.inner.level_rows(self.unit(x), level, order)
+        return rows, cols, self._box_units(w, order)
+
+    def _box_units(self, w: Tensor, order: int) -> Tensor:
+        """Weight jets ``[N, A, M]`` on [-1, 1]^d turned into the box's units."""
         s = self.scale.to(w.dtype)
         factors = [torch.ones(1, dtype=w.dtype, device=w.device)]
         if order >= 1:
@@ -59,4 +68,4 @@ class MappedField(WrappedField):
             factors.append((s[:, None] * s[None, :]).reshape(-1))
         if order >= 3:
             factors.append(torch.stack([s[list(axes)].prod() for axes in higher_axes(self.in_dim, order)]))
-        return cols, w * torch.cat(factors)[None, :, None]
+        return w * torch.cat(factors)[None, :, None]

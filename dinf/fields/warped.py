@@ -142,6 +142,10 @@ class WarpedField(WrappedField):
 
 def sample_for(field: Any, problem: Any, n: int, generator: torch.Generator) -> Any:
     """``problem.sample(n, generator)``, spread evenly over a graded field's cells when ``field``
-    has a ``spacing`` (a ``WarpedField``)."""
+    has a ``spacing`` (a ``WarpedField``), with more points in a refined grid's finer cells
+    (``RefinedField.refined_lattices``: ``n`` counts those of the grid's finest cells)."""
     spacing = getattr(field, "spacing", None)
-    return problem.sample(n, generator, spacing()) if callable(spacing) else problem.sample(n, generator)
+    kwargs: Dict[str, Any] = {"spacing": spacing()} if callable(spacing) else {}
+    if getattr(field, "refined", 0):  # a RefinedField with finer levels
+        kwargs["refined"] = field.refined_lattices(n)
+    return problem.sample(n, generator, **kwargs)

@@ -38,11 +38,18 @@ from dinf.linear_system import LinearSystem
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
 from dinf.pdes.base import Batch, FieldLike, Problem
 from dinf.pdes.conditions import Condition, Data, build_conditions, pair_rows
+from dinf.pdes.conditions.initial import OnInitialSlice
+from dinf.pdes.conditions.on_piece import OnPiece
 from dinf.pdes.hard import build_hard
 from dinf.pdes.inferred import InferredParams, split_params
 from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
 from dinf.pdes.regularization import NEEDS_SIGMA, read_regularization
 from dinf.pdes.tables import read_functions
+
+# A locally refined grid's finer cells (``EquationProblem.sample``): per lattice over the domain's
+# box, its marked cells, interior points per cell, and the conditions' density factor.
+Refined = Optional[Sequence[Tuple[np.ndarray, int, float]]]
+MAX_CANDIDATES = 1 << 18  # a condition's points drawn at most per finer level, to keep those in its cells
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +187,19 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         got = [w if f else max(1, int(w * scale)) for w, f in zip(want, fixed)]
         return [max(n - sum(g for g, f in zip(got, fixed) if not f), 1)] + got
 
-    def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None) -> Batch:
+    def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None, refined: Refined = None) -> Batch:
         """``n`` points: the interior's and each condition's. ``spacing`` (a graded field's, see
-        ``dinf.fields.warped``) spreads the interior and initial points evenly over its cells."""
+        ``dinf.fields.warped``) spreads the interior and initial points evenly over its cells.
+        ``refined`` (a locally refined grid's, ``RefinedField.refined_lattices``) adds points in
+        its finer cells: per lattice over the domain's box, ``(cells per axis, flat indices of the
+        cells, per_cell, factor)``."""
         counts = self.counts(int(n))
         xs, normals = [self.domain.sample_interior(counts[0], generator, spacing)], [None]
         for c, m in zip(self.conditions, counts[1:]):
             x, nrm = c.sample(self.domain, m, generator, spacing)
             xs.append(x)
             normals.append(nrm)
+        weights = self._sample_refined(xs, normals, counts, refined, generator) if refined else None
         n_all = sum(x.shape[0] for x in xs)
         normal = torch.zeros(n_all, self.in_dim, dtype=torch.float64)
         start = 0
@@ -199,7 +210,62 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         sizes = torch.tensor([x.shape[0] for x in xs])
         dev = self.device
         x = torch.cat(xs).to(device=dev, dtype=torch.float32)
-        return Batch(x=x, data={"normal": normal.to(dev), "sizes": sizes, "x64": torch.cat(xs).to(dev)})
+        data = {"normal": normal.to(dev), "sizes": sizes, "x64": torch.cat(xs).to(dev)}
+        if weights is not None:
+            data["weights"] = weights.to(dev)
+        return Batch(x=x, data=data)
+
+    def _sample_refined(self, xs: List[Tensor], normals: List[Optional[Tensor]], counts: List[int],
+                        refined: Refined, generator: torch.Generator) -> Tensor:
+        """Append to the blocks ``xs`` the points of a locally refined grid's finer cells: per
+        lattice ``(shape, cells, per_cell, factor)`` over the domain's box, ``per_cell`` uniform
+        interior points in each of ``cells`` (sorted flat indices; those inside the domain), and
+        the boundary and initial points a condition would have at ``factor`` times its density
+        per unit length (drawn ``factor^(d−1)`` times over and kept in the cells; observations,
+        point values and periodic pairs keep their own points).
+
+        Returns each point's weight in its block's mean: the block's base density over the
+        density where the point lies, scaled to a mean of 1 per block. The loss is then an
+        estimate of the integral of the squared residuals, as on the even points: the many
+        points of a refined corner do not outweigh the rest of the domain (on the L-shape,
+        unweighted, the L2 error rose from 7.4e-5 to 2.6e-4 over five more levels at the
+        corner)."""
+        bounds = torch.as_tensor(self.bounds, dtype=torch.float64)
+        lo, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
+        base_density = counts[0] / self.domain.interior_measure()
+        extended = [k for k, c in enumerate(self.conditions, start=1)
+                    if isinstance(c, (OnPiece, OnInitialSlice)) and not c.fixed_points]
+        ratios = []  # per lattice: {block: density over the block's base density}
+        for shape, cells, per_cell, factor in refined:
+            shape, cells = tuple(int(n) for n in shape), np.asarray(cells, dtype=np.int64)
+            ratio = {0: per_cell * float(np.prod(shape)) / float(width.prod()) / base_density}
+            if len(cells):
+                index = torch.from_numpy(np.stack(np.unravel_index(cells, shape), 1)).double()
+                u = (index.repeat_interleave(per_cell, 0)
+                     + torch.rand(len(cells) * per_cell, self.in_dim, generator=generator, dtype=torch.float64))
+                x = lo + u / torch.tensor(shape, dtype=torch.float64) * width
+                xs[0] = torch.cat([xs[0], x[self.domain.contains(x)].to(xs[0].dtype)])
+            for k in extended:
+                want = min(int(math.ceil(counts[k] * factor ** (self.in_dim - 1))), MAX_CANDIDATES)
+                ratio[k] = want / max(counts[k], 1)
+                if not len(cells):
+                    continue
+                x, nrm = self.conditions[k - 1].sample(self.domain, want, generator)
+                keep = _in_cells(x, cells, shape, lo, width)
+                xs[k] = torch.cat([xs[k], x[keep].to(xs[k].dtype)])
+                if nrm is not None:
+                    normals[k] = torch.cat([normals[k], nrm[keep].to(normals[k].dtype)])
+            ratios.append((shape, cells, ratio))
+        weights = []
+        for k, x in enumerate(xs):
+            density = torch.ones(x.shape[0], dtype=torch.float64)
+            if k == 0 or k in extended:
+                for shape, cells, ratio in ratios:
+                    if len(cells):
+                        density += _in_cells(x, cells, shape, lo, width).double() * ratio[k]
+            w = 1.0 / density
+            weights.append(w * (len(w) / w.sum()) if len(w) else w)
+        return torch.cat(weights)
 
     # --- loss -----------------------------------------------------------------------------
     def _point_data(self, x: Tensor, normal: Optional[Tensor]) -> Dict[str, Tensor]:
@@ -224,10 +290,16 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         terms: Dict[str, Tensor] = {}
         inner = _slice_jet(jet, blocks[0])
         data = self._point_data(x[blocks[0]], None)
+        weights = batch.data.get("weights")  # a refined grid's points (_sample_refined); else all 1
+        w0 = 1.0 if weights is None else weights[blocks[0]].to(x.dtype)
         for name, r in self.residuals.items():
-            terms[f"loss_{name}"] = self.residual_weights[name] * r.evaluate(inner, data).pow(2).sum(1).mean()
+            terms[f"loss_{name}"] = self.residual_weights[name] * (w0 * r.evaluate(inner, data).pow(2).sum(1)).mean()
         for c, block in zip(self.conditions, blocks[1:]):
-            terms[f"loss_{c.name}"] = c.loss(_slice_jet(jet, block), self._point_data(x[block], normal[block]))
+            sub, own = _slice_jet(jet, block), self._point_data(x[block], normal[block])
+            if weights is None or bool((weights[block] == 1).all()):
+                terms[f"loss_{c.name}"] = c.loss(sub, own)
+            else:  # a condition with points in refined cells (one residual row per point)
+                terms[f"loss_{c.name}"] = c.weight * (weights[block].to(x.dtype) * c.values(sub, own).pow(2).sum(1)).mean()
         terms = {"loss": sum(terms.values()), **terms}
         return terms
 
@@ -297,6 +369,9 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         width = max(t.shape[1] for t in coefs)
         coef = torch.cat([_pad(t, width, 1) for t in coefs])
         rhs = torch.cat([_pad(t, width, 1) for t in rhss])
+        if "weights" in batch.data:  # a refined grid's points: each weighs what its share of the measure is
+            root = batch.data["weights"].double().sqrt()
+            coef, rhs = coef * root[:, None, None, None], rhs * root[:, None]
         if self.hard:
             coef, rhs = self.hard.rows(coef, rhs, x)
         if not pairs:
@@ -671,3 +746,16 @@ def _pad(t: Tensor, width: int, dim: int) -> Tensor:
     shape = list(t.shape)
     shape[dim] = width - t.shape[dim]
     return torch.cat([t, t.new_zeros(shape)], dim)
+
+
+def _in_cells(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor) -> Tensor:
+    """``[N]`` bool: whether each point lies in one of ``cells`` (sorted flat indices) of the
+    lattice of ``shape`` cells over the box ``lo + [0, width]``."""
+    if not len(cells) or not len(x):
+        return torch.zeros(len(x), dtype=torch.bool)
+    sides = torch.tensor(shape, dtype=torch.float64)
+    at = ((x.double() - lo) / width * sides).floor().long()
+    at = torch.minimum(at.clamp_min(0), sides.long() - 1).numpy()
+    flat = np.ravel_multi_index(tuple(at.T), shape)
+    slot = np.minimum(np.searchsorted(cells, flat), len(cells) - 1)
+    return torch.from_numpy(cells[slot] == flat)

@@ -108,13 +108,16 @@ class Indicator:
 
 
 def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_per_axis: int = 3,
-                   boundary_points: Optional[int] = None, chunk: int = CHUNK) -> Indicator:
+                   boundary_points: Optional[int] = None, chunk: int = CHUNK,
+                   cells: Optional[np.ndarray] = None) -> Indicator:
     """η_K on the lattice ``edges`` of ``problem`` (an ``EquationProblem``) for ``field`` (see the
     module doc). ``edges``: per coordinate (time included, in ``problem.coords``' order) the
     increasing cell edges, covering the domain's bounding box. ``points_per_axis``: Gauss–Legendre
     points per axis and cell. ``boundary_points``: points per condition (default: ``BOUNDARY_FACTOR``
     per quadrature point of the cell faces on one side of each axis, between
-    ``MIN_BOUNDARY_POINTS`` and ``MAX_BOUNDARY_POINTS``: a dozen or more per cell a piece crosses)."""
+    ``MIN_BOUNDARY_POINTS`` and ``MAX_BOUNDARY_POINTS``: a dozen or more per cell a piece crosses).
+    ``cells``: flat indices of the lattice's cells, the only ones whose equations are integrated
+    (the others' ``eta_equations`` is 0)."""
     start = time.perf_counter()
     d = problem.in_dim
     edges = _checked_edges(edges, problem)
@@ -130,7 +133,7 @@ def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_
     names = list(equations)
     per_residual = {n: np.zeros(ncells) for n in names}
     covered = np.zeros(ncells, dtype=bool)
-    for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk):
+    for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk, cells):
         covered[cell] = True
         jet, data = problem.jet_at(field, x)
         for n in names:
@@ -165,33 +168,36 @@ def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_
 
 
 def cell_quadrature(domain: Any, edges: Sequence[np.ndarray], points_per_axis: int = 3,
-                    chunk: int = CHUNK) -> Iterator[Tuple[Tensor, np.ndarray, np.ndarray]]:
+                    chunk: int = CHUNK, cells: Optional[np.ndarray] = None
+                    ) -> Iterator[Tuple[Tensor, np.ndarray, np.ndarray]]:
     """Gauss–Legendre quadrature over the cells of the lattice ``edges``, in chunks of about
     ``chunk`` points: ``(x [N, d] float64, flat cell index [N], weight [N])``, the weights the
     rule's times the cell's volume (they sum to it), points outside ``domain`` (its
     ``contains``) left out: ``Σ w f(x)`` over a cell's points is ``∫_{K∩Ω} f`` for a polynomial
-    ``f`` of degree ``2·points_per_axis − 1`` per axis in a cell inside the domain."""
+    ``f`` of degree ``2·points_per_axis − 1`` per axis in a cell inside the domain. ``cells``: the
+    flat indices of the cells to visit (None: all)."""
     p = int(points_per_axis)
     if p < 1:
         raise ValueError(f"points_per_axis must be >= 1, got {points_per_axis}")
     d = len(edges)
     shape = tuple(len(e) - 1 for e in edges)
     ncells = math.prod(shape)
-    widths = np.stack(np.meshgrid(*[np.diff(e) for e in edges], indexing="ij"), -1).reshape(ncells, d)
-    volume = widths.prod(1)
+    steps = [np.diff(e) for e in edges]
     nodes, weights = np.polynomial.legendre.leggauss(p)
     unit = (nodes + 1.0) / 2.0                                                          # on [0, 1]
     pattern = np.stack(np.meshgrid(*[np.arange(p)] * d, indexing="ij"), -1).reshape(-1, d)   # [p^d, d]
     wq = np.prod((weights / 2.0)[pattern], axis=1)                                     # sums to 1
     lows = [np.asarray(e[:-1]) for e in edges]
     per = max(1, chunk // len(wq))
-    for first in range(0, ncells, per):
-        ids = np.arange(first, min(first + per, ncells))
+    visit = np.arange(ncells) if cells is None else np.asarray(cells, dtype=np.int64)
+    for first in range(0, len(visit), per):
+        ids = visit[first:first + per]
         index = np.stack(np.unravel_index(ids, shape), 1)                               # [c, d]
         lo = np.stack([lows[a][index[:, a]] for a in range(d)], 1)                       # [c, d]
-        x = torch.as_tensor((lo[:, None, :] + widths[ids][:, None, :] * unit[pattern][None]).reshape(-1, d))
+        widths = np.stack([steps[a][index[:, a]] for a in range(d)], 1)                  # [c, d]
+        x = torch.as_tensor((lo[:, None, :] + widths[:, None, :] * unit[pattern][None]).reshape(-1, d))
         cell = np.repeat(ids, len(wq))
-        w = np.tile(wq, len(ids)) * volume[cell]
+        w = np.tile(wq, len(ids)) * np.repeat(widths.prod(1), len(wq))
         inside = domain.contains(x).numpy()
         if inside.any():
             yield x[inside], cell[inside], w[inside]
@@ -240,6 +246,19 @@ def _condition_sums(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: O
     ncells = math.prod(shape)
     sums = np.zeros(ncells)
     bounds = problem.domain.bounds.numpy()
+    for points, outward, squares, k, share in _condition_squares(problem, field, c, x, normal, chunk):
+        cells = _cells_of(points, edges, shape, bounds, outward)
+        scale = diameter[cells][:, None] ** (2.0 * k[None, :] + 1.0 - m)
+        sums += np.bincount(cells, weights=share * (scale * squares).sum(1), minlength=ncells)
+        covered[cells] = True
+    return sums
+
+
+def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: Optional[Tensor],
+                       chunk: int) -> Iterator[Tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray, float]]:
+    """A condition's squared residuals at its points, in chunks: ``(points [n, d], outward normals
+    or None, R_c² [n, P], each column's derivative order k [P], measure/points)``. A periodic
+    pair's difference goes to both of its points, each with half the share."""
     measure = _measure(problem, c)
     orders = _column_orders(c)
     paired = isinstance(c, Periodic)
@@ -258,12 +277,49 @@ def _condition_sums(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: O
         half = len(values)
         groups = [(xs[:half], None), (xs[half:], None)] if paired else [(xs, normals)]
         for points, outward in groups:
-            cells = _cells_of(points.numpy(), edges, shape, bounds, outward)
-            scale = diameter[cells][:, None] ** (2.0 * k[None, :] + 1.0 - m)
-            share = measure / rows / len(groups)
-            sums += np.bincount(cells, weights=share * (scale * values ** 2).sum(1), minlength=ncells)
-            covered[cells] = True
-    return sums
+            yield points.numpy(), outward, values ** 2, k, measure / rows / len(groups)
+
+
+def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
+                   points_per_axis: int = 3, chunk: int = CHUNK) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """η_K on the leaves of a refined grid (``dinf.fields.refined``), as ``cell_indicator`` weighs
+    it: ``lattices`` gives, coarsest first, each level's cells per axis over the domain's box and
+    the sorted flat indices of its leaves (together they tile the box). Returns per lattice
+    ``(its leaves, η_K)``. Only the leaves are visited, so a fine level costs what its leaves hold; a condition's
+    points (``_boundary_count`` of the finest lattice) go to the leaf that holds them."""
+    bounds = problem.domain.bounds.numpy()
+    m, p = equation_order(problem), int(points_per_axis)
+    equations = problem.equations()
+    parts = []
+    for cells, leaf in lattices:
+        edges = [np.linspace(lo, hi, int(n) + 1) for (lo, hi), n in zip(bounds, cells)]
+        ids = np.asarray(leaf, dtype=np.int64)
+        diameter = float(np.sqrt(sum(((hi - lo) / n) ** 2 for (lo, hi), n in zip(bounds, cells))))
+        sums = np.zeros(len(ids))
+        for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk, leaf):
+            jet, data = problem.jet_at(field, x)
+            r2 = sum(_squares(r.evaluate(jet, data)) for r in equations.values()) if equations else 0.0 * w
+            sums += np.bincount(np.searchsorted(ids, cell), weights=w * r2, minlength=len(ids))
+        parts.append((edges, ids, diameter, sums * diameter ** m))
+    generator = torch.Generator().manual_seed(SEED)
+    finest = tuple(int(n) for n in lattices[-1][0])
+    for c in problem.conditions:
+        if _left_out(c) is not None:
+            continue
+        x, normal = c.sample(problem.domain, _boundary_count(finest, p), generator)
+        for points, outward, squares, k, share in _condition_squares(problem, field, c, x, normal, chunk):
+            free = np.ones(len(points), dtype=bool)
+            for (cells, _), (edges, ids, diameter, sums) in zip(lattices, parts):
+                shape = tuple(int(n) for n in cells)
+                flat = _cells_of(points, edges, shape, bounds, outward)
+                hit = free & (ids[np.minimum(np.searchsorted(ids, flat), len(ids) - 1)] == flat) if len(ids) else \
+                    np.zeros(len(flat), dtype=bool)
+                if hit.any():
+                    scale = diameter ** (2.0 * k[None, :] + 1.0 - m)
+                    sums += np.bincount(np.searchsorted(ids, flat[hit]), weights=share * (scale * squares[hit]).sum(1),
+                                        minlength=len(ids))
+                    free &= ~hit
+    return [(ids, np.sqrt(sums)) for _, ids, _, sums in parts]
 
 
 def _squares(values: Tensor) -> np.ndarray:

@@ -50,8 +50,8 @@ from dinf.fields.warped import sample_for
 from dinf.errors import ConfigError, check, check_choice
 from dinf.jet import Jet
 from dinf.linear_system import LinearSystem, mix_matrix
-from dinf.solvers.least_squares import (DIRECT_LIMIT, cells_total, check_basis, initial_bias, read_back,
-                                        warm_up_solves, write_back)
+from dinf.solvers.least_squares import (DIRECT_LIMIT, cells_total, check_basis, initial_bias, level_damping,
+                                        read_back, warm_up_solves, write_back)
 from dinf.solvers.linalg.node_jets import random_jet
 from dinf.solvers.linalg.split_jets import node_jets
 from dinf.solvers.linalg.gram import normal_matrix
@@ -151,6 +151,9 @@ class GaussNewton(SolveSolver):
         norms2 = np.asarray(A.multiply(A).sum(0)).ravel()  # diag AᵀA
         if st.mu is None:  # the Tikhonov weight, fixed at the start: one objective for every step
             st.mu = self.damping * float(norms2.mean())
+            if getattr(field, "refined", 0):  # per level, as least squares' (least_squares.level_damping)
+                n = st.nodes_count
+                st.mask[:n] = level_damping(norms2[:n], st.layout, 1.0) / max(float(norms2.mean()), 1e-300)
             st.objective = st.loss + st.mu * st.norm2(st.z)
         t2 = time.perf_counter()
         delta, inner = self._inner(A, r0, g, st.z, st.mu, lam * float(norms2.mean()), norms2)
@@ -159,7 +162,7 @@ class GaussNewton(SolveSolver):
         Ad = A @ delta
         dz = delta * st.mask
         predicted = float(np.sum((r0 + Ad) ** 2) - np.sum(r0**2) - 2.0 * g @ delta
-                          + st.mu * (2.0 * st.z @ dz + dz @ dz))
+                          + st.mu * (2.0 * st.z @ dz + delta @ dz))
 
         def evaluate(z1: np.ndarray) -> Tuple[float, Any]:
             jet1 = st.jet_at(z1)
@@ -319,7 +322,7 @@ class GaussNewton(SolveSolver):
         method, mask = self._state.method, self._state.mask  # μ acts on the node values only
         if method == "lsqr":  # on [A; √μ I] with unit column norms; λ relative to them
             scale = 1.0 / np.sqrt(np.where(norms2 > 0, norms2, 1.0))
-            root, m = np.sqrt(mu) * mask, A.shape[0]
+            root, m = np.sqrt(mu * mask), A.shape[0]
             op = spla.LinearOperator((m + A.shape[1], A.shape[1]), dtype=np.float64,
                                      matvec=lambda y: np.concatenate([A @ (scale * y), root * scale * y]),
                                      rmatvec=lambda v: scale * (A.T @ v[:m] + root * v[m:]))
@@ -418,8 +421,10 @@ class _State:
         z[self.nodes_count:] = inferred.values().detach().numpy()
 
     def norm2(self, z: np.ndarray) -> float:
-        """‖z‖² over the node values (the Tikhonov term leaves the parameters out)."""
-        return float(z[:self.nodes_count] @ z[:self.nodes_count])
+        """‖z‖² over the node values, each weighed by ``mask`` (the Tikhonov term leaves the
+        parameters out; a refined grid's levels weigh by their own diagonal)."""
+        n = self.nodes_count
+        return float(z[:n] @ (self.mask[:n] * z[:n]))
 
     def linearize(self, jet: Jet) -> LinearSystem:
         """The problem's rows linearised at ``jet`` (a linear problem's own rows)."""
@@ -438,7 +443,7 @@ class _State:
         # A parameter the rows do not see yet (a zero column: from the zero field, ∂r/∂λ = u·u_x = 0)
         # gets a vanishing ridge, so its variance comes out huge rather than the solve failing.
         ridge = 1e-30 * max(float(AtA.diagonal().max()), 1e-300)
-        H = (AtA + sp.diags(self.mu * self.mask + ridge * (1.0 - self.mask))).tocsr()
+        H = (AtA + sp.diags(self.mu * self.mask + ridge * (self.mask == 0))).tocsr()
         self._precision = (self.system, H)
         return H
 

@@ -49,6 +49,8 @@ def applies(field: torch.nn.Module, x: torch.Tensor) -> Optional[TensorGrid]:
     cells), at points that form a tensor grid. Otherwise None: the sparse path serves."""
     if getattr(field, "in_dim", 0) != 2 or not getattr(field, "separable", False) or getattr(field, "periodic", ()):
         return None  # a periodic grid's columns wrap: the sparse path serves
+    if getattr(field, "refined", 0):
+        return None  # a refined grid's finer levels: the sparse path serves
     cells = getattr(field, "cells_per_axis", None)
     if cells is not None and any(c[0] != c[1] for c in cells):
         return None

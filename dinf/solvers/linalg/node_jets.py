@@ -132,10 +132,14 @@ def basis_columns(field: torch.nn.Module, x: Tensor, order: int) -> Tuple[Tensor
     cols, weights = [], []
     with torch.no_grad():
         for s in range(field.levels):
-            c, w = field.basis(x, s, order)
-            cols.append(c.cpu() + offsets[s])
+            c, w = field.basis(x, s, order)  # a refined level: column −1, weight 0 where inactive
+            cols.append(torch.where(c >= 0, c + offsets[s], c).cpu())
             weights.append(w.to(torch.float64).cpu())
-    return torch.cat(cols, 1), torch.cat(weights, 2)
+    cols = torch.cat(cols, 1)
+    # An inactive node of a refined level (weight 0) takes a column its row reads anyway, so
+    # that E's pattern, and AᵀA's, holds no pair of nodes that no point couples.
+    cols = torch.where(cols >= 0, cols, cols.amax(1, keepdim=True))
+    return cols, torch.cat(weights, 2)
 
 
 def _mixed_pairs(d: int, width: int) -> List[Tuple[int, int]]:

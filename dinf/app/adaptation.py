@@ -1,0 +1,109 @@
+"""The report of a refined grid's adaptation (``grid.adapt: h``): error and estimate against the
+unknowns and the training time, cycle by cycle, and the final cells drawn over the solution.
+
+``adaptation(solver, history, field, problem)`` returns what goes into ``metrics.json``
+(``adaptation``: one row per solve, with the run's own validation metric at that step) and the
+figure ``adaptation.png``; nothing for a run that does not refine.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from dinf.fields.refined import refined_field
+
+
+def adaptation(solver: Any, history: List[Dict[str, Any]], field: torch.nn.Module, problem: Any
+               ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``({"adaptation": rows}, {"adaptation": figure})`` for a ``RefiningGrid`` run, else ``({}, {})``."""
+    rows = [dict(h) for h in getattr(solver, "history", None) or []]
+    r = refined_field(field)
+    if not rows or r is None or not isinstance(rows[0], dict) or "unknowns" not in rows[0]:
+        return {}, {}
+    by_step = {int(h["step"]): h for h in history if "step" in h}
+    metric = _metric(problem, history)
+    for row in rows:
+        seen = by_step.get(int(row.get("step", -1)), {})
+        row["train_time_s"] = seen.get("train_time_s", float("nan"))
+        if metric is not None:
+            row[metric] = seen.get(metric, float("nan"))
+    return {"adaptation": rows}, {"adaptation": _figure(rows, metric, r, field, problem)}
+
+
+def _metric(problem: Any, history: List[Dict[str, Any]]) -> Optional[str]:
+    """The run's primary error metric (the first of its metrics in the history), if any."""
+    modes = getattr(problem, "metric_modes", {}) or {}
+    for name in modes:
+        if history and name in history[-1]:
+            return name
+    return None
+
+
+def _figure(rows: List[Dict[str, Any]], metric: Optional[str], r: Any, field: torch.nn.Module, problem: Any) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15, 4.4))
+    axes = fig.subplots(1, 3)
+    unknowns = [row["unknowns"] for row in rows]
+    times = [row["train_time_s"] for row in rows]
+    for ax, xs, label in ((axes[0], unknowns, "unknowns"), (axes[1], times, "training time (s)")):
+        ax.loglog(xs, [row["eta"] for row in rows], "o-", label="estimate η")
+        if metric is not None:
+            ax.loglog(xs, [row[metric] for row in rows], "s-", label=metric)
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("refined grid: error and estimate per solve")
+    _cells_over_solution(axes[2], r, field, problem)
+    fig.tight_layout()
+    return fig
+
+
+def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any) -> None:
+    """The leaf cells' edges over the solution's first channel (2D: an image; 1D: a curve)."""
+    bounds = np.asarray(problem.bounds, dtype=np.float64)
+    coords = list(getattr(problem, "coords", ["x", "y"]))
+    dtype = next(p.dtype for p in field.parameters())
+    if len(bounds) == 1:
+        x = torch.linspace(float(bounds[0, 0]), float(bounds[0, 1]), 2001, dtype=dtype)[:, None]
+        with torch.no_grad():
+            ax.plot(x[:, 0].numpy(), field(x)[:, 0].double().numpy(), lw=1)
+        for ell, ids in enumerate(r.leaves()):
+            n = r.leaf_cells(ell)[0]
+            edges = bounds[0, 0] + ids / n * (bounds[0, 1] - bounds[0, 0])
+            ax.plot(edges, np.full(len(edges), ax.get_ylim()[0]), "|", ms=8, color=f"C{ell % 10}")
+        ax.set_xlabel(coords[0])
+        ax.set_title("solution and leaf cells (ticks: cell starts, a colour per level)", fontsize=9)
+        return
+    if len(bounds) != 2:
+        ax.set_axis_off()
+        ax.set_title(f"{len(bounds)} coordinates: no picture of the cells", fontsize=9)
+        return
+    k = 400
+    gx, gy = (np.linspace(lo, hi, k) for lo, hi in bounds)
+    X, Y = np.meshgrid(gx, gy, indexing="ij")
+    pts = torch.as_tensor(np.stack([X.ravel(), Y.ravel()], 1), dtype=dtype)
+    with torch.no_grad():
+        u = field(pts)[:, 0].double().numpy().reshape(k, k)
+    inside = problem.domain.contains(pts.double()).numpy().reshape(k, k) if hasattr(problem, "domain") else True
+    mesh = ax.pcolormesh(gx, gy, np.where(inside, u, np.nan).T, cmap="viridis", shading="auto")
+    ax.figure.colorbar(mesh, ax=ax)
+    span = bounds[:, 1] - bounds[:, 0]
+    segments = []
+    for ell, ids in enumerate(r.leaves()):
+        shape = r.leaf_cells(ell)
+        index = np.stack(np.unravel_index(ids, shape), 1)
+        lo = bounds[:, 0] + index / np.asarray(shape) * span
+        hi = lo + span / np.asarray(shape)
+        for (x0, y0), (x1, y1) in zip(lo, hi):
+            segments.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection(segments, colors="white", linewidths=0.3, alpha=0.7))
+    ax.set_aspect("equal" if 0.25 <= span[0] / span[1] <= 4 else "auto")
+    ax.set_xlabel(coords[0])
+    ax.set_ylabel(coords[1])
+    ax.set_title(f"solution and its {sum(len(i) for i in r.leaves())} leaf cells ({r.refined} finer levels)",
+                 fontsize=9)

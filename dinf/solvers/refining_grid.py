@@ -1,0 +1,154 @@
+"""A locally refined grid (``grid.adapt: h``): solve, estimate the error per cell, split the cells that hold most of it, solve again.
+
+The run's ∂∞-Grid starts uniform. ``RefiningGrid`` wraps the solving solver (least squares or
+Gauss–Newton) and, once its steps on the current grid converge:
+
+1. computes the error indicator on the leaf cells of the grid (``dinf.pdes.indicator``, per level
+   on its own lattice, the leaves only; ``dinf.fields.refined`` for the cells);
+2. marks the fewest leaves whose η_K² sum to a fraction ``theta`` of the total (Dörfler marking);
+   a leaf already ``max_levels`` levels finer than the starting grid is not split;
+3. splits them (``dinf.fields.refined.refine``): a finer level, active over the marked cells only,
+   so the unknowns grow where the error is. The refined field equals the solved one exactly, and
+   the next solve starts there (Gauss–Newton) on points drawn anew, with 16 a cell in every
+   finer cell as well (``EquationProblem.sample(refined=…)``).
+
+It stops after ``cycles`` solves, or when nothing can be split. The refined cells are in the
+checkpoint (``state``): a killed run resumes on the grid it had reached.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from dinf.errors import ConfigError, check
+from dinf.fields.refined import RefinedField, dorfler, refined_field
+from dinf.pdes.indicator import leaf_indicator
+from dinf.solvers.base import SolveSolver
+
+log = logging.getLogger(__name__)
+KEY = "grid.refine"
+
+
+class RefiningGrid(SolveSolver):
+    """``inner`` on ``field`` (a ∂∞-Grid, possibly behind ``MappedField``), splitting leaf cells
+    between converged solves (module docstring). ``theta``: Dörfler's fraction of η²;
+    ``max_levels``: finer levels at most; ``cycles``: solves at most (the first included)."""
+
+    def __init__(self, inner: SolveSolver, field: torch.nn.Module, problem: Any, theta: float = 0.5,
+                 max_levels: int = 4, cycles: int = 5):
+        super().__init__()
+        from dinf.solvers.gauss_newton import GaussNewton
+        from dinf.solvers.moving_grid import MovingGrid
+
+        if not MovingGrid.wraps(inner):
+            raise ConfigError("grid.adapt", f"a refined grid works with solver=gauss_newton or least_squares (or auto "
+                                            f"where it picks one), not {inner.name}; SIREN and the MLPs adapt their "
+                                            "points instead (solver.resample=rar_d)")
+        check(0 < float(theta) <= 1, f"{KEY}.theta", f"must be in (0, 1] (the share of η² marked), got {theta!r}")
+        check(int(max_levels) >= 1, f"{KEY}.max_levels", f"must be >= 1 (finer levels at most), got {max_levels!r}")
+        check(int(cycles) >= 1, f"{KEY}.cycles", f"must be >= 1 (solves at most), got {cycles!r}")
+        self.inner, self.field, self.problem = inner, field, problem
+        self.refined = refined_field(field)
+        if self.refined is None:
+            raise ConfigError("grid.adapt", "h needs the grid inside a RefinedField (the run builds it)")
+        self.theta, self.max_levels, self.cycles = float(theta), int(max_levels), int(cycles)
+        self.iterative = isinstance(inner, GaussNewton)  # least squares solves in one step
+        self.prefix = inner.prefix
+        self.name = f"{inner.name} on a refined grid"
+        self.cycle = 0
+        self.steps = 0
+        self.max_steps = 1
+        self.history: List[Dict[str, float]] = []  # per cycle: the training step, unknowns, η, cells split
+        self.total_steps = 0  # inner steps over all cycles (the run's training step)
+
+    # --- the solver protocol ---------------------------------------------------------------------
+    def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
+        self.inner.check(field, problem)
+
+    def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
+        self.max_steps = int(self.inner.trainer_steps(trainer)["max_steps"])
+        return {"max_steps": self.max_steps * self.cycles, "val_check_interval": 1}
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def resume(self) -> None:
+        self.inner.resume()
+
+    def warm_started(self) -> None:
+        self.inner.warm_started()
+
+    def state(self) -> Dict[str, Any]:
+        """The refined cells, the cycle and its steps, the history (plain lists: a checkpoint
+        loads with ``weights_only``)."""
+        return {"cells": self.refined.state(), "cycle": self.cycle, "steps": self.steps,
+                "total_steps": self.total_steps, "history": [dict(h) for h in self.history]}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        """Rebuild the finer levels on the run's grid, before its weights load."""
+        if not state:
+            return
+        self.refined.load(state["cells"])
+        self.cycle, self.steps, self.total_steps = int(state["cycle"]), int(state["steps"]), int(state["total_steps"])
+        self.history = [dict(h) for h in state["history"]]
+        log.info("refined grid: resumed in cycle %d of %d, on the grid it had reached (%d finer levels)",
+                 self.cycle, self.cycles, self.refined.refined)
+
+    # --- one training step -----------------------------------------------------------------------
+    def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, Any]:
+        if self.cycle == 0:
+            self.cycle = 1
+        info = dict(self.inner.solve(field, problem, generator))
+        self.steps += 1
+        self.total_steps += 1
+        done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
+        info["converged"] = False
+        info["adapt_cycle"] = self.cycle
+        if done:
+            info.update(self._after_cycle(field, problem))
+        self.info = info
+        return info
+
+    # --- the pieces --------------------------------------------------------------------------------
+    def _after_cycle(self, field: torch.nn.Module, problem: Any) -> Dict[str, Any]:
+        """Estimate on the leaves; stop, or split the marked ones and go on."""
+        r = self.refined
+        etas = leaf_etas(problem, field, r)
+        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e in etas)))
+        unknowns = sum(r.level_sizes()) * field.out_dim
+        out: Dict[str, Any] = {"indicator": total, "adapt_unknowns": unknowns}
+        entry = {"cycle": self.cycle, "step": self.total_steps, "unknowns": unknowns, "eta": total, "split": 0}
+        self.history.append(entry)
+        if self.cycle >= self.cycles:
+            log.info("refined grid: cycle %d: η = %.3g on %d unknowns; done (grid.refine.cycles = %d)",
+                     self.cycle, total, unknowns, self.cycles)
+            out["converged"] = True
+            return out
+        marked = dorfler(etas, self.theta, levels=self.max_levels)
+        if not marked:
+            log.info("refined grid: cycle %d: η = %.3g on %d unknowns; no cell can be split (grid.refine.max_levels "
+                     "= %d); done", self.cycle, total, unknowns, self.max_levels)
+            out["converged"] = True
+            return out
+        entry["split"] = r.refine(marked)
+        self.inner._state = None
+        if hasattr(self.inner, "cold_start"):
+            self.inner.cold_start = False  # from the solution: the refined field equals it
+        log.info("refined grid: cycle %d: η = %.3g on %d unknowns; %d cells split (θ = %g), now %d unknowns, "
+                 "%d finer levels", self.cycle, total, unknowns, entry["split"], self.theta,
+                 sum(r.level_sizes()) * field.out_dim, r.refined)
+        self.cycle += 1
+        self.steps = 0
+        return out
+
+
+def leaf_etas(problem: Any, field: torch.nn.Module, refined: RefinedField) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """η_K of ``field`` on the leaf cells of ``refined`` (inside ``field``): per leaf level, the
+    leaves' flat indices and η_K."""
+    leaves = refined.leaves()
+    with torch.enable_grad():
+        return leaf_indicator(problem, field, [(refined.leaf_cells(ell), ids) for ell, ids in enumerate(leaves)])
