@@ -5,7 +5,7 @@ by scikit-fem's uniform and adaptive P1 and P2, errors against the exact solutio
     python experiments/lshape.py --n 16 32 --fem-dofs 2e4 --kernels gaussian_wide   # a quick look
     python experiments/lshape.py --out outputs/lshape             # and the log-log plot
     python experiments/lshape.py grid.moving.ratio=16             # train.py overrides for the ∂∞-Grid runs
-    python experiments/lshape.py --kernels gaussian_wide --skip uniform moving --cycles 14   # refined vs FEM
+    python experiments/lshape.py --kernels gaussian_wide --skip uniform moving   # refined (from 16 and 32 cells) vs FEM
 
 Problem (``conf/pde/lshape.yaml``): Δu = 0 on Ω = (−1, 1)² \\ [0, 1] × [−1, 0], u = g on ∂Ω with
 g = r^{2/3} sin(2θ/3), θ ∈ (0, 3π/2) measured from the positive x axis through Ω. g is harmonic, so
@@ -38,7 +38,7 @@ Runs
   the cells less than ``grid.moving.min_ratio``-fold it leaves them even and solves once). Seconds:
   every solve, estimate and fit of the run; the build and the one-off warm-up (numba, the sparse
   backend) left out.
-- ``dinf refined [kernel]``: ``grid.adapt=h`` from ``--refined-n`` cells a side (one level): after
+- ``dinf refined from n [kernel]``: ``grid.adapt=h`` from n cells a side (``--refined-n``, one level): after
   each least-squares solve the leaf cells holding half of η² (Dörfler, θ = 0.5) get a finer level
   over them (``dinf/fields/refined.py``, ``dinf/solvers/refining_grid.py``), ``--cycles`` solves.
   One row per solve; unknowns are the active nodes (the whole first level, ghosts included, and
@@ -102,7 +102,7 @@ DUFFY_LAYERS, DUFFY_POINTS = 30, 8
 THEORY = {  # (L2, H1) rates in N, as the module docstring states them
     "dinf uniform": (2 / 3, 1 / 3), "dinf moving": (2 / 3, 1 / 3), "P1 uniform": (2 / 3, 1 / 3),
     "P2 uniform": (2 / 3, 1 / 3), "P1 adaptive": (1.0, 0.5), "P2 adaptive": (1.5, 1.0),
-    "dinf refined": (math.nan, math.nan),  # no order of its own: the Gaussian grid is not a polynomial space
+    "dinf refined from 16": (math.nan, math.nan), "dinf refined from 32": (math.nan, math.nan),  # no order of its own: the Gaussian grid is not a polynomial space
 }
 
 
@@ -251,7 +251,7 @@ def dinf_refined(n: int, kernel: str, cycles: int, overrides: Sequence[str]) -> 
         errors = dinf_errors(problem, field)
         l2re = problem.evaluate(field)["l2re"]
         r = refined_field(field)
-        rows.append({"method": f"dinf refined [{kernel}]", "step": f"n={n}, cycle {cycle}",
+        rows.append({"method": f"dinf refined from {n} [{kernel}]", "step": f"cycle {cycle}",
                      "unknowns": int(info["adapt_unknowns"]), "l2": errors["l2"], "h1": errors["h1"], "s": seconds,
                      "l2re": l2re, "notes": f"η {info['indicator']:.3g}, rows {solver.inner.info['rows']}, "
                                             f"l2re {l2re:.2e}, {r.refined} finer levels after"})
@@ -539,8 +539,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--theta", type=float, default=0.5, help="Dörfler's bulk share for the adaptive FEM")
     ap.add_argument("--skip", nargs="*", default=[], choices=["uniform", "moving", "refined", "fem"],
                     help="leave these runs out")
-    ap.add_argument("--refined-n", type=int, default=32, help="the refined grid's starting cells per axis")
-    ap.add_argument("--cycles", type=int, default=14, help="the refined grid's solves (grid.refine.cycles)")
+    ap.add_argument("--refined-n", type=int, nargs="+", default=[16, 32],
+                    help="the refined grid's starting cells per axis (a series each)")
+    ap.add_argument("--cycles", type=int, default=12, help="the refined grid's solves (grid.refine.cycles, and as many "
+                    "finer levels at most)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="write lshape_convergence.png here")
     ap.add_argument("overrides", nargs="*", help="train.py overrides for the ∂∞-Grid runs (after the script's own)")
@@ -572,7 +574,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 print(f"{r['method']} n={n}: {r['unknowns']} unknowns, L2 {r['l2']:.3e}, H1 {r['h1']:.3e} "
                       f"(l2re {r['l2re']:.2e}), {r['s']:.1f} s", file=sys.stderr, flush=True)
         if "refined" not in args.skip:
-            rows += dinf_refined(args.refined_n, kernel, args.cycles, args.overrides)
+            for n in args.refined_n:
+                rows += dinf_refined(n, kernel, args.cycles, args.overrides)
     if "fem" not in args.skip:
         for degree in (1, 2):
             rows += fem_uniform(degree, args.fem_dofs)

@@ -147,6 +147,10 @@ def test_the_refined_grid_finds_the_layer_with_fewer_unknowns_than_uniform_cells
     assert all(b > a for a, b in zip(unknowns, unknowns[1:])) and unknowns[-1] < 2 * (128 + 1)
     assert rows[-1]["l2re"] == pytest.approx(refined["final"]["l2re"]) and rows[-1]["l2re"] < rows[0]["l2re"] / 10
     assert (tmp_path / "refined" / "adaptation.png").exists()
+    data = np.load(tmp_path / "refined" / "indicator.npz")  # the final indicator, on the leaves
+    levels = int(data["levels"])
+    assert levels >= 2 and sum(len(data[f"ids_{ell}"]) / int(data[f"cells_{ell}"][0]) for ell in range(levels)) == 1.0
+    assert float(data["total"]) == pytest.approx(rows[-1]["eta"], rel=1e-9)  # the last cycle's, again
     saved = json.loads((tmp_path / "refined" / "metrics.json").read_text())
     assert saved["adaptation"] == rows
     assert refined["final"]["l2re"] < uniform["final"]["l2re"] / 4
@@ -218,3 +222,11 @@ def test_bad_refined_grids_are_refused_in_one_line(overrides, key, words):
         build(_cfg(overrides))
     assert e.value.key == key and words in str(e.value), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_an_error_spread_over_the_domain_splits_no_cell():
+    smooth = dict(LAYER, params={"d": 1.0})  # u = tanh(x): nothing local to find
+    problem, field, refiner = build(_cfg(["grid.adapt=h"], spec=smooth))
+    info = refiner.solve(field, problem, torch.Generator().manual_seed(0))
+    assert info["converged"] and refined_field(field).refined == 0  # one solve, as without grid.adapt
+    assert refiner.history[0]["split"] == 0

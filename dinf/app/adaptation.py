@@ -44,8 +44,9 @@ def _metric(problem: Any, history: List[Dict[str, Any]]) -> Optional[str]:
 def _figure(rows: List[Dict[str, Any]], metric: Optional[str], r: Any, field: torch.nn.Module, problem: Any) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(15, 4.4))
-    axes = fig.subplots(1, 3)
+    zoom = _zoom(r, problem)
+    fig = Figure(figsize=(20 if zoom is not None else 15, 4.4))
+    axes = fig.subplots(1, 4 if zoom is not None else 3)
     unknowns = [row["unknowns"] for row in rows]
     times = [row["train_time_s"] for row in rows]
     for ax, xs, label in ((axes[0], unknowns, "unknowns"), (axes[1], times, "training time (s)")):
@@ -57,13 +58,32 @@ def _figure(rows: List[Dict[str, Any]], metric: Optional[str], r: Any, field: to
         ax.legend(fontsize=8)
     axes[0].set_title("refined grid: error and estimate per solve")
     _cells_over_solution(axes[2], r, field, problem)
+    if zoom is not None:
+        _cells_over_solution(axes[3], r, field, problem, zoom)
     fig.tight_layout()
     return fig
 
 
-def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any) -> None:
-    """The leaf cells' edges over the solution's first channel (2D: an image; 1D: a curve)."""
+def _zoom(r: Any, problem: Any) -> Optional[np.ndarray]:
+    """A window ``[2, 2]`` around the leaves of the middle finer level (twice their extent), for
+    a grid in two coordinates refined at least twice; else None."""
     bounds = np.asarray(problem.bounds, dtype=np.float64)
+    if len(bounds) != 2 or r.refined < 2:
+        return None
+    ell = (r.refined + 1) // 2
+    shape = np.asarray(r.leaf_cells(ell))
+    index = np.stack(np.unravel_index(r.cell_ids[ell - 1], tuple(shape)), 1)
+    span = bounds[:, 1] - bounds[:, 0]
+    lo, hi = bounds[:, 0] + index.min(0) / shape * span, bounds[:, 0] + (index.max(0) + 1) / shape * span
+    centre, half = (lo + hi) / 2, (hi - lo).max()
+    return np.stack([np.maximum(centre - half, bounds[:, 0]), np.minimum(centre + half, bounds[:, 1])], 1)
+
+
+def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any,
+                         window: Optional[np.ndarray] = None) -> None:
+    """The leaf cells' edges over the solution's first channel (2D: an image, over ``window``
+    where given; 1D: a curve)."""
+    bounds = np.asarray(problem.bounds if window is None else window, dtype=np.float64)
     coords = list(getattr(problem, "coords", ["x", "y"]))
     dtype = next(p.dtype for p in field.parameters())
     if len(bounds) == 1:
@@ -90,13 +110,14 @@ def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any) 
     inside = problem.domain.contains(pts.double()).numpy().reshape(k, k) if hasattr(problem, "domain") else True
     mesh = ax.pcolormesh(gx, gy, np.where(inside, u, np.nan).T, cmap="viridis", shading="auto")
     ax.figure.colorbar(mesh, ax=ax)
-    span = bounds[:, 1] - bounds[:, 0]
+    box = np.asarray(problem.bounds, dtype=np.float64)  # the leaves' lattices span the problem's box
+    span, full = bounds[:, 1] - bounds[:, 0], box[:, 1] - box[:, 0]
     segments = []
     for ell, ids in enumerate(r.leaves()):
         shape = r.leaf_cells(ell)
         index = np.stack(np.unravel_index(ids, shape), 1)
-        lo = bounds[:, 0] + index / np.asarray(shape) * span
-        hi = lo + span / np.asarray(shape)
+        lo = box[:, 0] + index / np.asarray(shape) * full
+        hi = lo + full / np.asarray(shape)
         for (x0, y0), (x1, y1) in zip(lo, hi):
             segments.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
     from matplotlib.collections import LineCollection
@@ -105,5 +126,7 @@ def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any) 
     ax.set_aspect("equal" if 0.25 <= span[0] / span[1] <= 4 else "auto")
     ax.set_xlabel(coords[0])
     ax.set_ylabel(coords[1])
-    ax.set_title(f"solution and its {sum(len(i) for i in r.leaves())} leaf cells ({r.refined} finer levels)",
-                 fontsize=9)
+    ax.set_xlim(*bounds[0])
+    ax.set_ylim(*bounds[1])
+    what = "zoomed in" if window is not None else f"{sum(len(i) for i in r.leaves())} leaf cells, {r.refined} finer levels"
+    ax.set_title(f"solution and its leaf cells ({what})", fontsize=9)

@@ -16,6 +16,9 @@ coordinate), else ``DEFAULT_CELLS`` per coordinate. A lattice of more quadrature
 cost far more a point; a quarter for each coordinate more) is coarsened, halving its axis of most
 cells until it fits.
 
+A refined grid (``grid.adapt: h``) is estimated on its leaf cells instead, as it was refined
+(``leaf_indicator``); ``indicator.npz`` then holds them level by level.
+
 Skipped, with one line in the log saying why: problems that are classes (the image Poisson,
 Helmholtz with its PML, the plate, the cloth), and a classical solver's field (values only: no
 derivatives to take the residual of).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -32,7 +36,8 @@ import torch
 from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.pdes.equation_problem import EquationProblem
-from dinf.pdes.indicator import cell_indicator, picture, uniform_edges
+from dinf.fields.refined import refined_field
+from dinf.pdes.indicator import cell_indicator, leaf_indicator, leaf_picture, picture, uniform_edges
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,11 @@ class RunIndicator:
             return {}, {}
         was_training = field.training
         field.eval()
+        r = refined_field(field)
+        if r is not None and r.refined:
+            found = self._leaves(field, r, output_dir)
+            field.train(was_training)
+            return found
         edges = self.edges
         if callable(getattr(field, "cell_edges", None)):  # a graded or moved grid: its own cells
             edges = field.cell_edges([len(e) - 1 for e in edges], self.problem.bounds)
@@ -103,6 +113,28 @@ class RunIndicator:
                  skipped, os.path.relpath(path))
         figure = picture(ind, getattr(self.problem, "time", None))
         return {"indicator": ind.total, "indicator_s": ind.seconds}, {"indicator": figure}
+
+
+    def _leaves(self, field: torch.nn.Module, r: Any, output_dir: str) -> Tuple[Dict[str, float], Dict[str, Any]]:
+        """A refined grid's indicator on its leaf cells (``leaf_indicator``): ``indicator.npz``
+        holds per leaf level ``ell`` its ``cells_<ell>`` (per axis), ``ids_<ell>`` (flat indices
+        of its leaves), ``eta_<ell>`` and its equations' part ``eta_equations_<ell>``; the picture draws each leaf in its colour."""
+        start = time.perf_counter()
+        lattices = [(r.leaf_cells(ell), ids) for ell, ids in enumerate(r.leaves())]
+        with torch.enable_grad():
+            etas = leaf_indicator(self.problem, field, lattices, points_per_axis(self.problem.in_dim))
+        seconds = time.perf_counter() - start
+        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e, _ in etas)))
+        path = os.path.join(output_dir, "indicator.npz")
+        arrays = {}
+        for ell, ((cells, _), (ids, eta, eq)) in enumerate(zip(lattices, etas)):
+            arrays.update({f"cells_{ell}": np.asarray(cells), f"ids_{ell}": ids, f"eta_{ell}": eta,
+                           f"eta_equations_{ell}": eq})
+        np.savez_compressed(path, total=total, coords=np.array(self.problem.coords), levels=len(etas), **arrays)
+        log.info("indicator: η = %.4g on %d leaf cells of %d levels, %.2f s → %s", total,
+                 sum(len(ids) for ids, _, _ in etas), len(etas), seconds, os.path.relpath(path))
+        figure = leaf_picture(self.problem, lattices, etas, total)
+        return {"indicator": total, "indicator_s": seconds}, {"indicator": figure}
 
 
 def lattice_cells(problem: Any, field: torch.nn.Module) -> List[int]:

@@ -98,7 +98,11 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
                                             "each: remove one of the two")
         solver = _moving_grid(cfg, problem, field, solver, moving)
     elif (cfg.get("grid") or {}).get("adapt") == "h":
-        field, solver = _refining_grid(cfg, problem, field, solver, windows is not None)
+        if not MovingGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+            log.info("grid.adapt: h (this problem's default) splits cells between solves; %s trains the grid as it "
+                     "is (solver=gauss_newton or least_squares splits them)", solver.name)
+        else:
+            field, solver = _refining_grid(cfg, problem, field, solver, windows is not None)
     _check(cfg, solver, path, field, problem)  # auto's pick again: its optimizer is tried on the field too
     log.info("solver: %s%s", solver.name, why)
     return problem, field, solver
@@ -143,8 +147,10 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
     inner = innermost(field)
     if not getattr(inner, "has_basis", False) or getattr(inner, "resolution_per_axis", None) is None:
         if cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
-            log.info("grid.adapt: r (this problem's default) is for the grid models; %s keeps its own points "
-                     "(solver.resample=rar_d adapts them)", type(inner).__name__)
+            log.info("grid.adapt: %s (this problem's default) is for the grid models; %s keeps its own points "
+                     "(solver.resample=rar_d adapts them)", mode, type(inner).__name__)
+            with open_dict(cfg):
+                cfg.grid.adapt = None
             return []
         if mode == "h":
             raise ConfigError("grid.adapt", f"h adds finer levels to a ∂∞-Grid (model=dinf), not to "

@@ -49,7 +49,7 @@ from dinf.pdes.tables import read_functions
 # A locally refined grid's finer cells (``EquationProblem.sample``): per lattice over the domain's
 # box, its marked cells, interior points per cell, and the conditions' density factor.
 Refined = Optional[Sequence[Tuple[np.ndarray, int, float]]]
-MAX_CANDIDATES = 1 << 18  # a condition's points drawn at most per finer level, to keep those in its cells
+MAX_CANDIDATES = 1 << 21  # a condition's points drawn at most per finer level, to keep those in its cells
 
 log = logging.getLogger(__name__)
 

@@ -72,6 +72,7 @@ CHUNK = 16384              # points per jet
 BOUNDARY_FACTOR = 4        # condition points: this many per quadrature point of a face of the lattice's surface
 MIN_BOUNDARY_POINTS = 256
 MAX_BOUNDARY_POINTS = 1 << 16
+MAX_LEAF_POINTS = 1 << 21  # a condition's points drawn for one leaf level of a refined grid, at most
 SEED = 0                   # the conditions' points: the same on every call
 
 
@@ -254,15 +255,18 @@ def _condition_sums(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: O
     return sums
 
 
-def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: Optional[Tensor],
-                       chunk: int) -> Iterator[Tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray, float]]:
+def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal: Optional[Tensor], chunk: int,
+                       drawn: Optional[int] = None
+                       ) -> Iterator[Tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray, float]]:
     """A condition's squared residuals at its points, in chunks: ``(points [n, d], outward normals
-    or None, R_c² [n, P], each column's derivative order k [P], measure/points)``. A periodic
-    pair's difference goes to both of its points, each with half the share."""
+    or None, R_c² [n, P], each column's derivative order k [P], measure/points)`` (``drawn``: the
+    points drawn, of which ``x`` are those kept; default all). A periodic pair's difference goes
+    to both of its points, each with half the share."""
     measure = _measure(problem, c)
     orders = _column_orders(c)
     paired = isinstance(c, Periodic)
     rows = x.shape[0] // 2 if paired else x.shape[0]
+    share_rows = rows if drawn is None else (drawn // 2 if paired else drawn)
     step = max(1, chunk // 2 if paired else chunk)
     for s in range(0, rows, step):
         pick = np.arange(s, min(s + step, rows))
@@ -277,7 +281,7 @@ def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal
         half = len(values)
         groups = [(xs[:half], None), (xs[half:], None)] if paired else [(xs, normals)]
         for points, outward in groups:
-            yield points.numpy(), outward, values ** 2, k, measure / rows / len(groups)
+            yield points.numpy(), outward, values ** 2, k, measure / share_rows / len(groups)
 
 
 def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
@@ -285,7 +289,7 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
     """η_K on the leaves of a refined grid (``dinf.fields.refined``), as ``cell_indicator`` weighs
     it: ``lattices`` gives, coarsest first, each level's cells per axis over the domain's box and
     the sorted flat indices of its leaves (together they tile the box). Returns per lattice
-    ``(its leaves, η_K)``. Only the leaves are visited, so a fine level costs what its leaves hold; a condition's
+    ``(its leaves, η_K, the equations' part of η_K)``. Only the leaves are visited, so a fine level costs what its leaves hold; a condition's
     points (``_boundary_count`` of the finest lattice) go to the leaf that holds them."""
     bounds = problem.domain.bounds.numpy()
     m, p = equation_order(problem), int(points_per_axis)
@@ -300,26 +304,48 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
             jet, data = problem.jet_at(field, x)
             r2 = sum(_squares(r.evaluate(jet, data)) for r in equations.values()) if equations else 0.0 * w
             sums += np.bincount(np.searchsorted(ids, cell), weights=w * r2, minlength=len(ids))
-        parts.append((edges, ids, diameter, sums * diameter ** m))
+        parts.append((edges, ids, diameter, sums * diameter ** m, np.zeros(len(ids))))
     generator = torch.Generator().manual_seed(SEED)
-    finest = tuple(int(n) for n in lattices[-1][0])
+    d = len(bounds)
+    base = _boundary_count(tuple(int(n) for n in lattices[0][0]), p)
     for c in problem.conditions:
         if _left_out(c) is not None:
             continue
-        x, normal = c.sample(problem.domain, _boundary_count(finest, p), generator)
-        for points, outward, squares, k, share in _condition_squares(problem, field, c, x, normal, chunk):
-            free = np.ones(len(points), dtype=bool)
-            for (cells, _), (edges, ids, diameter, sums) in zip(lattices, parts):
-                shape = tuple(int(n) for n in cells)
-                flat = _cells_of(points, edges, shape, bounds, outward)
-                hit = free & (ids[np.minimum(np.searchsorted(ids, flat), len(ids) - 1)] == flat) if len(ids) else \
-                    np.zeros(len(flat), dtype=bool)
-                if hit.any():
-                    scale = diameter ** (2.0 * k[None, :] + 1.0 - m)
-                    sums += np.bincount(np.searchsorted(ids, flat[hit]), weights=share * (scale * squares[hit]).sum(1),
-                                        minlength=len(ids))
-                    free &= ~hit
-    return [(ids, np.sqrt(sums)) for _, ids, _, sums in parts]
+        # Each leaf level's leaves get as many of the condition's points as a cell of the first
+        # level: drawn 2^(ℓ(d−1)) times over, those in the level's leaves kept, each weighing its
+        # share of the draw. One draw for all (the first level's density) left a leaf 2^-16 as
+        # wide one point, weighed as if it held 30 times its own piece of boundary.
+        paired = isinstance(c, Periodic)  # a pair's two points may fall on different levels: one draw
+        plans = [(None, base)] if paired else [(ell, min(base * 2 ** (ell * (d - 1)), MAX_LEAF_POINTS))
+                                               for ell in range(len(parts))]
+        for ell, count in plans:
+            x, normal = c.sample(problem.domain, count, generator)
+            if ell is not None:
+                edges, ids = parts[ell][0], parts[ell][1]
+                flat = _cells_of(x.numpy(), edges, tuple(int(n) for n in lattices[ell][0]), bounds,
+                                 None if normal is None else normal.numpy())
+                keep = torch.from_numpy(_member(ids, flat))
+                if not bool(keep.any()):
+                    continue
+                x, normal = x[keep], None if normal is None else normal[keep]
+            for points, outward, squares, k, share in _condition_squares(problem, field, c, x, normal, chunk, count):
+                free = np.ones(len(points), dtype=bool)
+                for (cells, _), (edges, ids, diameter, _, sums) in zip(lattices, parts):
+                    flat = _cells_of(points, edges, tuple(int(n) for n in cells), bounds, outward)
+                    hit = free & _member(ids, flat)
+                    if hit.any():
+                        scale = diameter ** (2.0 * k[None, :] + 1.0 - m)
+                        sums += np.bincount(np.searchsorted(ids, flat[hit]),
+                                            weights=share * (scale * squares[hit]).sum(1), minlength=len(ids))
+                        free &= ~hit
+    return [(ids, np.sqrt(eq + cond), np.sqrt(eq)) for _, ids, _, eq, cond in parts]
+
+
+def _member(ids: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: whether each of ``flat`` is one of the sorted ``ids``."""
+    if not len(ids):
+        return np.zeros(len(flat), dtype=bool)
+    return ids[np.minimum(np.searchsorted(ids, flat), len(ids) - 1)] == flat
 
 
 def _squares(values: Tensor) -> np.ndarray:
@@ -431,5 +457,59 @@ def picture(indicator: Indicator, time_name: Optional[str] = None) -> Any:
         ax.set_ylabel(coords[free[1]])
         ax.set_title(f"{title}{when}{where}", fontsize=9)
         fig.colorbar(mesh, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def leaf_picture(problem: Any, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
+                 etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], total: float) -> Any:
+    """A refined grid's η_K on its leaf cells (``leaf_indicator``), log colour scale: each leaf a
+    rectangle over the domain's box (two coordinates), a step per leaf (one); else the finest
+    level's leaves' η against their index. Returns a matplotlib ``Figure``."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    bounds = np.asarray(problem.domain.bounds.numpy(), dtype=np.float64)
+    span = bounds[:, 1] - bounds[:, 0]
+    all_eta = np.concatenate([e for _, e, _ in etas])
+    positive = all_eta[all_eta > 0]
+    top = float(positive.max()) if positive.size else 1.0
+    norm = LogNorm(vmin=max(float(positive.min()) if positive.size else 1e-8, top * 1e-8), vmax=top)
+    fig = Figure(figsize=(6.4, 5.0))
+    ax = fig.subplots()
+    title = f"error indicator η_K on the leaf cells (η = {total:.3g})"
+    d = len(bounds)
+    if d == 2:
+        polys, values = [], []
+        for (cells, ids), (_, eta, _) in zip(lattices, etas):
+            index = np.stack(np.unravel_index(ids, tuple(int(n) for n in cells)), 1)
+            lo = bounds[:, 0] + index / np.asarray(cells) * span
+            hi = lo + span / np.asarray(cells)
+            polys += [[(a[0], a[1]), (b[0], a[1]), (b[0], b[1]), (a[0], b[1])] for a, b in zip(lo, hi)]
+            values.append(eta)
+        eta = np.concatenate(values)
+        keep = eta > 0
+        coll = PolyCollection([p for p, k in zip(polys, keep) if k], array=eta[keep], cmap="inferno", norm=norm,
+                              edgecolors="face", linewidths=0.2)
+        ax.add_collection(coll)
+        ax.set_xlim(*bounds[0])
+        ax.set_ylim(*bounds[1])
+        ax.set_aspect("equal" if 0.25 <= span[0] / span[1] <= 4 else "auto")
+        ax.set_xlabel(problem.coords[0])
+        ax.set_ylabel(problem.coords[1])
+        fig.colorbar(coll, ax=ax)
+    elif d == 1:
+        for ell, ((cells, ids), (_, eta, _)) in enumerate(zip(lattices, etas)):
+            lo = bounds[0, 0] + ids / int(cells[0]) * span[0]
+            ax.bar(lo, np.where(eta > 0, eta, np.nan), width=span[0] / int(cells[0]), align="edge",
+                   color=f"C{ell % 10}", label=f"level {ell}")
+        ax.set_yscale("log")
+        ax.set_xlabel(problem.coords[0])
+        ax.legend(fontsize=7)
+    else:
+        ax.semilogy(np.sort(all_eta)[::-1])
+        ax.set_xlabel("leaf cells, by η_K")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -12,7 +12,9 @@ Gauss–Newton) and, once its steps on the current grid converge:
    the next solve starts there (Gauss–Newton) on points drawn anew, with 16 a cell in every
    finer cell as well (``EquationProblem.sample(refined=…)``).
 
-It stops after ``cycles`` solves, or when nothing can be split. The refined cells are in the
+It stops after ``cycles`` solves, when nothing can be split, or when the marked cells are too
+many for a local feature (``spread``): the error is then everywhere, and splitting half the grid
+costs what a finer uniform grid would. The refined cells are in the
 checkpoint (``state``): a killed run resumes on the grid it had reached.
 """
 from __future__ import annotations
@@ -36,10 +38,14 @@ KEY = "grid.refine"
 class RefiningGrid(SolveSolver):
     """``inner`` on ``field`` (a ∂∞-Grid, possibly behind ``MappedField``), splitting leaf cells
     between converged solves (module docstring). ``theta``: Dörfler's fraction of η²;
-    ``max_levels``: finer levels at most; ``cycles``: solves at most (the first included)."""
+    ``max_levels``: finer levels at most; ``cycles``: solves at most (the first included);
+    ``spread``: stop where the marked leaves outnumber ``spread · leaves^((d−1)/d)`` (a feature of
+    codimension one or more — a layer, a shock, a corner — holds a few grid lines' worth of cells;
+    more means the error is everywhere: Poisson2d-C marked 443 of 4 096 cells, and four cycles
+    took its error from 3.0e-5 to 3.4e-5 while the unknowns grew 7.5-fold)."""
 
     def __init__(self, inner: SolveSolver, field: torch.nn.Module, problem: Any, theta: float = 0.5,
-                 max_levels: int = 4, cycles: int = 5):
+                 max_levels: int = 4, cycles: int = 5, spread: float = 4.0):
         super().__init__()
         from dinf.solvers.gauss_newton import GaussNewton
         from dinf.solvers.moving_grid import MovingGrid
@@ -51,11 +57,13 @@ class RefiningGrid(SolveSolver):
         check(0 < float(theta) <= 1, f"{KEY}.theta", f"must be in (0, 1] (the share of η² marked), got {theta!r}")
         check(int(max_levels) >= 1, f"{KEY}.max_levels", f"must be >= 1 (finer levels at most), got {max_levels!r}")
         check(int(cycles) >= 1, f"{KEY}.cycles", f"must be >= 1 (solves at most), got {cycles!r}")
+        check(float(spread) > 0, f"{KEY}.spread", f"must be > 0, got {spread!r}")
         self.inner, self.field, self.problem = inner, field, problem
         self.refined = refined_field(field)
         if self.refined is None:
             raise ConfigError("grid.adapt", "h needs the grid inside a RefinedField (the run builds it)")
         self.theta, self.max_levels, self.cycles = float(theta), int(max_levels), int(cycles)
+        self.spread = float(spread)
         self.iterative = isinstance(inner, GaussNewton)  # least squares solves in one step
         self.prefix = inner.prefix
         self.name = f"{inner.name} on a refined grid"
@@ -118,7 +126,7 @@ class RefiningGrid(SolveSolver):
         """Estimate on the leaves; stop, or split the marked ones and go on."""
         r = self.refined
         etas = leaf_etas(problem, field, r)
-        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e in etas)))
+        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e, _ in etas)))
         unknowns = sum(r.level_sizes()) * field.out_dim
         out: Dict[str, Any] = {"indicator": total, "adapt_unknowns": unknowns}
         entry = {"cycle": self.cycle, "step": self.total_steps, "unknowns": unknowns, "eta": total, "split": 0}
@@ -128,7 +136,15 @@ class RefiningGrid(SolveSolver):
                      self.cycle, total, unknowns, self.cycles)
             out["converged"] = True
             return out
-        marked = dorfler(etas, self.theta, levels=self.max_levels)
+        marked = dorfler([(ids, e) for ids, e, _ in etas], self.theta, levels=self.max_levels)
+        count, leaves = sum(len(m) for m in marked.values()), sum(len(ids) for ids, _, _ in etas)
+        if count > self.spread * leaves ** ((field.in_dim - 1) / field.in_dim):
+            log.info("refined grid: cycle %d: η = %.3g on %d unknowns; %d of %d cells hold half of η², more than "
+                     "grid.refine.spread × cells^((d−1)/d) = %.0f: the error is spread over the domain (a uniformly "
+                     "finer grid serves such a problem), no cell is split; done", self.cycle, total, unknowns, count,
+                     leaves, self.spread * leaves ** ((field.in_dim - 1) / field.in_dim))
+            out["converged"] = True
+            return out
         if not marked:
             log.info("refined grid: cycle %d: η = %.3g on %d unknowns; no cell can be split (grid.refine.max_levels "
                      "= %d); done", self.cycle, total, unknowns, self.max_levels)
@@ -146,9 +162,10 @@ class RefiningGrid(SolveSolver):
         return out
 
 
-def leaf_etas(problem: Any, field: torch.nn.Module, refined: RefinedField) -> List[Tuple[np.ndarray, np.ndarray]]:
+def leaf_etas(problem: Any, field: torch.nn.Module, refined: RefinedField
+              ) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """η_K of ``field`` on the leaf cells of ``refined`` (inside ``field``): per leaf level, the
-    leaves' flat indices and η_K."""
+    leaves' flat indices, η_K and its equations' part."""
     leaves = refined.leaves()
     with torch.enable_grad():
         return leaf_indicator(problem, field, [(refined.leaf_cells(ell), ids) for ell, ids in enumerate(leaves)])
