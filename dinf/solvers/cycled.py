@@ -1,0 +1,67 @@
+"""What a moving grid and a refined grid share: a solving solver run in cycles of its own steps.
+
+``CycledGrid`` wraps least squares or Gauss–Newton (``inner``) and runs its steps in at most
+``cycles`` cycles, each ending when the inner solver converges (least squares: after its one
+solve) or after the inner solver's own step budget; the subclass changes the grid between
+cycles (``MovingGrid`` moves its cells, ``RefiningGrid`` splits them). Every other question of
+the solver protocol is the inner solver's.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import torch
+from omegaconf import DictConfig
+
+from dinf.solvers.base import SolveSolver
+
+
+class CycledGrid(SolveSolver):
+    """The inner solver's steps in cycles (module docstring). Subclasses set ``inner``,
+    ``cycles``, ``cycle`` and ``iterative`` (Gauss–Newton: several steps a cycle)."""
+
+    inner: SolveSolver
+    cycles = 1
+    cycle = 0
+    steps = 0  # inner steps in this cycle
+    max_steps = 1  # inner steps a cycle at most (set from the trainer)
+    iterative = False
+
+    @staticmethod
+    def wraps(solver: Any) -> bool:
+        """Whether a moving or refined grid can wrap ``solver``: one that solves (least squares,
+        Gauss–Newton)."""
+        from dinf.solvers.gauss_newton import GaussNewton
+        from dinf.solvers.least_squares import LeastSquares
+
+        return isinstance(solver, (GaussNewton, LeastSquares))
+
+    def check(self, field: torch.nn.Module, problem: torch.nn.Module) -> None:
+        self.inner.check(field, problem)
+
+    def trainer_steps(self, trainer: DictConfig) -> Dict[str, Any]:
+        """The inner solver's steps a cycle, ``cycles`` times."""
+        self.max_steps = int(self.inner.trainer_steps(trainer)["max_steps"])
+        return {"max_steps": self.max_steps * self.cycles, "val_check_interval": 1}
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def resume(self) -> None:
+        self.inner.resume()
+
+    def warm_started(self) -> None:
+        self.inner.warm_started()
+
+    def inner_step(self, field: torch.nn.Module, problem: torch.nn.Module,
+                   generator: torch.Generator) -> Tuple[Dict[str, Any], bool]:
+        """One step of the inner solver: its info (``converged`` left to the caller, the cycle
+        added) and whether the cycle is over."""
+        if self.cycle == 0:
+            self.cycle = 1
+        info = dict(self.inner.solve(field, problem, generator))
+        self.steps += 1
+        done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
+        info["converged"] = False
+        info["adapt_cycle"] = self.cycle
+        return info, done
