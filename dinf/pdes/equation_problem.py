@@ -218,8 +218,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
     def _sample_refined(self, xs: List[Tensor], normals: List[Optional[Tensor]], counts: List[int],
                         refined: Refined, generator: torch.Generator) -> Tensor:
         """Append to the blocks ``xs`` the points of a locally refined grid's finer cells: per
-        lattice ``(shape, cells, per_cell, factor)`` over the domain's box, ``per_cell`` uniform
-        interior points in each of ``cells`` (sorted flat indices; those inside the domain), and
+        lattice ``(shape, cells, per_cell, factor)`` over the domain's box, ``per_cell`` (one
+        count, or one per cell) uniform interior points in each of ``cells`` (sorted flat indices; those inside the domain), and
         the boundary and initial points a condition would have at ``factor`` times its density
         per unit length (drawn ``factor^(d−1)`` times over and kept in the cells; observations,
         point values and periodic pairs keep their own points).
@@ -235,14 +235,15 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         base_density = counts[0] / self.domain.interior_measure()
         extended = [k for k, c in enumerate(self.conditions, start=1)
                     if isinstance(c, (OnPiece, OnInitialSlice)) and not c.fixed_points]
-        ratios = []  # per lattice: {block: density over the block's base density}
+        ratios = []  # per lattice: {block: density over the block's base density (the interior's per cell)}
         for shape, cells, per_cell, factor in refined:
             shape, cells = tuple(int(n) for n in shape), np.asarray(cells, dtype=np.int64)
-            ratio = {0: per_cell * float(np.prod(shape)) / float(width.prod()) / base_density}
+            per_cell = torch.as_tensor(np.broadcast_to(np.asarray(per_cell, dtype=np.int64), cells.shape).copy())
+            ratio = {0: per_cell.double() * float(np.prod(shape)) / float(width.prod()) / base_density}
             if len(cells):
                 index = torch.from_numpy(np.stack(np.unravel_index(cells, shape), 1)).double()
                 u = (index.repeat_interleave(per_cell, 0)
-                     + torch.rand(len(cells) * per_cell, self.in_dim, generator=generator, dtype=torch.float64))
+                     + torch.rand(int(per_cell.sum()), self.in_dim, generator=generator, dtype=torch.float64))
                 x = lo + u / torch.tensor(shape, dtype=torch.float64) * width
                 xs[0] = torch.cat([xs[0], x[self.domain.contains(x)].to(xs[0].dtype)])
             for k in extended:
@@ -262,7 +263,9 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             if k == 0 or k in extended:
                 for shape, cells, ratio in ratios:
                     if len(cells):
-                        density += _in_cells(x, cells, shape, lo, width).double() * ratio[k]
+                        slot = _cell_slot(x, cells, shape, lo, width)
+                        inside = slot >= 0
+                        density[inside] += ratio[k][slot[inside]] if k == 0 else ratio[k]
             w = 1.0 / density
             weights.append(w * (len(w) / w.sum()) if len(w) else w)
         return torch.cat(weights)
@@ -748,14 +751,19 @@ def _pad(t: Tensor, width: int, dim: int) -> Tensor:
     return torch.cat([t, t.new_zeros(shape)], dim)
 
 
-def _in_cells(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor) -> Tensor:
-    """``[N]`` bool: whether each point lies in one of ``cells`` (sorted flat indices) of the
-    lattice of ``shape`` cells over the box ``lo + [0, width]``."""
+def _cell_slot(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor) -> Tensor:
+    """``[N]`` long: for each point, the position in ``cells`` (sorted flat indices of the lattice
+    of ``shape`` cells over the box ``lo + [0, width]``) of the cell it lies in, −1 where none."""
     if not len(cells) or not len(x):
-        return torch.zeros(len(x), dtype=torch.bool)
+        return torch.full((len(x),), -1, dtype=torch.long)
     sides = torch.tensor(shape, dtype=torch.float64)
     at = ((x.double() - lo) / width * sides).floor().long()
     at = torch.minimum(at.clamp_min(0), sides.long() - 1).numpy()
     flat = np.ravel_multi_index(tuple(at.T), shape)
     slot = np.minimum(np.searchsorted(cells, flat), len(cells) - 1)
-    return torch.from_numpy(cells[slot] == flat)
+    return torch.from_numpy(np.where(cells[slot] == flat, slot, -1))
+
+
+def _in_cells(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor) -> Tensor:
+    """``[N]`` bool: whether each point lies in one of ``cells`` (``_cell_slot``)."""
+    return _cell_slot(x, cells, shape, lo, width) >= 0
