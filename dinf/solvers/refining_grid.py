@@ -115,10 +115,10 @@ class RefiningGrid(CycledGrid):
         marked = dorfler([(ids, e) for ids, e, _ in etas], self.theta, levels=self.max_levels)
         count, leaves = sum(len(m) for m in marked.values()), sum(len(ids) for ids, _, _ in etas)
         if count > self.spread * leaves ** ((field.in_dim - 1) / field.in_dim):
-            log.info("refined grid: cycle %d: η = %.3g on %d unknowns; %d of %d cells hold half of η², more than "
+            log.info("refined grid: cycle %d: η = %.3g on %d unknowns; %d of %d cells hold θ = %g of η², more than "
                      "grid.refine.spread × cells^((d−1)/d) = %.0f: the error is spread over the domain (a uniformly "
                      "finer grid serves such a problem), no cell is split; done", self.cycle, total, unknowns, count,
-                     leaves, self.spread * leaves ** ((field.in_dim - 1) / field.in_dim))
+                     leaves, self.theta, self.spread * leaves ** ((field.in_dim - 1) / field.in_dim))
             out["converged"] = True
             return out
         if not marked:
