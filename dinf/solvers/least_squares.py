@@ -273,9 +273,9 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
         return _assemble_rows(field, system, x, order, own)
     vals, cols = [], []
     for s in range(field.levels):
-        c, w = field.basis(x, s, order)  # [N, M], [N, A, M] (a refined level: column −1, weight 0 where inactive)
+        c, w = field.basis(x, s, order)  # [N, M], [N, A, M]
         v = torch.einsum("neca,nam->necm", coef, w.to(torch.float64))  # [N, E, C, M]
-        col = c.clamp_min(0)[:, None, None, :] + offsets[s] + nodes * torch.arange(n_ch)[None, None, :, None]
+        col = c[:, None, None, :] + offsets[s] + nodes * torch.arange(n_ch)[None, None, :, None]
         vals.append(v)
         cols.append(col.expand_as(v))
     # Row n·E + e holds, level by level, the C·M entries of its point: a fixed count per row,
@@ -286,7 +286,7 @@ def assemble(field: torch.nn.Module, system: LinearSystem) -> Assembly:
     indptr = np.arange(0, n_pts * n_eq * per_row + 1, per_row, dtype=np.int64)
     A = sp.csr_matrix((vals_t.reshape(-1).cpu().numpy(), cols_t.reshape(-1).cpu().numpy(), indptr),
                       shape=(n_pts * n_eq, nodes * n_ch))
-    A.sum_duplicates()  # clamped edges repeat a node within a row (an inactive node: a zero, dropped below)
+    A.sum_duplicates()  # clamped edges repeat a node within a row
     mix = mix_matrix(system)
     if mix is not None:
         A = (mix @ A).tocsr()
@@ -305,6 +305,7 @@ def _assemble_rows(field: torch.nn.Module, system: LinearSystem, x: torch.Tensor
         r, c, w = field.level_rows(x, s, order)  # [R] (None: all), [R, M], [R, A, M]
         r = torch.arange(n_pts) if r is None else r.cpu()
         v = torch.einsum("neca,nam->necm", coef[r], w.to(torch.float64).cpu())  # [R, E, C, M]
+        # An inactive node (column −1) has weight 0: any column does, and the zeros are dropped below.
         col = c.cpu().clamp_min(0)[:, None, None, :] + own.offsets[s] + own.nodes * torch.arange(n_ch)[None, None, :, None]
         row = (r[:, None] * n_eq + torch.arange(n_eq)[None, :])[:, :, None, None]
         data.append(v.reshape(-1))
