@@ -118,7 +118,8 @@ class RunIndicator:
     def _leaves(self, field: torch.nn.Module, r: Any, output_dir: str) -> Tuple[Dict[str, float], Dict[str, Any]]:
         """A refined grid's indicator on its leaf cells (``leaf_indicator``): ``indicator.npz``
         holds per leaf level ``ell`` its ``cells_<ell>`` (per axis), ``ids_<ell>`` (flat indices
-        of its leaves), ``eta_<ell>`` and its equations' part ``eta_equations_<ell>``; the picture draws each leaf in its colour."""
+        of its leaves), ``eta_<ell>`` and its equations' part ``eta_equations_<ell>``; the
+        picture draws each leaf in its colour."""
         start = time.perf_counter()
         lattices = [(r.leaf_cells(ell), ids) for ell, ids in enumerate(r.leaves())]
         with torch.enable_grad():

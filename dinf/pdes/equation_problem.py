@@ -47,8 +47,9 @@ from dinf.pdes.regularization import NEEDS_SIGMA, read_regularization
 from dinf.pdes.tables import read_functions
 
 # A locally refined grid's finer cells (``EquationProblem.sample``): per lattice over the domain's
-# box, its marked cells, interior points per cell, and the conditions' density factor.
-Refined = Optional[Sequence[Tuple[np.ndarray, int, float]]]
+# box, its cells per axis, the cells (sorted flat indices), interior points per cell (one count or
+# one per cell), and the conditions' density factor.
+Refined = Optional[Sequence[Tuple[Sequence[int], np.ndarray, Any, float]]]
 MAX_CANDIDATES = 1 << 21  # a condition's points drawn at most per finer level, to keep those in its cells
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,11 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
                         refined: Refined, generator: torch.Generator) -> Tensor:
         """Append to the blocks ``xs`` the points of a locally refined grid's finer cells: per
         lattice ``(shape, cells, per_cell, factor)`` over the domain's box, ``per_cell`` (one
-        count, or one per cell) uniform interior points in each of ``cells`` (sorted flat indices; those inside the domain), and
-        the boundary and initial points a condition would have at ``factor`` times its density
-        per unit length (drawn ``factor^(d−1)`` times over and kept in the cells; observations,
-        point values and periodic pairs keep their own points).
+        count, or one per cell) uniform interior points in each of ``cells`` (sorted flat
+        indices; those inside the domain), and the boundary and initial points a condition would
+        have at ``factor`` times its density per unit length (drawn ``factor^(d−1)`` times over
+        and kept in the cells; observations, point values and periodic pairs keep their own
+        points).
 
         Returns each point's weight in its block's mean: the block's base density over the
         density where the point lies, scaled to a mean of 1 per block. The loss is then an

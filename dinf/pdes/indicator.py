@@ -109,16 +109,13 @@ class Indicator:
 
 
 def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_per_axis: int = 3,
-                   boundary_points: Optional[int] = None, chunk: int = CHUNK,
-                   cells: Optional[np.ndarray] = None) -> Indicator:
+                   boundary_points: Optional[int] = None, chunk: int = CHUNK) -> Indicator:
     """η_K on the lattice ``edges`` of ``problem`` (an ``EquationProblem``) for ``field`` (see the
     module doc). ``edges``: per coordinate (time included, in ``problem.coords``' order) the
     increasing cell edges, covering the domain's bounding box. ``points_per_axis``: Gauss–Legendre
     points per axis and cell. ``boundary_points``: points per condition (default: ``BOUNDARY_FACTOR``
     per quadrature point of the cell faces on one side of each axis, between
-    ``MIN_BOUNDARY_POINTS`` and ``MAX_BOUNDARY_POINTS``: a dozen or more per cell a piece crosses).
-    ``cells``: flat indices of the lattice's cells, the only ones whose equations are integrated
-    (the others' ``eta_equations`` is 0)."""
+    ``MIN_BOUNDARY_POINTS`` and ``MAX_BOUNDARY_POINTS``: a dozen or more per cell a piece crosses)."""
     start = time.perf_counter()
     d = problem.in_dim
     edges = _checked_edges(edges, problem)
@@ -134,7 +131,7 @@ def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_
     names = list(equations)
     per_residual = {n: np.zeros(ncells) for n in names}
     covered = np.zeros(ncells, dtype=bool)
-    for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk, cells):
+    for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk):
         covered[cell] = True
         jet, data = problem.jet_at(field, x)
         for n in names:
@@ -285,12 +282,13 @@ def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal
 
 
 def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
-                   points_per_axis: int = 3, chunk: int = CHUNK) -> List[Tuple[np.ndarray, np.ndarray]]:
+                   points_per_axis: int = 3, chunk: int = CHUNK) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """η_K on the leaves of a refined grid (``dinf.fields.refined``), as ``cell_indicator`` weighs
     it: ``lattices`` gives, coarsest first, each level's cells per axis over the domain's box and
     the sorted flat indices of its leaves (together they tile the box). Returns per lattice
-    ``(its leaves, η_K, the equations' part of η_K)``. Only the leaves are visited, so a fine level costs what its leaves hold; a condition's
-    points (``_boundary_count`` of the finest lattice) go to the leaf that holds them."""
+    ``(its leaves, η_K, the equations' part of η_K)``. Only the leaves are visited, so a fine
+    level costs what its leaves hold; each level's leaves get a condition's points at their own
+    density (below)."""
     bounds = problem.domain.bounds.numpy()
     m, p = equation_order(problem), int(points_per_axis)
     equations = problem.equations()
