@@ -37,7 +37,7 @@ from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.pdes.equation_problem import EquationProblem
 from dinf.fields.refined import refined_field
-from dinf.pdes.indicator import cell_indicator, leaf_indicator, leaf_picture, picture, uniform_edges
+from dinf.pdes.indicator import cell_indicator, leaf_indicator, leaf_picture, leaf_total, picture, uniform_edges
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,11 @@ class RunIndicator:
         of its leaves), ``eta_<ell>`` and its equations' part ``eta_equations_<ell>``; the
         picture draws each leaf in its colour."""
         start = time.perf_counter()
-        lattices = [(r.leaf_cells(ell), ids) for ell, ids in enumerate(r.leaves())]
+        lattices = r.leaf_lattices()
         with torch.enable_grad():
             etas = leaf_indicator(self.problem, field, lattices, points_per_axis(self.problem.in_dim))
         seconds = time.perf_counter() - start
-        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e, _ in etas)))
+        total = leaf_total(etas)
         path = os.path.join(output_dir, "indicator.npz")
         arrays = {}
         for ell, ((cells, _), (ids, eta, eq)) in enumerate(zip(lattices, etas)):

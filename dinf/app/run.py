@@ -42,6 +42,7 @@ from dinf.pdes.base import Problem
 from dinf.solvers.auto import Auto
 from dinf.solvers.base import GradientSolver, Solver
 from dinf.solvers.classical.base import ClassicalSolver
+from dinf.solvers.cycled import CycledGrid
 from dinf.solvers.moving_grid import MovingGrid, identity_maps
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
             field, solver = _march(cfg, problem, solver, windows, wkey, overlap or 0.0, okey)
         except ConfigError as e:
             raise _user_key(cfg, e) from None
-    if moving and not MovingGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+    if moving and not CycledGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
         log.info("grid.adapt: r (this problem's default) moves cells between solves; %s trains the grid as it "
                  "is (solver=gauss_newton or least_squares moves it)", solver.name)
         field, moving = field.inner, []
@@ -98,7 +99,7 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
                                             "each: remove one of the two")
         solver = _moving_grid(cfg, problem, field, solver, moving)
     elif (cfg.get("grid") or {}).get("adapt") == "h":
-        if not MovingGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
+        if not CycledGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
             log.info("grid.adapt: h (this problem's default) splits cells between solves; %s trains the grid as it "
                      "is (solver=gauss_newton or least_squares splits them)", solver.name)
         else:

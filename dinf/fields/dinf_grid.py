@@ -148,7 +148,7 @@ class DInfGrid(Field):
         self.ghost = rho if edge == "pad" else 0  # ghost nodes beyond [-1, 1] on each side
         # A periodic axis keeps its n distinct nodes; the others n + 1 and the ghosts.
         self.grids = nn.ParameterList(
-            nn.Parameter(torch.empty(*[n if a in periodic else n + 1 + 2 * self.ghost for a, n in enumerate(cells)],
+            nn.Parameter(torch.empty(*self.level_sides(cells),
                                      features).uniform_(-init_scale, init_scale))
             for cells in self.cells_per_axis
         )

@@ -75,6 +75,10 @@ class RefinedField(WrappedField):
             out.append(ids)
         return out
 
+    def leaf_lattices(self) -> List[Tuple[Tuple[int, ...], np.ndarray]]:
+        """Per leaf level, its cells per axis and its leaves: what ``leaf_indicator`` takes."""
+        return [(self.leaf_cells(ell), ids) for ell, ids in enumerate(self.leaves())]
+
     def refine(self, marked: Dict[int, np.ndarray]) -> int:
         """Split the marked leaves (``{leaf level: flat indices}``): their children become refined
         cells one level finer. Returns the cells split; the field is unchanged."""

@@ -339,6 +339,11 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
     return [(ids, np.sqrt(eq + cond), np.sqrt(eq)) for _, ids, _, eq, cond in parts]
 
 
+def leaf_total(etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """η = (Σ η_K²)^½ over all leaves of ``leaf_indicator``'s answer."""
+    return float(np.sqrt(sum(float((eta ** 2).sum()) for _, eta, _ in etas)))
+
+
 def _member(ids: np.ndarray, flat: np.ndarray) -> np.ndarray:
     """``[N]`` bool: whether each of ``flat`` is one of the sorted ``ids``."""
     if not len(ids):

@@ -17,15 +17,18 @@ from dinf.solvers.base import SolveSolver
 
 
 class CycledGrid(SolveSolver):
-    """The inner solver's steps in cycles (module docstring). Subclasses set ``inner``,
-    ``cycles``, ``cycle`` and ``iterative`` (Gauss–Newton: several steps a cycle)."""
+    """``inner``'s steps in at most ``cycles`` cycles (module docstring)."""
 
-    inner: SolveSolver
-    cycles = 1
-    cycle = 0
-    steps = 0  # inner steps in this cycle
-    max_steps = 1  # inner steps a cycle at most (set from the trainer)
-    iterative = False
+    def __init__(self, inner: SolveSolver, cycles: int):
+        super().__init__()
+        from dinf.solvers.gauss_newton import GaussNewton
+
+        self.inner, self.cycles = inner, int(cycles)
+        self.iterative = isinstance(inner, GaussNewton)  # several steps a cycle; least squares solves in one
+        self.prefix = inner.prefix
+        self.cycle = 0  # the cycle now running (0: none begun)
+        self.steps = 0  # inner steps in this cycle
+        self.max_steps = 1  # inner steps a cycle at most (set from the trainer)
 
     @staticmethod
     def wraps(solver: Any) -> bool:

@@ -55,9 +55,6 @@ class MovingGrid(CycledGrid):
                  coarse: Optional[Callable[[], WarpedField]] = None, cycles: int = 3, ratio: float = 6.0,
                  floor: float = 0.1, smoothing: float = 4.0, power: float = 0.5, min_ratio: float = 1.5,
                  coarsen: int = 1):
-        super().__init__()
-        from dinf.solvers.gauss_newton import GaussNewton
-
         if not self.wraps(inner):
             raise ConfigError(KEY, f"a moving grid works with solver=gauss_newton or least_squares (or auto where it "
                                    f"picks one), not {inner.name}; SIREN and the MLPs adapt their points instead "
@@ -68,19 +65,15 @@ class MovingGrid(CycledGrid):
         check(float(power) > 0, f"{KEY}", f"grid.moving.power must be > 0, got {power!r}")
         check(float(floor) >= 0, f"{KEY}", f"grid.moving.floor must be >= 0, got {floor!r}")
         check(float(min_ratio) >= 1, f"{KEY}", f"grid.moving.min_ratio must be >= 1, got {min_ratio!r}")
-        self.inner, self.field, self.problem = inner, field, problem
+        super().__init__(inner, cycles)
+        self.field, self.problem = field, problem
         self.axes, self.coarse = list(axes), coarse
-        self.cycles, self.ratio, self.floor = int(cycles), float(ratio), float(floor)
+        self.ratio, self.floor = float(ratio), float(floor)
         self.smoothing, self.power, self.min_ratio = float(smoothing), float(power), float(min_ratio)
         self.coarsen = int(coarsen) if coarse is not None else 1
-        self.iterative = isinstance(inner, GaussNewton)
-        self.prefix = inner.prefix
         coords = getattr(problem, "coords", None) or [str(a) for a in range(field.in_dim)]
         self.name = f"{inner.name} on a moving grid ({', '.join(coords[a] for a in self.axes)})"
-        self.cycle = 0  # solves on the fine grid begun (the one now running included)
         self.estimated = coarse is None  # the coarse estimate is done (or not asked for)
-        self.steps = 0  # inner steps in this cycle
-        self.max_steps = 1  # inner steps a cycle at most (set from the trainer)
         self.best: Optional[Dict[str, Any]] = None  # {"eta", "z", "bias", "maps"} of the best grid so far
         self.etas: List[float] = []
 

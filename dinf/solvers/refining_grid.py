@@ -20,14 +20,13 @@ checkpoint (``state``): a killed run resumes on the grid it had reached.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
-import numpy as np
 import torch
 
 from dinf.errors import ConfigError, check
-from dinf.fields.refined import RefinedField, dorfler, refined_field
-from dinf.pdes.indicator import leaf_indicator
+from dinf.fields.refined import dorfler, refined_field
+from dinf.pdes.indicator import leaf_indicator, leaf_total
 from dinf.solvers.base import SolveSolver
 from dinf.solvers.cycled import CycledGrid
 
@@ -46,9 +45,6 @@ class RefiningGrid(CycledGrid):
 
     def __init__(self, inner: SolveSolver, field: torch.nn.Module, problem: Any, theta: float = 0.5,
                  max_levels: int = 4, cycles: int = 5, spread: float = 4.0):
-        super().__init__()
-        from dinf.solvers.gauss_newton import GaussNewton
-
         if not self.wraps(inner):
             raise ConfigError("grid.adapt", f"a refined grid works with solver=gauss_newton or least_squares (or auto "
                                             f"where it picks one), not {inner.name}; SIREN and the MLPs adapt their "
@@ -57,18 +53,13 @@ class RefiningGrid(CycledGrid):
         check(int(max_levels) >= 1, f"{KEY}.max_levels", f"must be >= 1 (finer levels at most), got {max_levels!r}")
         check(int(cycles) >= 1, f"{KEY}.cycles", f"must be >= 1 (solves at most), got {cycles!r}")
         check(float(spread) > 0, f"{KEY}.spread", f"must be > 0, got {spread!r}")
-        self.inner, self.field, self.problem = inner, field, problem
+        super().__init__(inner, cycles)
+        self.field, self.problem = field, problem
         self.refined = refined_field(field)
         if self.refined is None:
             raise ConfigError("grid.adapt", "h needs the grid inside a RefinedField (the run builds it)")
-        self.theta, self.max_levels, self.cycles = float(theta), int(max_levels), int(cycles)
-        self.spread = float(spread)
-        self.iterative = isinstance(inner, GaussNewton)  # least squares solves in one step
-        self.prefix = inner.prefix
+        self.theta, self.max_levels, self.spread = float(theta), int(max_levels), float(spread)
         self.name = f"{inner.name} on a refined grid"
-        self.cycle = 0
-        self.steps = 0
-        self.max_steps = 1
         self.history: List[Dict[str, float]] = []  # per cycle: the training step, unknowns, η, cells split
         self.total_steps = 0  # inner steps over all cycles (the run's training step)
 
@@ -101,8 +92,9 @@ class RefiningGrid(CycledGrid):
     def _after_cycle(self, field: torch.nn.Module, problem: Any) -> Dict[str, Any]:
         """Estimate on the leaves; stop, or split the marked ones and go on."""
         r = self.refined
-        etas = leaf_etas(problem, field, r)
-        total = float(np.sqrt(sum(float((e ** 2).sum()) for _, e, _ in etas)))
+        with torch.enable_grad():
+            etas = leaf_indicator(problem, field, r.leaf_lattices())
+        total = leaf_total(etas)
         unknowns = sum(r.level_sizes()) * field.out_dim
         out: Dict[str, Any] = {"indicator": total, "adapt_unknowns": unknowns}
         entry = {"cycle": self.cycle, "step": self.total_steps, "unknowns": unknowns, "eta": total, "split": 0}
@@ -137,11 +129,3 @@ class RefiningGrid(CycledGrid):
         self.steps = 0
         return out
 
-
-def leaf_etas(problem: Any, field: torch.nn.Module, refined: RefinedField
-              ) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """η_K of ``field`` on the leaf cells of ``refined`` (inside ``field``): per leaf level, the
-    leaves' flat indices, η_K and its equations' part."""
-    leaves = refined.leaves()
-    with torch.enable_grad():
-        return leaf_indicator(problem, field, [(refined.leaf_cells(ell), ids) for ell, ids in enumerate(leaves)])
