@@ -54,3 +54,41 @@ def solve_steps(problem, field, solver, steps: int) -> dict:
         if info["converged"]:
             break
     return info
+
+
+def assert_refused(cfg: DictConfig, key: str, words: str) -> None:
+    """Building the run of ``cfg`` stops with one line: a ``ConfigError`` at ``key`` that says ``words``."""
+    import pytest
+
+    from dinf.app.run import build
+    from dinf.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        build(cfg)
+    assert e.value.key == key and words in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def killed_in_cycle_two(monkeypatch, solver_class, cfg: DictConfig, output_dir) -> dict:
+    """Run ``cfg`` into ``output_dir``, killed as ``solver_class`` (a moving or refined grid) ends
+    its second cycle, after the first cycle's change of grid; the method comes back unpatched.
+    Returns the solver's state in the last checkpoint."""
+    import pytest
+
+    from dinf.app.run import train
+
+    calls = {"n": 0}
+    real = solver_class._after_cycle
+
+    def killed(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("killed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(solver_class, "_after_cycle", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg, output_dir=str(output_dir))
+    monkeypatch.setattr(solver_class, "_after_cycle", real)
+    saved = torch.load(Path(output_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return saved["dinf"]["solver"]

@@ -12,7 +12,7 @@ from dinf.fields.monitor_map import AxisMonitorMap
 from dinf.fields.warped import WarpedField
 from dinf.solvers.moving_grid import MovingGrid
 from dinf.solvers.transfer import fit_values
-from tests.helpers import compose_cfg
+from tests.helpers import assert_refused, compose_cfg, killed_in_cycle_two
 
 # A layer of width 0.03 at x = 0 (u = tanh(x/d)): 32 uniform cells cannot resolve it.
 LAYER = {"_target_": "dinf.pdes.EquationProblem", "name": "layer", "in_dim": 1, "out_dim": 1, "unknowns": ["u"],
@@ -84,23 +84,9 @@ def test_the_transfer_reproduces_a_field_on_moved_cells():
 
 def test_a_resumed_run_continues_on_the_grid_it_had_reached(tmp_path, monkeypatch):
     cfg = _cfg(["grid.adapt=r", "grid.moving.cycles=3", "checkpoint.registry=null"])
-    calls = {"n": 0}
-    real = MovingGrid._after_cycle
-
-    def killed_in_cycle_two(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("killed")  # killed after cycle 1's move, before cycle 2's
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(MovingGrid, "_after_cycle", killed_in_cycle_two)
-    with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, output_dir=str(tmp_path))
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    state = saved["dinf"]["solver"]
+    state = killed_in_cycle_two(monkeypatch, MovingGrid, cfg, tmp_path)  # after cycle 1's move, before cycle 2's
     assert state["cycle"] == 2 and state["estimated"]
     moved = AxisMonitorMap(**{k: state["maps"][0][k] for k in ("lo", "hi", "centres", "c", "sigma")})
-    monkeypatch.setattr(MovingGrid, "_after_cycle", real)
 
     seen = {}
     real_load = MovingGrid.load_state
@@ -131,10 +117,7 @@ def test_a_resumed_run_continues_on_the_grid_it_had_reached(tmp_path, monkeypatc
     (["grid.adapt=r", "grid.moving.ratio=0.5"], "grid.adapt", "ratio must be >= 1"),
 ])
 def test_bad_moving_grids_are_refused_in_one_line(overrides, key, words):
-    with pytest.raises(ConfigError) as e:
-        build(_cfg(overrides))
-    assert e.value.key == key and words in str(e.value), str(e.value)
-    assert "\n" not in str(e.value)
+    assert_refused(_cfg(overrides), key, words)
 
 
 def test_a_periodic_axis_is_not_moved():

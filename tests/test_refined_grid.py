@@ -8,7 +8,6 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from dinf.app.run import build, train
-from dinf.errors import ConfigError
 from dinf.fields.base import autograd_jet
 from dinf.fields.dinf_grid import DInfGrid
 from dinf.fields.mapped import MappedField
@@ -17,7 +16,7 @@ from dinf.solvers.least_squares import assemble, layout, read_back, write_back
 from dinf.solvers.linalg.node_jets import basis_columns
 from dinf.solvers.refining_grid import RefiningGrid
 from dinf.linear_system import LinearSystem
-from tests.helpers import compose_cfg
+from tests.helpers import assert_refused, compose_cfg, killed_in_cycle_two
 from tests.test_moving_grid import LAYER
 
 LAYER_RUN = ["solver=least_squares", "grid.levels=1", "trainer.max_time=null"]
@@ -160,22 +159,8 @@ def test_the_refined_grid_finds_the_layer_with_fewer_unknowns_than_uniform_cells
 
 def test_a_resumed_run_continues_on_the_refined_grid_it_had_reached(tmp_path, monkeypatch):
     cfg = _cfg(["grid.adapt=h", "grid.refine.cycles=3", "checkpoint.registry=null"])
-    calls = {"n": 0}
-    real = RefiningGrid._after_cycle
-
-    def killed_in_cycle_two(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("killed")  # killed after cycle 1's split, before cycle 2's
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(RefiningGrid, "_after_cycle", killed_in_cycle_two)
-    with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, output_dir=str(tmp_path))
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    state = saved["dinf"]["solver"]
+    state = killed_in_cycle_two(monkeypatch, RefiningGrid, cfg, tmp_path)  # after cycle 1's split, before cycle 2's
     assert state["cycle"] == 2 and len(state["cells"]) == 1 and state["cells"][0]
-    monkeypatch.setattr(RefiningGrid, "_after_cycle", real)
     seen = {}
     real_load = RefiningGrid.load_state
 
@@ -220,10 +205,7 @@ def test_gauss_newton_solves_a_linear_problem_on_a_refined_grid_as_least_squares
     (["grid.adapt=h", "grid.refine.cycles=0"], "grid.refine.cycles", "must be >= 1"),
 ])
 def test_bad_refined_grids_are_refused_in_one_line(overrides, key, words):
-    with pytest.raises(ConfigError) as e:
-        build(_cfg(overrides))
-    assert e.value.key == key and words in str(e.value), str(e.value)
-    assert "\n" not in str(e.value)
+    assert_refused(_cfg(overrides), key, words)
 
 
 def test_an_error_spread_over_the_domain_splits_no_cell():
