@@ -42,8 +42,8 @@ from scipy.stats import pearsonr, spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dinf.app.indicator import lattice_cells, points_per_axis  # noqa: E402
-from dinf.pdes.indicator import cell_indicator, cell_quadrature, picture, uniform_edges  # noqa: E402
+from dinf.app.indicator import lattice_cells  # noqa: E402
+from dinf.pdes.indicator import cell_indicator, cell_quadrature, gauss_points, picture, uniform_edges  # noqa: E402
 
 COMMON = ["trainer.accelerator=cpu", "~logger", "checkpoint.registry=null"]
 CASES: Dict[str, Dict[str, Any]] = {
@@ -123,7 +123,7 @@ def check(name: str, out: Path = None) -> Dict[str, Any]:
     case = CASES[name]
     problem, field, seconds = solve(case["overrides"], case["solves"])
     edges = uniform_edges(problem, lattice_cells(problem, field))
-    p = points_per_axis(problem.in_dim)
+    p = gauss_points(problem.in_dim)
     field.eval()
     with torch.enable_grad():
         ind = cell_indicator(problem, field, edges, p)

@@ -409,3 +409,43 @@ def test_more_than_six_space_axes_is_one_line():
 
     with pytest.raises(ConfigError, match="1 to 6 axes, got 7"):
         Domain.from_config({"space": {c: [0, 1] for c in "abcdfgh"}})
+
+
+LSHAPE = {"space": {"x": [-1, 1], "y": [-1, 1]}, "holes": {"quadrant": {"rectangle": {"lo": [0, -1], "hi": [1, 0]}}}}
+
+
+@pytest.mark.parametrize("lo, hi, length, n", [
+    ([-0.01, -0.01], [0.02, 0.02], 0.03, 1 << 28),  # the re-entrant corner: the hole's two faces, 0.01 and 0.02 of them
+    ([-1.1, 0.4], [-0.9, 0.6], 0.2, 1 << 26),       # across the outer face x = -1
+])
+def test_a_window_draws_the_boundary_points_a_whole_draw_would_put_there(lo, hi, length, n):
+    # n: the density asked for, far more points than could be drawn over the whole boundary
+    dom = Domain.from_config(LSHAPE)
+    lo, hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+    x, normal, share = dom.sample_boundary_within("boundary", n, torch.Generator().manual_seed(0), lo, hi)
+    expected = n * length / 8.0  # the boundary is 8 long
+    assert share == 1.0 and abs(len(x) - expected) < 5 * math.sqrt(expected)
+    assert bool(((x >= lo) & (x <= hi)).all())
+    # the same points and normals a whole draw keeps there (fewer of them: 2^22 over the boundary)
+    whole, wn = dom.sample_boundary("boundary", 1 << 22, torch.Generator().manual_seed(1))
+    inside = ((whole >= lo) & (whole <= hi)).all(1)
+    assert abs(int(inside.sum()) - (1 << 22) * length / 8.0) < 5 * math.sqrt((1 << 22) * length / 8.0)
+    for pts, nrm in ((x, normal), (whole[inside], wn[inside])):
+        on_hole = ((pts[:, 0] == 0.0) & (pts[:, 1] <= 0)) | ((pts[:, 1] == 0.0) & (pts[:, 0] >= 0))
+        assert bool((on_hole | (pts.abs().max(1).values == 1.0)).all())  # on the boundary
+        on_x = (pts[:, 0] == 0.0) | (pts[:, 0] == -1.0)  # faces normal to x: their normals ±e_x
+        assert torch.equal(nrm[on_x, 1], torch.zeros(int(on_x.sum()), dtype=torch.float64))
+        assert torch.equal(nrm[~on_x, 0], torch.zeros(int((~on_x).sum()), dtype=torch.float64))
+    share_x = float(((x[:, 0] == 0.0) | (x[:, 0] == -1.0)).double().mean())
+    share_whole = float(((whole[inside][:, 0] == 0.0) | (whole[inside][:, 0] == -1.0)).double().mean())
+    assert share_x == pytest.approx(share_whole, abs=0.05)
+
+
+def test_a_window_in_time_and_a_capped_density():
+    dom = Domain({"x": (-1.0, 1.0)}, ("t", 0.0, 1.0))
+    lo, hi = torch.tensor([0.9, 0.0], dtype=torch.float64), torch.tensor([1.1, 0.5], dtype=torch.float64)
+    x, normal, share = dom.sample_boundary_within("box", 4_000_000, torch.Generator().manual_seed(0), lo, hi)
+    assert share == 1.0 and abs(len(x) - 1_000_000) < 5000  # half on x = 1, half of those at t ≤ 0.5
+    assert bool((x[:, 0] == 1.0).all()) and bool((normal[:, 0] == 1.0).all()) and float(x[:, 1].max()) <= 0.5
+    x, _, share = dom.sample_boundary_within("box", 4_000_000, torch.Generator().manual_seed(0), lo, hi, most=1000)
+    assert share == pytest.approx(1000 / 1_000_000) and abs(len(x) - 1000) < 200

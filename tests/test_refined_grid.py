@@ -12,6 +12,7 @@ from dinf.fields.base import autograd_jet
 from dinf.fields.dinf_grid import DInfGrid
 from dinf.fields.mapped import MappedField
 from dinf.fields.refined import RefinedField, dorfler, refined_field
+from dinf.fields.warped import AxisFocus, WarpedField, sample_for
 from dinf.solvers.least_squares import assemble, layout, read_back, write_back
 from dinf.solvers.linalg.node_jets import basis_columns
 from dinf.solvers.refining_grid import RefiningGrid
@@ -29,11 +30,14 @@ def _cfg(overrides, spec=LAYER):
     return cfg
 
 
-def _refined(d=2, rho=3, periodic=()):
-    """A 2-level grid on the box [0, 2] × [-1, 1] (mapped), refined twice, with random node values."""
+def _refined(d=2, rho=3, periodic=(), graded=False):
+    """A 2-level grid on the box [0, 2] × [-1, 1] (mapped; ``graded``: its cells 4 times finer
+    toward x = 0.5), refined twice, with random node values."""
     torch.manual_seed(0)
     grid = DInfGrid(d, 2, resolution=8, levels=2, features=2, rho=rho, eps=1.0, periodic=periodic).double()
     field = MappedField(RefinedField(grid), [[0.0, 2.0]] + [[-1.0, 1.0]] * (d - 1))
+    if graded:
+        field = WarpedField(field, {0: AxisFocus(0.0, 2.0, 0.5, 4.0)})
     r = refined_field(field)
     r.refine({0: np.array([0, 3 * 8 + 4, 63][: 8 ** d])})
     r.refine({0: np.array([1]), 1: r.leaves()[1][:2]})
@@ -67,19 +71,21 @@ def test_refining_leaves_the_field_exactly_as_it_was():
         assert torch.equal(a, b)  # the split adds unknowns, not a change: bit for bit the same
 
 
-@pytest.mark.parametrize("periodic", [(), (1,)])
-def test_a_refined_fields_jets_match_float64_autograd(periodic):
-    field, _ = _refined(periodic=periodic)
+@pytest.mark.parametrize("periodic, graded", [((), False), ((1,), False), ((), True)])
+def test_a_refined_fields_jets_match_float64_autograd(periodic, graded):
+    field, _ = _refined(periodic=periodic, graded=graded)
     x = _points(300)
-    jet = field.jet(x, 3)
-    ref = autograd_jet(field, x, 3)  # through forward: the patches' weights by autograd in x
-    for name in ("value", "grad", "hess", "higher"):
+    order = 2 if graded else 3  # a graded field's chain rule stops at the second derivative
+    jet = field.jet(x, order)
+    ref = autograd_jet(field, x, order)  # through forward: the patches' weights by autograd in x
+    for name in ("value", "grad", "hess", "higher")[:order + 1]:
         a, b = getattr(jet, name), getattr(ref, name)
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * float(b.detach().abs().max())), name
 
 
-def test_the_basis_gives_the_field_and_the_solvers_columns_agree():
-    field, r = _refined()
+@pytest.mark.parametrize("graded", [False, True])
+def test_the_basis_gives_the_field_and_the_solvers_columns_agree(graded):
+    field, r = _refined(graded=graded)
     x = _points(500)
     with torch.no_grad():
         jet = field.jet(x, 2)
@@ -96,6 +102,12 @@ def test_the_basis_gives_the_field_and_the_solvers_columns_agree():
     A = assemble(field, LinearSystem(x, coef, torch.zeros(len(x), 2, dtype=torch.float64))).matrix
     assert np.allclose((A @ z).reshape(-1, 2) + bias, jet.value.numpy(), atol=1e-12)
     # a finer level's columns are its active nodes only, and a point far from its cells reads none of them
+    if graded:  # the rows' derivatives: the chain rule through the grading
+        coef = torch.zeros(len(x), 1, 2, 7, dtype=torch.float64)  # value, gradient, Hessian (2 × 2)
+        coef[:, 0, 0, 1], coef[:, 0, 1, 6] = 1.0, 1.0  # u_x + v_yy
+        A = assemble(field, LinearSystem(x, coef, torch.zeros(len(x), 1, dtype=torch.float64))).matrix
+        assert np.allclose(A @ z, (jet.grad[:, 0, 0] + jet.hess[:, 1, 1, 1]).numpy(), atol=1e-9)
+        return
     far = torch.tensor([[1.9, 0.9]], dtype=torch.float64)
     rows, c, _ = r.level_rows(field.unit(far), r.inner.levels + 1, 0)
     assert len(rows) == 0
@@ -112,16 +124,15 @@ def test_the_leaves_tile_the_box_and_the_marking_is_dorflers():
     assert {k: v.tolist() for k, v in dorfler(etas, 0.9, levels=1).items()} == {0: [0, 1]}  # of 11: level 1 cannot split
 
 
-def test_points_crowd_the_finer_cells_and_the_loss_stays_an_integral():
+@pytest.mark.parametrize("focus", [[], ["grid.focus={x: {at: 0.0, ratio: 4}}"]])
+def test_points_crowd_the_finer_cells_and_the_loss_stays_an_integral(focus):
     cfg = compose_cfg(["pde=lshape", "solver=least_squares", "grid.levels=1", "grid.resolution=[16,16]",
-                       "grid.adapt=h"], tiny=False)
+                       "grid.adapt=h"] + focus, tiny=False)
     problem, field, _ = build(cfg)
     field.double()  # the loss and the rows compared to round-off in float64
     r = refined_field(field)
     r.refine({0: np.array([8 * 16 + 7])})  # a cell at the corner (x just below 0, y just above)
     r.refine({1: r.leaves()[1][:1]})
-    from dinf.fields.warped import sample_for
-
     batch = sample_for(field, problem, 16 * 256, torch.Generator().manual_seed(0))
     w, sizes = batch.data["weights"], batch.data["sizes"].tolist()
     assert len(w) == sum(sizes) > 16 * 256
@@ -130,6 +141,12 @@ def test_points_crowd_the_finer_cells_and_the_loss_stays_an_integral():
         assert float(w[start:start + size].mean()) == pytest.approx(1.0)
         start += size
     x = batch.data["x64"][:sizes[0]]
+    if focus:  # graded: the cells (and so the refined ones) in the field's even coordinates
+        assert isinstance(field, WarpedField)
+        x = x.clone()
+        x[:, 0] = field.axes[0](x[:, 0])[0]
+    corner = (x[:, 0] > -0.125) & (x[:, 0] < 0) & (x[:, 1] > 0) & (x[:, 1] < 0.125)  # the cell split first
+    assert int(corner.sum()) >= 4 * 16  # its 4 children's 16 a cell (the grid's own 16 besides)
     near = (x.abs().max(1).values < 0.05)
     assert float(w[:sizes[0]][near].mean()) < 0.5 * float(w[:sizes[0]][~near].mean())
     # the rows least squares solves weigh each point as the loss does
@@ -194,11 +211,10 @@ def test_gauss_newton_solves_a_linear_problem_on_a_refined_grid_as_least_squares
 
 
 @pytest.mark.parametrize("overrides, key, words", [
-    (["grid.adapt=rh"], "grid.adapt", "not built yet"),
+    (["grid.adapt=rh", "model=siren"], "grid.adapt", "rh adds finer levels to a ∂∞-Grid"),
     (["grid.adapt=h", "model=siren"], "grid.adapt", "not to Siren"),
     (["grid.adapt=h", "model=linear_grid"], "grid.adapt", "not to LinearGrid"),
     (["grid.adapt=h", "solver=adam"], "grid.adapt", "solver=gauss_newton or least_squares"),
-    (["grid.adapt=h", "grid.focus={x: {at: 0, ratio: 4}}"], "grid.adapt", "remove one of the two"),
     (["grid.adapt=h", "grid.refine.theta=0"], "grid.refine.theta", "must be in (0, 1]"),
     (["grid.adapt=h", "grid.refine.theta=1.5"], "grid.refine.theta", "must be in (0, 1]"),
     (["grid.adapt=h", "grid.refine.max_levels=0"], "grid.refine.max_levels", "must be >= 1"),
@@ -214,3 +230,61 @@ def test_an_error_spread_over_the_domain_splits_no_cell():
     info = refiner.solve(field, problem, torch.Generator().manual_seed(0))
     assert info["converged"] and refined_field(field).refined == 0  # one solve, as without grid.adapt
     assert refiner.history[0]["split"] == 0
+
+
+def test_rh_moves_the_cells_then_splits_the_moved_ones(tmp_path):
+    moving = ["grid.moving.smoothing=2", "grid.moving.cycles=1", "grid.moving.coarsen=2"]
+    moved = train(_cfg(["grid.adapt=r"] + moving), output_dir=str(tmp_path / "r"))
+    problem, field, solver = build(_cfg(["grid.adapt=rh", "grid.refine.cycles=3"] + moving))
+    assert isinstance(field, WarpedField) and solver.mover is not None and "moving, then refined" in solver.name
+    both = train(_cfg(["grid.adapt=rh", "grid.refine.cycles=3"] + moving), output_dir=str(tmp_path / "rh"))
+    rows = both["adaptation"]
+    assert rows[0]["cycle"] == 1 and rows[0]["unknowns"] < rows[-1]["unknowns"]  # the moved grid, then splits
+    assert rows[0]["l2re"] == pytest.approx(moved["final"]["l2re"], rel=1e-6)  # cycle 1 is the moving grid's run
+    assert both["final"]["l2re"] < moved["final"]["l2re"] / 2
+    data = np.load(tmp_path / "rh" / "indicator.npz")  # the leaves, on the moved cells: they tile the box
+    assert int(data["levels"]) >= 2
+
+
+def test_a_split_that_raises_the_estimate_brings_the_last_grid_back(monkeypatch):
+    problem, field, refiner = build(_cfg(["grid.adapt=h", "grid.refine.cycles=4"]))
+    refiner.trainer_steps(compose_cfg([]).trainer)
+    etas = iter([1.0, 0.8, 5.0])  # the second split makes η jump above RISE × the last (0.8)
+    import dinf.solvers.refining_grid as module
+
+    real = module.leaf_indicator
+
+    def rising(*args, **kwargs):
+        found = real(*args, **kwargs)
+        total = next(etas)
+        return [(ids, eta / max(module.leaf_total(found), 1e-300) * total, eq) for ids, eta, eq in found]
+
+    monkeypatch.setattr(module, "leaf_indicator", rising)
+    gen, x = torch.Generator().manual_seed(0), torch.linspace(-1, 1, 301, dtype=torch.float64)[:, None]
+    kept = {}
+    for cycle in range(3):
+        info = refiner.solve(field, problem, gen)
+        if cycle == 0:  # the grid the second solve is on (the lowest η)
+            kept["cells"] = refined_field(field).state()
+        if cycle == 1:  # its solution (the split after it leaves the field as it is)
+            kept["values"] = field(x.to(torch.float32)).detach().clone()
+    assert info["converged"] and info["indicator"] == pytest.approx(0.8)
+    assert refined_field(field).state() == kept["cells"] and torch.equal(field(x.to(torch.float32)), kept["values"])
+    assert [h.get("rejected", False) for h in refiner.history] == [False, False, True]
+
+
+def test_a_resumed_rh_run_keeps_its_moved_cells(tmp_path, monkeypatch):
+    cfg = _cfg(["grid.adapt=rh", "grid.refine.cycles=3", "grid.moving.cycles=1", "grid.moving.coarsen=2",
+                "checkpoint.registry=null"])
+    state = killed_in_cycle_two(monkeypatch, RefiningGrid, cfg, tmp_path)
+    assert state["moved"] and state["cycle"] == 2 and state["mover"]["maps"]
+    seen = {}
+    real_load = RefiningGrid.load_state
+
+    def load(self, s):
+        real_load(self, s)
+        seen["centres"] = self.mover.field.axes[0].s.tolist()
+
+    monkeypatch.setattr(RefiningGrid, "load_state", load)
+    results = train(cfg, output_dir=str(tmp_path))
+    assert results["attempts"] == 2 and seen["centres"] == state["mover"]["maps"][0]["centres"]

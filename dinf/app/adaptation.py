@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from dinf.fields.refined import refined_field
+from dinf.fields.warped import edges_of
+from dinf.pdes.indicator import EdgesOf, leaf_boxes
 
 
 def adaptation(solver: Any, history: List[Dict[str, Any]], field: torch.nn.Module, problem: Any
@@ -27,8 +29,8 @@ def adaptation(solver: Any, history: List[Dict[str, Any]], field: torch.nn.Modul
     for row in rows:
         seen = by_step.get(int(row.get("step", -1)), {})
         row["train_time_s"] = seen.get("train_time_s", float("nan"))
-        if metric is not None:
-            row[metric] = seen.get(metric, float("nan"))
+        if metric is not None:  # a rejected grid's step ends on the grid brought back: its error is not this row's
+            row[metric] = float("nan") if row.get("rejected") else seen.get(metric, float("nan"))
     return {"adaptation": rows}, {"adaptation": _figure(rows, metric, r, field, problem)}
 
 
@@ -44,7 +46,8 @@ def _metric(problem: Any, history: List[Dict[str, Any]]) -> Optional[str]:
 def _figure(rows: List[Dict[str, Any]], metric: Optional[str], r: Any, field: torch.nn.Module, problem: Any) -> Any:
     from matplotlib.figure import Figure
 
-    zoom = _zoom(r, problem)
+    graded = edges_of(field, problem.bounds)
+    zoom = _zoom(r, problem, graded)
     fig = Figure(figsize=(20 if zoom is not None else 15, 4.4))
     axes = fig.subplots(1, 4 if zoom is not None else 3)
     unknowns = [row["unknowns"] for row in rows]
@@ -57,29 +60,27 @@ def _figure(rows: List[Dict[str, Any]], metric: Optional[str], r: Any, field: to
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_title("refined grid: error and estimate per solve")
-    _cells_over_solution(axes[2], r, field, problem)
+    _cells_over_solution(axes[2], r, field, problem, graded)
     if zoom is not None:
-        _cells_over_solution(axes[3], r, field, problem, zoom)
+        _cells_over_solution(axes[3], r, field, problem, graded, zoom)
     fig.tight_layout()
     return fig
 
 
-def _zoom(r: Any, problem: Any) -> Optional[np.ndarray]:
+def _zoom(r: Any, problem: Any, graded: Optional[EdgesOf]) -> Optional[np.ndarray]:
     """A window ``[2, 2]`` around the leaves of the middle finer level (twice their extent), for
     a grid in two coordinates refined at least twice; else None."""
     bounds = np.asarray(problem.bounds, dtype=np.float64)
     if len(bounds) != 2 or r.refined < 2:
         return None
     ell = (r.refined + 1) // 2
-    shape = np.asarray(r.leaf_cells(ell))
-    index = np.stack(np.unravel_index(r.cell_ids[ell - 1], tuple(shape)), 1)
-    span = bounds[:, 1] - bounds[:, 0]
-    lo, hi = bounds[:, 0] + index.min(0) / shape * span, bounds[:, 0] + (index.max(0) + 1) / shape * span
+    lo, hi = leaf_boxes(bounds, r.leaf_cells(ell), r.cell_ids[ell - 1], graded)
+    lo, hi = lo.min(0), hi.max(0)
     centre, half = (lo + hi) / 2, (hi - lo).max()
     return np.stack([np.maximum(centre - half, bounds[:, 0]), np.minimum(centre + half, bounds[:, 1])], 1)
 
 
-def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any,
+def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any, graded: Optional[EdgesOf],
                          window: Optional[np.ndarray] = None) -> None:
     """The leaf cells' edges over the solution's first channel (2D: an image, over ``window``
     where given; 1D: a curve)."""
@@ -91,8 +92,7 @@ def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any,
         with torch.no_grad():
             ax.plot(x[:, 0].numpy(), field(x)[:, 0].double().numpy(), lw=1)
         for ell, ids in enumerate(r.leaves()):
-            n = r.leaf_cells(ell)[0]
-            edges = bounds[0, 0] + ids / n * (bounds[0, 1] - bounds[0, 0])
+            edges = leaf_boxes(np.asarray(problem.bounds, dtype=np.float64), r.leaf_cells(ell), ids, graded)[0][:, 0]
             ax.plot(edges, np.full(len(edges), ax.get_ylim()[0]), "|", ms=8, color=f"C{ell % 10}")
         ax.set_xlabel(coords[0])
         ax.set_title("solution and leaf cells (ticks: cell starts, a colour per level)", fontsize=9)
@@ -111,13 +111,10 @@ def _cells_over_solution(ax: Any, r: Any, field: torch.nn.Module, problem: Any,
     mesh = ax.pcolormesh(gx, gy, np.where(inside, u, np.nan).T, cmap="viridis", shading="auto")
     ax.figure.colorbar(mesh, ax=ax)
     box = np.asarray(problem.bounds, dtype=np.float64)  # the leaves' lattices span the problem's box
-    span, full = bounds[:, 1] - bounds[:, 0], box[:, 1] - box[:, 0]
+    span = bounds[:, 1] - bounds[:, 0]
     segments = []
     for ell, ids in enumerate(r.leaves()):
-        shape = r.leaf_cells(ell)
-        index = np.stack(np.unravel_index(ids, shape), 1)
-        lo = box[:, 0] + index / np.asarray(shape) * full
-        hi = lo + full / np.asarray(shape)
+        lo, hi = leaf_boxes(box, r.leaf_cells(ell), ids, graded)
         for (x0, y0), (x1, y1) in zip(lo, hi):
             segments.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
     from matplotlib.collections import LineCollection

@@ -37,7 +37,8 @@ from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.pdes.equation_problem import EquationProblem
 from dinf.fields.refined import refined_field
-from dinf.pdes.indicator import cell_indicator, leaf_indicator, leaf_picture, leaf_total, picture, uniform_edges
+from dinf.fields.warped import edges_of
+from dinf.pdes.indicator import cell_indicator, gauss_points, leaf_indicator, leaf_picture, leaf_total, picture, uniform_edges
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,6 @@ DEFAULT_CELLS = 32
 def budget(dim: int, grid: bool) -> int:
     """The most quadrature points a run's indicator takes in ``dim`` coordinates."""
     return (MAX_POINTS if grid else MAX_POINTS_AUTOGRAD) >> (2 * max(dim - 2, 0))
-
-
-def points_per_axis(dim: int) -> int:
-    """Gauss–Legendre points per axis and cell: 3 in one or two coordinates, 2 beyond (8 a cell
-    in three, exact for cubics per axis)."""
-    return 3 if dim <= 2 else 2
 
 
 class RunIndicator:
@@ -101,7 +96,7 @@ class RunIndicator:
         if callable(getattr(field, "cell_edges", None)):  # a graded or moved grid: its own cells
             edges = field.cell_edges([len(e) - 1 for e in edges], self.problem.bounds)
         with torch.enable_grad():
-            ind = cell_indicator(self.problem, field, edges, points_per_axis(self.problem.in_dim))
+            ind = cell_indicator(self.problem, field, edges, gauss_points(self.problem.in_dim))
         field.train(was_training)
         path = os.path.join(output_dir, "indicator.npz")
         ind.save(path)
@@ -121,9 +116,9 @@ class RunIndicator:
         of its leaves), ``eta_<ell>`` and its equations' part ``eta_equations_<ell>``; the
         picture draws each leaf in its colour."""
         start = time.perf_counter()
-        lattices = r.leaf_lattices()
+        lattices, graded = r.leaf_lattices(), edges_of(field, self.problem.bounds)
         with torch.enable_grad():
-            etas = leaf_indicator(self.problem, field, lattices, points_per_axis(self.problem.in_dim))
+            etas = leaf_indicator(self.problem, field, lattices, gauss_points(self.problem.in_dim), edges_of=graded)
         seconds = time.perf_counter() - start
         total = leaf_total(etas)
         path = os.path.join(output_dir, "indicator.npz")
@@ -134,7 +129,7 @@ class RunIndicator:
         np.savez_compressed(path, total=total, coords=np.array(self.problem.coords), levels=len(etas), **arrays)
         log.info("indicator: η = %.4g on %d leaf cells of %d levels, %.2f s → %s", total,
                  sum(len(ids) for ids, _, _ in etas), len(etas), seconds, os.path.relpath(path))
-        figure = leaf_picture(self.problem, lattices, etas, total)
+        figure = leaf_picture(self.problem, lattices, etas, total, graded)
         return {"indicator": total, "indicator_s": seconds}, {"indicator": figure}
 
 
@@ -156,7 +151,7 @@ def lattice_cells(problem: Any, field: torch.nn.Module) -> List[int]:
             cells = [DEFAULT_CELLS] * d
     cells = [max(1, int(n)) for n in cells]
     before = list(cells)
-    while int(np.prod(cells)) * points_per_axis(d) ** d > most and max(cells) > 1:
+    while int(np.prod(cells)) * gauss_points(d) ** d > most and max(cells) > 1:
         a = int(np.argmax(cells))
         cells[a] = max(1, cells[a] // 2)
     if cells != before:

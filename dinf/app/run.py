@@ -90,14 +90,16 @@ def build(cfg: DictConfig) -> Tuple[Problem, torch.nn.Module, Solver]:
         except ConfigError as e:
             raise _user_key(cfg, e) from None
     if moving and not CycledGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
-        log.info("grid.adapt: r (this problem's default) moves cells between solves; %s trains the grid as it "
-                 "is (solver=gauss_newton or least_squares moves it)", solver.name)
+        log.info("grid.adapt: %s (this problem's default) moves cells between solves; %s trains the grid as it "
+                 "is (solver=gauss_newton or least_squares moves it)", cfg.grid.adapt, solver.name)
         field, moving = field.inner, []
     if moving:
         if windows is not None:
             raise ConfigError("grid.adapt", "moves one grid's cells; time windows (solver.windows) have a grid "
                                             "each: remove one of the two")
         solver = _moving_grid(cfg, problem, field, solver, moving)
+        if cfg.grid.adapt == "rh":  # the moved grid's cells split next
+            field, solver = _refining_grid(cfg, problem, field, solver, False)
     elif (cfg.get("grid") or {}).get("adapt") == "h":
         if not CycledGrid.wraps(solver) and cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
             log.info("grid.adapt: h (this problem's default) splits cells between solves; %s trains the grid as it "
@@ -113,9 +115,10 @@ def _focus_or_adapt(cfg: DictConfig) -> None:
     """A hand-set grading (``grid.focus``) and a moving grid (``grid.adapt``) exclude each other:
     the one the user wrote wins over the problem's default (its ``best:`` block), a problem whose
     default holds both keeps its measured focus (``grid.focus=null`` moves the cells instead), and
-    both written is refused."""
+    both written is refused. A refined grid (``h``) splits graded cells as it splits even ones:
+    the focus stays."""
     grid = cfg.get("grid")
-    if grid is None or grid.get("adapt") is None or not cfg.model.get("focus"):
+    if grid is None or grid.get("adapt") in (None, "h") or not cfg.model.get("focus"):
         return
     adapt_default, focus_default = cli.from_best(cfg, "grid.adapt"), cli.from_best(cfg, "grid.focus")
     if not adapt_default and not focus_default:
@@ -139,12 +142,9 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
     mode = grid.get("adapt")
     if mode is None:
         return []
-    if mode == "rh":
-        raise ConfigError("grid.adapt", "'rh' (moving and refined at once) is not built yet; write r (a moving "
-                                        "grid), h (a refined one) or null")
-    if mode not in ("r", "h"):
+    if mode not in ("r", "h", "rh"):
         raise ConfigError("grid.adapt", f"unknown {mode!r}; write r (cells that move to the error), h (cells split "
-                                        "where it is) or null")
+                                        "where it is), rh (moved, then split) or null")
     inner = innermost(field)
     if not getattr(inner, "has_basis", False) or getattr(inner, "resolution_per_axis", None) is None:
         if cli.from_best(cfg, "grid.adapt"):  # the problem's default, not asked for
@@ -153,8 +153,8 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
             with open_dict(cfg):
                 cfg.grid.adapt = None
             return []
-        if mode == "h":
-            raise ConfigError("grid.adapt", f"h adds finer levels to a ∂∞-Grid (model=dinf), not to "
+        if mode != "r":
+            raise ConfigError("grid.adapt", f"{mode} adds finer levels to a ∂∞-Grid (model=dinf), not to "
                                             f"{type(inner).__name__}: remove grid.adapt (solver.resample=rar_d adapts "
                                             "a model's points instead)")
         raise ConfigError("grid.adapt", f"moves a grid's cells, and {type(inner).__name__} has none: remove "
@@ -227,17 +227,19 @@ def _refining_grid(cfg: DictConfig, problem: Problem, field: torch.nn.Module, so
     if windows:
         raise ConfigError("grid.adapt", "refines one grid; time windows (solver.windows) have a grid each: remove "
                                         "one of the two")
-    if isinstance(field, WarpedField):
-        raise ConfigError("grid.adapt", "h splits uniform cells, and grid.focus grades them: remove one of the two "
-                                        "(grid.focus=null)")
     if inner.edge != "pad":
         raise ConfigError("grid.adapt", f"h takes model.edge=pad (the ghost nodes a finer level reads), not "
                                         f"{inner.edge}")
     options = OmegaConf.to_container(cfg.grid.refine, resolve=True) if cfg.grid.get("refine") else {}
-    if isinstance(field, MappedField):
-        field.inner = RefinedField(field.inner)
-    else:
+    # The finer levels go next to the grid, inside its coordinate maps (a box, a grading): their
+    # cells split the grid's own.
+    holder = field
+    while isinstance(holder, (WarpedField, MappedField)) and holder.inner is not inner:
+        holder = holder.inner
+    if holder is inner:
         field = RefinedField(field)
+    else:
+        holder.inner = RefinedField(inner)
     return field, RefiningGrid(solver, field, problem, **options)
 
 

@@ -92,6 +92,10 @@ class WarpedField(WrappedField):
         """Per axis, the map taking evenly spread coordinates to evenly-per-cell ones."""
         return {a: f.inverse for a, f in self.axes.items()}
 
+    def even(self) -> Dict[int, Callable[[Tensor], Tensor]]:
+        """Per axis, ``φ``: the problem's coordinates to the even ones (``spacing`` undone)."""
+        return {a: (lambda x, f=f: f(x)[0]) for a, f in self.axes.items()}
+
     def cell_edges(self, cells: Sequence[int], bounds: Sequence[Sequence[float]]) -> List[np.ndarray]:
         """Per axis, the physical edges of ``cells`` uniform inner cells over ``bounds``: ``φ⁻¹``
         of the uniform edges on a graded axis."""
@@ -127,8 +131,21 @@ class WarpedField(WrappedField):
         """The inner basis at ``φ(x)``, its weight jets taken back to ``x`` by the chain rule."""
         y, d1, d2 = self._warp(x)
         cols, w = self.inner.basis(y, level, order)  # w: [N, A, M]
+        return cols, self._chained(w, d1, d2, order)
+
+    def level_rows(self, x: Tensor, level: int, order: int) -> Tuple[Optional[Tensor], Tensor, Tensor]:
+        """The inner field's ``level_rows`` at ``φ(x)`` (a refined grid's: the points a level
+        reaches), their weight jets taken back to ``x``."""
+        y, d1, d2 = self._warp(x)
+        rows, cols, w = self.inner.level_rows(y, level, order)
+        if rows is not None:
+            d1, d2 = d1[rows], d2[rows]
+        return rows, cols, self._chained(w, d1, d2, order)
+
+    def _chained(self, w: Tensor, d1: Tensor, d2: Tensor, order: int) -> Tensor:
+        """Weight jets ``[N, A, M]`` at ``φ(x)`` as jets in ``x`` (the chain rule, per-axis maps)."""
         if order == 0:
-            return cols, w
+            return w
         d = self.in_dim
         d1, d2 = d1.to(w.dtype), d2.to(w.dtype)
         rows = [w[:, :1], w[:, 1:1 + d] * d1[:, :, None]]
@@ -137,7 +154,14 @@ class WarpedField(WrappedField):
             diag = torch.arange(d)
             hess[:, diag, diag] += w[:, 1:1 + d] * d2[:, :, None]
             rows.append(hess.reshape(w.shape[0], d * d, -1))
-        return cols, torch.cat(rows, 1)
+        return torch.cat(rows, 1)
+
+
+def edges_of(field: Any, bounds: Sequence[Sequence[float]]) -> Optional[Callable[[List[int]], List[np.ndarray]]]:
+    """``cells -> edges``: a graded field's cells per axis to their edges over ``bounds``
+    (``WarpedField.cell_edges``); None for a field with even cells."""
+    graded = getattr(field, "cell_edges", None)
+    return (lambda cells: graded(cells, bounds)) if callable(graded) else None
 
 
 def sample_for(field: Any, problem: Any, n: int, generator: torch.Generator) -> Any:
@@ -146,6 +170,8 @@ def sample_for(field: Any, problem: Any, n: int, generator: torch.Generator) -> 
     (``RefinedField.refined_lattices``: ``n`` counts those of the grid's finest cells)."""
     spacing = getattr(field, "spacing", None)
     kwargs: Dict[str, Any] = {"spacing": spacing()} if callable(spacing) else {}
-    if getattr(field, "refined", 0):  # a RefinedField with finer levels
+    if getattr(field, "refined", 0):  # a RefinedField with finer levels (its cells even behind a grading)
         kwargs["refined"] = field.refined_lattices(n)
+        if callable(spacing):
+            kwargs["even"] = field.even()
     return problem.sample(n, generator, **kwargs)

@@ -40,6 +40,7 @@ MIN_ACCEPTANCE = 1e-3       # below this share of its shape, a piece counts as h
 MEASURE_SAMPLES = 1 << 15   # Monte-Carlo points per piece measure (about 0.3 % error)
 VOLUME_SAMPLES = 1 << 16    # stratified points for the region's volume
 MEASURE_SEED = 0            # measures are estimates, but the same ones on every call and run
+MAX_WINDOW_POINTS = 1 << 21  # sample_boundary_within: points per part at most
 Spacing = Optional[Mapping[int, Callable[[Tensor], Tensor]]]  # per axis: even coordinates -> graded ones
 
 
@@ -51,6 +52,9 @@ class _Part:
     measure: float              # of the whole face or shape boundary, before rejection
     draw: Callable[[int, torch.Generator], Tuple[Tensor, Tensor]]
     exact: bool = False         # nothing can cut it: every candidate is kept
+    # Its candidates inside a window [lo, hi] drawn there directly, with that part's measure (box
+    # faces and boxes; None: by rejection from draws of the whole piece).
+    window: Optional[Callable[[int, torch.Generator, Tensor, Tensor], Tuple[Tensor, Tensor, float]]] = None
 
 
 def _is_letter(name: Any) -> bool:
@@ -168,13 +172,16 @@ class Domain:
             self._parts[face_name] = _Part(
                 "face", self.box.face_measure(axis),
                 lambda n, g, axis=axis, side=side: self.box.sample_face(axis, side, n, g),
-                exact=not self._face_may_be_cut(axis, side))
+                exact=not self._face_may_be_cut(axis, side),
+                window=lambda n, g, lo, hi, axis=axis, side=side: self.box.boundary_in(n, g, lo, hi, [(axis, side)]))
         for name, shape in self.holes.items():
-            self._parts[name] = _Part("hole", shape.boundary_measure(), self._flipped(shape))
+            self._parts[name] = _Part("hole", shape.boundary_measure(), self._flipped(shape), window=_window_of(shape, -1.0))
         for name, shape in self.additions.items():
-            self._parts[name] = _Part("addition", shape.boundary_measure(), shape.sample_boundary)
+            self._parts[name] = _Part("addition", shape.boundary_measure(), shape.sample_boundary,
+                                      window=_window_of(shape, 1.0))
         for name, shape in self.within.items():
-            self._parts[name] = _Part("within", shape.boundary_measure(), shape.sample_boundary)
+            self._parts[name] = _Part("within", shape.boundary_measure(), shape.sample_boundary,
+                                      window=_window_of(shape, 1.0))
         self.pieces: List[str] = list(self._parts)
         self.groups: Dict[str, List[str]] = {
             "box": faces, "holes": list(self.holes), "additions": list(self.additions), "within": list(self.within),
@@ -478,6 +485,65 @@ class Domain:
             x = torch.cat([x, t], 1)
             normal = torch.cat([normal, torch.zeros_like(t)], 1)
         return x, normal
+
+    def sample_boundary_within(self, piece: str, n: int, generator: torch.Generator, lo: Tensor, hi: Tensor,
+                               key: str = "on", most: int = MAX_WINDOW_POINTS) -> Tuple[Tensor, Tensor, float]:
+        """The points that ``sample_boundary(piece, n)`` would put inside the window ``[lo, hi]``
+        (space coordinates, then time when timed), in distribution, their outward normals, and
+        the share of that density they have (1, less where capped): drawn inside the window
+        directly where a part allows (box faces and boxes), so that ``n`` may be far larger than
+        the points returned (a refined grid's finest boundary cells ask for the density of 2³⁰
+        points over the whole piece); else by rejection from at most ``most`` draws of the part.
+        Each part gets at most ``most`` draws, all parts the same share."""
+        lo, hi = torch.as_tensor(lo, dtype=DTYPE), torch.as_tensor(hi, dtype=DTYPE)
+        d = self.space_dim
+        names = [p for p in self.resolve(piece, key) if self._acceptance_of(p) >= MIN_ACCEPTANCE]
+        total = sum(self._parts[p].measure * self._acceptance_of(p) for p in names)
+        share_t = 1.0
+        if self.time:
+            t0, t1 = self.time[1], self.time[2]
+            tlo, thi = max(float(lo[d]), t0), min(float(hi[d]), t1)
+            share_t = max(thi - tlo, 0.0) / (t1 - t0)
+        # Per part its expected draws: inside the window where it can, else of the whole part.
+        plans = []
+        for name in names if share_t > 0 else []:
+            part = self._parts[name]
+            raw = n * part.measure / total  # the part's candidates in the whole draw (its acceptance of them kept)
+            if part.window is not None:
+                raw *= part.window(0, generator, lo[:d], hi[:d])[2] / part.measure * share_t
+            plans.append((part, raw))
+        share = min([1.0] + [most / raw for _, raw in plans if raw > most])
+        xs, ns = [], []
+        for part, raw in plans:
+            m = int(math.floor(raw * share + float(torch.rand(1, generator=generator, dtype=DTYPE))))
+            if part.window is not None:
+                x, normal, _ = part.window(m, generator, lo[:d], hi[:d])
+                t = (tlo + (thi - tlo) * torch.rand(m, 1, generator=generator, dtype=DTYPE)) if self.time else None
+            else:
+                x, normal = part.draw(m, generator)
+                t = (t0 + (t1 - t0) * torch.rand(m, 1, generator=generator, dtype=DTYPE)) if self.time else None
+            keep = self._keep(x, normal)
+            if t is not None:
+                x, normal = torch.cat([x, t], 1), torch.cat([normal, torch.zeros_like(t)], 1)
+            keep &= ((x >= lo) & (x <= hi)).all(1)
+            xs.append(x[keep])
+            ns.append(normal[keep])
+        width = d + (1 if self.time else 0)
+        if not xs:
+            return torch.zeros(0, width, dtype=DTYPE), torch.zeros(0, width, dtype=DTYPE), share
+        return torch.cat(xs), torch.cat(ns), share
+
+
+def _window_of(shape: Shape, sign: float) -> Optional[Callable[[int, torch.Generator, Tensor, Tensor],
+                                                                 Tuple[Tensor, Tensor, float]]]:
+    """A box's windowed boundary draw, its normals times ``sign`` (−1: a hole's); None for other shapes."""
+    if not isinstance(shape, Box):
+        return None
+
+    def window(n: int, generator: torch.Generator, lo: Tensor, hi: Tensor) -> Tuple[Tensor, Tensor, float]:
+        x, normal, measure = shape.boundary_in(n, generator, lo, hi)
+        return x, 0.0 + sign * normal, measure  # (0.0 + keeps zero components +0.0)
+    return window
 
 
 __all__ = ["Domain"]

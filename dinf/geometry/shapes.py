@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -173,6 +173,36 @@ class Box(Shape):
         normal = torch.zeros(n, self.dim, dtype=DTYPE)
         normal[rows, axis] = torch.where(upper, 1.0, -1.0).to(DTYPE)
         return x, normal
+
+    def face_in(self, axis: int, side: int, lo: Tensor, hi: Tensor) -> Tuple[Tensor, Tensor, float]:
+        """The part of a face inside the window ``[lo, hi]``: its low and high corners and its
+        measure (0 where the face misses the window)."""
+        plane = self.lo[axis] if side < 0 else self.hi[axis]
+        flo, fhi = torch.maximum(self.lo, lo), torch.minimum(self.hi, hi)
+        flo[axis] = fhi[axis] = plane
+        if not (float(lo[axis]) <= float(plane) <= float(hi[axis])) or bool((flo > fhi).any()):
+            return flo, fhi, 0.0
+        sides = torch.cat([(fhi - flo)[:axis], (fhi - flo)[axis + 1:]])
+        return flo, fhi, float(sides.prod())
+
+    def boundary_in(self, n: int, generator: torch.Generator, lo: Tensor, hi: Tensor,
+                    faces: Optional[Sequence[Tuple[int, int]]] = None) -> Tuple[Tensor, Tensor, float]:
+        """``n`` points uniform on the part of the boundary (or of ``faces``, ``(axis, side)``
+        pairs) inside the window ``[lo, hi]``, their outward normals, and that part's measure."""
+        faces = list(faces) if faces is not None else [(a, s) for a in range(self.dim) for s in (-1, 1)]
+        parts = [self.face_in(a, s, lo, hi) for a, s in faces]
+        measure = sum(m for _, _, m in parts)
+        if n == 0 or measure <= 0:
+            return torch.zeros(0, self.dim, dtype=DTYPE), torch.zeros(0, self.dim, dtype=DTYPE), measure
+        which = torch.multinomial(torch.tensor([m for _, _, m in parts], dtype=DTYPE), n, replacement=True,
+                                  generator=generator)
+        flo = torch.stack([p[0] for p in parts])[which]
+        fhi = torch.stack([p[1] for p in parts])[which]
+        x = flo + torch.rand(n, self.dim, generator=generator, dtype=DTYPE) * (fhi - flo)
+        normal = torch.zeros(n, self.dim, dtype=DTYPE)
+        axes = torch.tensor([a for a, _ in faces])[which]
+        normal[torch.arange(n), axes] = torch.tensor([float(s) for _, s in faces], dtype=DTYPE)[which]
+        return x, normal, measure
 
     def to_config(self) -> Dict[str, Any]:
         return {"rectangle" if self.dim == 2 else "box": {"lo": self.lo.tolist(), "hi": self.hi.tolist()}}

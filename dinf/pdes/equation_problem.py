@@ -50,7 +50,6 @@ from dinf.pdes.tables import read_functions
 # box, its cells per axis, the cells (sorted flat indices), interior points per cell (one count or
 # one per cell), and the conditions' density factor.
 Refined = Optional[Sequence[Tuple[Sequence[int], np.ndarray, Any, float]]]
-MAX_CANDIDATES = 1 << 21  # a condition's points drawn at most per finer level, to keep those in its cells
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +187,21 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         got = [w if f else max(1, int(w * scale)) for w, f in zip(want, fixed)]
         return [max(n - sum(g for g, f in zip(got, fixed) if not f), 1)] + got
 
-    def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None, refined: Refined = None) -> Batch:
+    def sample(self, n: int, generator: torch.Generator, spacing: Spacing = None, refined: Refined = None,
+               even: Spacing = None) -> Batch:
         """``n`` points: the interior's and each condition's. ``spacing`` (a graded field's, see
         ``dinf.fields.warped``) spreads the interior and initial points evenly over its cells.
         ``refined`` (a locally refined grid's, ``RefinedField.refined_lattices``) adds points in
         its finer cells: per lattice over the domain's box, ``(cells per axis, flat indices of the
-        cells, per_cell, factor)``."""
+        cells, per_cell, factor)``; on a graded grid the lattices are in its even coordinates,
+        ``spacing`` taking them to the problem's and ``even`` (per axis) back."""
         counts = self.counts(int(n))
         xs, normals = [self.domain.sample_interior(counts[0], generator, spacing)], [None]
         for c, m in zip(self.conditions, counts[1:]):
             x, nrm = c.sample(self.domain, m, generator, spacing)
             xs.append(x)
             normals.append(nrm)
-        weights = self._sample_refined(xs, normals, counts, refined, generator) if refined else None
+        weights = self._sample_refined(xs, normals, counts, refined, generator, spacing, even) if refined else None
         n_all = sum(x.shape[0] for x in xs)
         normal = torch.zeros(n_all, self.in_dim, dtype=torch.float64)
         start = 0
@@ -217,7 +218,8 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         return Batch(x=x, data=data)
 
     def _sample_refined(self, xs: List[Tensor], normals: List[Optional[Tensor]], counts: List[int],
-                        refined: Refined, generator: torch.Generator) -> Tensor:
+                        refined: Refined, generator: torch.Generator, spacing: Spacing = None,
+                        even: Spacing = None) -> Tensor:
         """Append to the blocks ``xs`` the points of a locally refined grid's finer cells: per
         lattice ``(shape, cells, per_cell, factor)`` over the domain's box, ``per_cell`` (one
         count, or one per cell) uniform interior points in each of ``cells`` (sorted flat
@@ -231,7 +233,10 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
         estimate of the integral of the squared residuals, as on the even points: the many
         points of a refined corner do not outweigh the rest of the domain (on the L-shape,
         unweighted, the L2 error rose from 7.4e-5 to 2.6e-4 over five more levels at the
-        corner)."""
+        corner). On a graded grid (``spacing``, ``even``) cells and densities are its even
+        coordinates', where the drawn points lie evenly per cell."""
+        if bool(spacing) != bool(even):
+            raise ValueError("a graded grid's refined points need both spacing and even (its inverse)")
         bounds = torch.as_tensor(self.bounds, dtype=torch.float64)
         lo, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
         base_density = counts[0] / self.domain.interior_measure()
@@ -246,15 +251,19 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
                 index = torch.from_numpy(np.stack(np.unravel_index(cells, shape), 1)).double()
                 u = (index.repeat_interleave(per_cell, 0)
                      + torch.rand(int(per_cell.sum()), self.in_dim, generator=generator, dtype=torch.float64))
-                x = lo + u / torch.tensor(shape, dtype=torch.float64) * width
+                x = _moved(lo + u / torch.tensor(shape, dtype=torch.float64) * width, spacing)
                 xs[0] = torch.cat([xs[0], x[self.domain.contains(x)].to(xs[0].dtype)])
+            window = _window(cells, shape, lo, width, spacing) if len(cells) else None
             for k in extended:
-                want = min(int(math.ceil(counts[k] * factor ** (self.in_dim - 1))), MAX_CANDIDATES)
+                want = int(math.ceil(counts[k] * factor ** (self.in_dim - 1)))
                 ratio[k] = want / max(counts[k], 1)
-                if not len(cells):
+                if window is None:
                     continue
-                x, nrm = self.conditions[k - 1].sample(self.domain, want, generator)
-                keep = _in_cells(x, cells, shape, lo, width)
+                # Only the points in the cells' window are drawn (rejection from the whole piece
+                # left a finest cell 2^-15 wide about one point of the L-shape's boundary).
+                x, nrm, share = self.conditions[k - 1].sample_within(self.domain, want, generator, *window, spacing)
+                ratio[k] *= share
+                keep = _in_cells(_moved(x, even), cells, shape, lo, width)
                 xs[k] = torch.cat([xs[k], x[keep].to(xs[k].dtype)])
                 if nrm is not None:
                     normals[k] = torch.cat([normals[k], nrm[keep].to(normals[k].dtype)])
@@ -265,7 +274,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
             if k == 0 or k in extended:
                 for shape, cells, ratio in ratios:
                     if len(cells):
-                        slot = _cell_slot(x, cells, shape, lo, width)
+                        slot = _cell_slot(_moved(x, even), cells, shape, lo, width)
                         inside = slot >= 0
                         density[inside] += ratio[k][slot[inside]] if k == 0 else ratio[k]
             w = 1.0 / density
@@ -764,6 +773,28 @@ def _cell_slot(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor,
     flat = np.ravel_multi_index(tuple(at.T), shape)
     slot = np.minimum(np.searchsorted(cells, flat), len(cells) - 1)
     return torch.from_numpy(np.where(cells[slot] == flat, slot, -1))
+
+
+def _window(cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor,
+            spacing: Spacing) -> Tuple[Tensor, Tensor]:
+    """The box ``(lo, hi)`` around the lattice's ``cells`` (flat indices), in the problem's
+    coordinates (through ``spacing`` on a graded grid)."""
+    index = np.stack(np.unravel_index(cells, shape), 1)
+    n = torch.tensor(shape, dtype=torch.float64)
+    corners = torch.stack([lo + torch.from_numpy(index.min(0)).double() / n * width,
+                           lo + torch.from_numpy(index.max(0) + 1).double() / n * width])
+    corners = _moved(corners, spacing)
+    return corners[0], corners[1]
+
+
+def _moved(x: Tensor, maps: Spacing) -> Tensor:
+    """``x`` with the per-axis ``maps`` applied (none: ``x`` itself)."""
+    if not maps:
+        return x
+    y = x.clone()
+    for a, f in maps.items():
+        y[:, a] = f(x[:, a].to(torch.float64)).to(x.dtype)
+    return y
 
 
 def _in_cells(x: Tensor, cells: np.ndarray, shape: Tuple[int, ...], lo: Tensor, width: Tensor) -> Tensor:

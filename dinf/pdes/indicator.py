@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field as dc_field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -72,8 +72,8 @@ CHUNK = 16384              # points per jet
 BOUNDARY_FACTOR = 4        # condition points: this many per quadrature point of a face of the lattice's surface
 MIN_BOUNDARY_POINTS = 256
 MAX_BOUNDARY_POINTS = 1 << 16
-MAX_LEAF_POINTS = 1 << 21  # a condition's points drawn for one leaf level of a refined grid, at most
 SEED = 0                   # the conditions' points: the same on every call
+EdgesOf = Callable[[List[int]], Sequence[np.ndarray]]  # a lattice's cells per axis -> its edges per coordinate
 
 
 @dataclass
@@ -108,12 +108,12 @@ class Indicator:
             **{f"edges_{c}": e for c, e in zip(self.coords, self.edges)})
 
 
-def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_per_axis: int = 3,
+def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_per_axis: Optional[int] = None,
                    boundary_points: Optional[int] = None, chunk: int = CHUNK) -> Indicator:
     """η_K on the lattice ``edges`` of ``problem`` (an ``EquationProblem``) for ``field`` (see the
     module doc). ``edges``: per coordinate (time included, in ``problem.coords``' order) the
     increasing cell edges, covering the domain's bounding box. ``points_per_axis``: Gauss–Legendre
-    points per axis and cell. ``boundary_points``: points per condition (default: ``BOUNDARY_FACTOR``
+    points per axis and cell (``gauss_points``). ``boundary_points``: points per condition (default: ``BOUNDARY_FACTOR``
     per quadrature point of the cell faces on one side of each axis, between
     ``MIN_BOUNDARY_POINTS`` and ``MAX_BOUNDARY_POINTS``: a dozen or more per cell a piece crosses)."""
     start = time.perf_counter()
@@ -124,7 +124,7 @@ def cell_indicator(problem: Any, field: FieldLike, edges: Sequence[Any], points_
     widths = np.stack(np.meshgrid(*[np.diff(e) for e in edges], indexing="ij"), -1).reshape(ncells, d)
     diameter = np.sqrt((widths ** 2).sum(1))
     m = equation_order(problem)
-    p = int(points_per_axis)
+    p = int(points_per_axis or gauss_points(d))
 
     # --- the equations: Gauss–Legendre points per cell, those inside the domain ------------------
     equations = problem.equations()
@@ -199,6 +199,12 @@ def cell_quadrature(domain: Any, edges: Sequence[np.ndarray], points_per_axis: i
         inside = domain.contains(x).numpy()
         if inside.any():
             yield x[inside], cell[inside], w[inside]
+
+
+def gauss_points(dim: int) -> int:
+    """Gauss–Legendre points per axis and cell by default: 3 in one or two coordinates, 2 beyond
+    (8 a cell in three, exact for cubics per axis)."""
+    return 3 if dim <= 2 else 2
 
 
 def uniform_edges(problem: Any, cells: Sequence[int]) -> List[np.ndarray]:
@@ -282,7 +288,8 @@ def _condition_squares(problem: Any, field: FieldLike, c: Any, x: Tensor, normal
 
 
 def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
-                   points_per_axis: int = 3, chunk: int = CHUNK) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                   points_per_axis: Optional[int] = None, chunk: int = CHUNK,
+                   edges_of: Optional[EdgesOf] = None) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """η_K on the leaves of a refined grid (``dinf.fields.refined``), as ``cell_indicator`` weighs
     it: ``lattices`` gives, coarsest first, each level's cells per axis over the domain's box and
     the sorted flat indices of its leaves (together they tile the box). Returns per lattice
@@ -290,13 +297,13 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
     level costs what its leaves hold; each level's leaves get a condition's points at their own
     density (below)."""
     bounds = problem.domain.bounds.numpy()
-    m, p = equation_order(problem), int(points_per_axis)
+    m, p = equation_order(problem), int(points_per_axis or gauss_points(len(bounds)))
     equations = problem.equations()
     parts = []
     for cells, leaf in lattices:
-        edges = [np.linspace(lo, hi, int(n) + 1) for (lo, hi), n in zip(bounds, cells)]
+        edges = lattice_edges(bounds, cells, edges_of)
         ids = np.asarray(leaf, dtype=np.int64)
-        diameter = float(np.sqrt(sum(((hi - lo) / n) ** 2 for (lo, hi), n in zip(bounds, cells))))
+        diameter = _diameters(edges, ids)
         sums = np.zeros(len(ids))
         for x, cell, w in cell_quadrature(problem.domain, edges, p, chunk, leaf):
             jet, data = problem.jet_at(field, x)
@@ -312,12 +319,17 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
         # Each leaf level's leaves get as many of the condition's points as a cell of the first
         # level: drawn 2^(ℓ(d−1)) times over, those in the level's leaves kept, each weighing its
         # share of the draw. One draw for all (the first level's density) left a leaf 2^-16 as
-        # wide one point, weighed as if it held 30 times its own piece of boundary.
+        # wide one point, weighed as if it held 30 times its own piece of boundary. A finer
+        # level's points are drawn only in the box around its leaves (``sample_within``).
         paired = isinstance(c, Periodic)  # a pair's two points may fall on different levels: one draw
-        plans = [(None, base)] if paired else [(ell, min(base * 2 ** (ell * (d - 1)), MAX_LEAF_POINTS))
-                                               for ell in range(len(parts))]
+        plans = [(None, base)] if paired else [(ell, base * 2 ** (ell * (d - 1))) for ell in range(len(parts))]
         for ell, count in plans:
-            x, normal = c.sample(problem.domain, count, generator)
+            if ell:
+                window = _leaf_window(parts[ell][0], parts[ell][1])
+                x, normal, share = c.sample_within(problem.domain, count, generator, *window)
+                count = max(1, int(round(count * share)))  # the whole draw these points stand for
+            else:
+                x, normal = c.sample(problem.domain, count, generator)
             if ell is not None:
                 edges, ids = parts[ell][0], parts[ell][1]
                 flat = _cells_of(x.numpy(), edges, tuple(int(n) for n in lattices[ell][0]), bounds,
@@ -332,11 +344,43 @@ def leaf_indicator(problem: Any, field: FieldLike, lattices: Sequence[Tuple[Sequ
                     flat = _cells_of(points, edges, tuple(int(n) for n in cells), bounds, outward)
                     hit = free & _member(ids, flat)
                     if hit.any():
-                        scale = diameter ** (2.0 * k[None, :] + 1.0 - m)
+                        scale = diameter[np.searchsorted(ids, flat[hit])][:, None] ** (2.0 * k[None, :] + 1.0 - m)
                         sums += np.bincount(np.searchsorted(ids, flat[hit]),
                                             weights=share * (scale * squares[hit]).sum(1), minlength=len(ids))
                         free &= ~hit
     return [(ids, np.sqrt(eq + cond), np.sqrt(eq)) for _, ids, _, eq, cond in parts]
+
+
+def lattice_edges(bounds: np.ndarray, cells: Sequence[int], edges_of: Optional[EdgesOf] = None) -> List[np.ndarray]:
+    """A lattice's cell edges per coordinate: ``edges_of(cells)`` (a graded grid's), else even
+    over ``bounds``."""
+    if edges_of is not None:
+        return [np.asarray(e, dtype=np.float64) for e in edges_of([int(n) for n in cells])]
+    return [np.linspace(lo, hi, int(n) + 1) for (lo, hi), n in zip(bounds, cells)]
+
+
+def leaf_boxes(bounds: np.ndarray, cells: Sequence[int], ids: np.ndarray,
+               edges_of: Optional[EdgesOf] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The low and high corners ``[n, d]`` of the cells ``ids`` (flat indices) of a lattice."""
+    edges = lattice_edges(bounds, cells, edges_of)
+    index = np.unravel_index(np.asarray(ids, dtype=np.int64), tuple(int(n) for n in cells))
+    lo = np.stack([e[i] for e, i in zip(edges, index)], 1)
+    hi = np.stack([e[i + 1] for e, i in zip(edges, index)], 1)
+    return lo, hi
+
+
+def _leaf_window(edges: Sequence[np.ndarray], ids: np.ndarray) -> Tuple[Tensor, Tensor]:
+    """The box ``(lo, hi)`` around the cells ``ids`` of the lattice ``edges``."""
+    index = np.unravel_index(ids, tuple(len(e) - 1 for e in edges))
+    lo = [e[i.min()] if len(i) else e[0] for e, i in zip(edges, index)]
+    hi = [e[i.max() + 1] if len(i) else e[0] for e, i in zip(edges, index)]
+    return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+
+
+def _diameters(edges: Sequence[np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """The diameter of each cell ``ids`` (flat indices) of the lattice ``edges``."""
+    index = np.unravel_index(ids, tuple(len(e) - 1 for e in edges))
+    return np.sqrt(sum(np.diff(e)[i] ** 2 for e, i in zip(edges, index)))
 
 
 def leaf_total(etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
@@ -465,7 +509,8 @@ def picture(indicator: Indicator, time_name: Optional[str] = None) -> Any:
 
 
 def leaf_picture(problem: Any, lattices: Sequence[Tuple[Sequence[int], np.ndarray]],
-                 etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], total: float) -> Any:
+                 etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], total: float,
+                 edges_of: Optional[EdgesOf] = None) -> Any:
     """A refined grid's η_K on its leaf cells (``leaf_indicator``), log colour scale: each leaf a
     rectangle over the domain's box (two coordinates), a step per leaf (one); else the finest
     level's leaves' η against their index. Returns a matplotlib ``Figure``."""
@@ -486,9 +531,7 @@ def leaf_picture(problem: Any, lattices: Sequence[Tuple[Sequence[int], np.ndarra
     if d == 2:
         polys, values = [], []
         for (cells, ids), (_, eta, _) in zip(lattices, etas):
-            index = np.stack(np.unravel_index(ids, tuple(int(n) for n in cells)), 1)
-            lo = bounds[:, 0] + index / np.asarray(cells) * span
-            hi = lo + span / np.asarray(cells)
+            lo, hi = leaf_boxes(bounds, cells, ids, edges_of)
             polys += [[(a[0], a[1]), (b[0], a[1]), (b[0], b[1]), (a[0], b[1])] for a, b in zip(lo, hi)]
             values.append(eta)
         eta = np.concatenate(values)
@@ -504,8 +547,8 @@ def leaf_picture(problem: Any, lattices: Sequence[Tuple[Sequence[int], np.ndarra
         fig.colorbar(coll, ax=ax)
     elif d == 1:
         for ell, ((cells, ids), (_, eta, _)) in enumerate(zip(lattices, etas)):
-            lo = bounds[0, 0] + ids / int(cells[0]) * span[0]
-            ax.bar(lo, np.where(eta > 0, eta, np.nan), width=span[0] / int(cells[0]), align="edge",
+            lo, hi = leaf_boxes(bounds, cells, ids, edges_of)
+            ax.bar(lo[:, 0], np.where(eta > 0, eta, np.nan), width=hi[:, 0] - lo[:, 0], align="edge",
                    color=f"C{ell % 10}", label=f"level {ell}")
         ax.set_yscale("log")
         ax.set_xlabel(problem.coords[0])

@@ -21,6 +21,8 @@ from dinf.errors import ConfigError
 from dinf.geometry.domain import Spacing
 from dinf.jet import Jet
 
+MAX_DRAW = 1 << 21  # sample_within's draws at most (by rejection)
+
 # rows(residual, jet at the points or None, point data) -> (coef [N, P, C, A], rhs [N, P])
 RowsOf = Callable[[Residual, Optional[Jet], Mapping[str, Tensor]], Tuple[Tensor, Tensor]]
 
@@ -89,6 +91,17 @@ class Condition(ABC):
     def sample(self, domain: Any, m: int, generator: torch.Generator,
                spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
         """``m`` points ``[m', dim]`` of the condition and their outward normals (None: none)."""
+
+    def sample_within(self, domain: Any, m: int, generator: torch.Generator, lo: Tensor, hi: Tensor,
+                      spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor], float]:
+        """The points of an ``m``-point draw (``sample``) inside the window ``[lo, hi]``, their
+        normals, and the share of that density they have: here by rejection from at most
+        ``MAX_DRAW`` points (a share below 1 beyond); a condition on box faces draws inside the
+        window itself (``OnPiece``)."""
+        drawn = min(int(m), MAX_DRAW)
+        x, normal = self.sample(domain, drawn, generator, spacing)
+        keep = ((x >= lo.to(x.dtype)) & (x <= hi.to(x.dtype))).all(1)
+        return x[keep], None if normal is None else normal[keep], drawn / max(int(m), 1)
 
     def terms(self, m: int) -> int:
         """How many squared residuals the loss averages over ``m`` sampled points."""

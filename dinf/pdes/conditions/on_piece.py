@@ -36,6 +36,11 @@ class OnPiece(Condition):
                spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor]]:
         return domain.sample_boundary(self.piece, m, generator)
 
+    def sample_within(self, domain: Any, m: int, generator: torch.Generator, lo: Tensor, hi: Tensor,
+                      spacing: Spacing = None) -> Tuple[Tensor, Optional[Tensor], float]:
+        """Drawn inside the window where the piece's parts allow (``Domain.sample_boundary_within``)."""
+        return domain.sample_boundary_within(self.piece, m, generator, lo, hi)
+
 
 class _OnPieceValue(OnPiece):
     """An on-piece condition ``text(u) − g`` per unknown, ``g`` from ``value``."""
