@@ -38,6 +38,10 @@ def test_the_moving_grid_finds_the_layer_and_beats_the_uniform_grid(tmp_path):
     moved = train(_cfg(["grid.adapt=r", "grid.moving.smoothing=2"]), output_dir=str(tmp_path / "moved"))
     # Measured 0.56 uniform, 0.048 moved (2026-12-07; 0.16 with the default smoothing).
     assert moved["final"]["l2re"] < uniform["final"]["l2re"] / 4
+    rows = moved["adaptation"]  # the report: a row per solve on the fine grid, the same unknowns each
+    assert [r["cycle"] for r in rows] == list(range(1, len(rows) + 1)) and len({r["unknowns"] for r in rows}) == 1
+    kept = [r for r in rows if not r.get("rejected")]
+    assert kept[-1]["l2re"] == pytest.approx(moved["final"]["l2re"]) and (tmp_path / "moved" / "adaptation.png").exists()
     data = np.load(tmp_path / "moved" / "indicator.npz")  # the final indicator on the moved cells
     widths = np.diff(data["edges_x"])
     finest = 0.5 * (data["edges_x"][np.argmin(widths)] + data["edges_x"][np.argmin(widths) + 1])
@@ -84,16 +88,18 @@ def test_the_transfer_reproduces_a_field_on_moved_cells():
 
 def test_a_resumed_run_continues_on_the_grid_it_had_reached(tmp_path, monkeypatch):
     cfg = _cfg(["grid.adapt=r", "grid.moving.cycles=3", "checkpoint.registry=null"])
-    state = killed_in_cycle_two(monkeypatch, MovingGrid, cfg, tmp_path)  # after cycle 1's move, before cycle 2's
-    assert state["cycle"] == 2 and state["estimated"]
-    moved = AxisMonitorMap(**{k: state["maps"][0][k] for k in ("lo", "hi", "centres", "c", "sigma")})
+    # Killed as cycle 2 ends: its one least-squares step left no checkpoint, so the last is cycle
+    # 1's, with the move its end chose still to be made.
+    state = killed_in_cycle_two(monkeypatch, MovingGrid, cfg, tmp_path)
+    assert state["cycle"] == 2 and state["estimated"] and state["pending"]
+    moved = AxisMonitorMap(**{k: state["pending"][0][k] for k in ("lo", "hi", "centres", "c", "sigma")})
 
     seen = {}
     real_load = MovingGrid.load_state
 
     def load(self, s):
         real_load(self, s)
-        seen["map"] = self.field.axes[0]
+        seen["map"] = self.pending[0]
         seen["cycle"] = self.cycle
 
     monkeypatch.setattr(MovingGrid, "load_state", load)

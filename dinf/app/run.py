@@ -514,7 +514,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         results.update(found)
         results["final"].update({k: v for k, v in found.items() if k == "indicator"})
         more.update(figures)
-        rows, figures = adaptation(module.solver, results["history"], field, problem)  # a refined grid's cycles
+        rows, figures = adaptation(module.solver, results["history"], field, problem)  # a moving or refined grid's cycles
         results.update(rows)
         more.update(figures)
         write_outputs(results, problem, field, state.output_dir, loggers, more)

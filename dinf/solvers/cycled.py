@@ -8,7 +8,7 @@ the solver protocol is the inner solver's.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -28,7 +28,9 @@ class CycledGrid(SolveSolver):
         self.prefix = inner.prefix
         self.cycle = 0  # the cycle now running (0: none begun)
         self.steps = 0  # inner steps in this cycle
+        self.total_steps = 0  # inner steps over all cycles (the run's training step)
         self.max_steps = 1  # inner steps a cycle at most (set from the trainer)
+        self.history: List[Dict[str, Any]] = []  # per cycle: its step, unknowns, η (``dinf.app.adaptation``)
 
     @staticmethod
     def wraps(solver: Any) -> bool:
@@ -64,6 +66,7 @@ class CycledGrid(SolveSolver):
             self.cycle = 1
         info = dict(self.inner.solve(field, problem, generator))
         self.steps += 1
+        self.total_steps += 1
         done = info.get("converged", not self.iterative) or self.steps >= self.max_steps
         info["converged"] = False
         info["adapt_cycle"] = self.cycle

@@ -10,8 +10,9 @@ least squares) and, once its steps on the current grid converge (or reach ``max_
    and the error rises with the estimate: ``docs/guide/adaptivity.md``);
 3. otherwise remaps each adapted axis by equidistributing the indicator of the equations
    (``AxisMonitorMap.equidistribute``: cells small where it is large, the largest at most
-   ``ratio`` times the smallest), fits the solution onto the moved grid
-   (``dinf.solvers.transfer.fit_values``) and solves on from there. A remap whose cells would
+   ``ratio`` times the smallest); the next step moves the cells, fits the solution onto them
+   (``dinf.solvers.transfer.fit_values``) and solves on from there (so a cycle's last step is
+   validated and checkpointed on the grid it solved on). A remap whose cells would
    vary less than ``min_ratio``-fold is not made: the grid stays, and the loop ends.
 
 ``coarsen`` > 1 first finds the features on a grid ``coarsen`` times coarser along every axis (the
@@ -76,6 +77,7 @@ class MovingGrid(CycledGrid):
         self.estimated = coarse is None  # the coarse estimate is done (or not asked for)
         self.best: Optional[Dict[str, Any]] = None  # {"eta", "z", "bias", "maps"} of the best grid so far
         self.etas: List[float] = []
+        self.pending: Optional[Dict[int, AxisMonitorMap]] = None  # maps the next step moves the cells to
 
     def state(self) -> Dict[str, Any]:
         """What a resumed run needs: the maps, the cycle, the best grid."""
@@ -84,7 +86,9 @@ class MovingGrid(CycledGrid):
             "eta": float(self.best["eta"]), "z": torch.as_tensor(self.best["z"]),
             "bias": torch.as_tensor(self.best["bias"]), "maps": _maps_state(self.best["maps"])}
         return {"maps": _maps_state(self.field.axes), "cycle": self.cycle, "cycles": self.cycles,
-                "estimated": self.estimated, "steps": self.steps, "etas": [float(e) for e in self.etas], "best": best}
+                "estimated": self.estimated, "steps": self.steps, "etas": [float(e) for e in self.etas], "best": best,
+                "total_steps": self.total_steps, "history": [dict(h) for h in self.history],
+                "pending": None if self.pending is None else _maps_state(self.pending)}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         if not state:
@@ -93,6 +97,9 @@ class MovingGrid(CycledGrid):
         self.cycle, self.estimated, self.steps = int(state["cycle"]), bool(state["estimated"]), int(state["steps"])
         self.cycles = int(state.get("cycles", self.cycles))  # an even estimate leaves one
         self.etas = list(state["etas"])
+        self.total_steps = int(state.get("total_steps", 0))
+        self.history = [dict(h) for h in state.get("history", [])]
+        self.pending = _maps_of(state["pending"]) if state.get("pending") else None
         best = state.get("best")
         self.best = None if best is None else {"eta": best["eta"], "z": best["z"].numpy(), "bias": best["bias"].numpy(),
                                                "maps": _maps_of(best["maps"])}
@@ -104,6 +111,8 @@ class MovingGrid(CycledGrid):
         estimate and the move (or the stop)."""
         if not self.estimated:
             self._estimate(problem, generator)
+        if self.pending is not None:
+            self._move(field, problem, generator)
         info, done = self.inner_step(field, problem, generator)
         if done:
             info.update(self._after_cycle(field, problem, generator))
@@ -149,7 +158,11 @@ class MovingGrid(CycledGrid):
         eta = ind.total
         self.etas.append(eta)
         out: Dict[str, Any] = {"indicator": eta}
+        entry = {"cycle": self.cycle, "step": self.total_steps, "unknowns": layout(field).nodes * field.out_dim,
+                 "eta": eta}
+        self.history.append(entry)
         if self.best is not None and not eta < self.best["eta"]:
+            entry["rejected"] = True
             z, bias = self.best["z"], self.best["bias"]
             field.axes = dict(self.best["maps"])
             write_back(field, z, layout(field), bias)
@@ -163,13 +176,24 @@ class MovingGrid(CycledGrid):
             log.info("moving grid: cycle %d: η = %.3g; done (grid.moving.cycles = %d)", self.cycle, eta, self.cycles)
             out["converged"] = True
             return out
-        old_maps = dict(field.axes)
         new_maps = self._remap(ind, self.smoothing * self.coarsen)  # as wide as the estimate's
         if new_maps is None:
             log.info("moving grid: cycle %d: η = %.3g, even enough (the cells would vary less than %g-fold); done",
                      self.cycle, eta, self.min_ratio)
             out["converged"] = True
             return out
+        # The move waits for the next step: this step's validation and checkpoint are the solve's.
+        self.pending = new_maps
+        self.cycle += 1
+        self.steps = 0
+        log.info("moving grid: cycle %d: η = %.3g; the cells move (%s) at the next step", self.cycle - 1, eta,
+                 self._describe(field, new_maps))
+        return out
+
+    def _move(self, field: WarpedField, problem: Any, generator: torch.Generator) -> None:
+        """Move the cells to the pending maps and fit the solution onto them."""
+        old_maps, new_maps = dict(field.axes), self.pending
+        self.pending = None
         field.axes = new_maps
         batch = sample_for(field, problem, self.inner.points or 16 * _cells_total(field), generator)
         x = batch.data["x64"].double() if "x64" in batch.data else batch.x.double()
@@ -181,11 +205,7 @@ class MovingGrid(CycledGrid):
         misfit = fit_values(field, x, values, backend=getattr(self.inner, "backend", "auto"))
         self.inner._state = None
         self.inner.cold_start = False  # from the solution fitted onto the moved grid
-        self.cycle += 1
-        self.steps = 0
-        log.info("moving grid: cycle %d: η = %.3g; cells moved (%s), the solution fitted onto them (misfit %.2g)",
-                 self.cycle - 1, eta, self._describe(field), misfit)
-        return out
+        log.info("moving grid: cells moved, the solution fitted onto them (misfit %.2g)", misfit)
 
     def _indicator(self, field: WarpedField, problem: Any, cells: Optional[List[int]] = None):
         """η_K of ``field`` on its own cells (or ``cells`` per axis, through its maps)."""
@@ -204,9 +224,11 @@ class MovingGrid(CycledGrid):
         spread = [np.ptp(np.log(np.diff(maps[a].cell_edges(cells[a])))) for a in self.axes]
         return None if max(spread) < np.log(self.min_ratio) else maps
 
-    def _describe(self, field: WarpedField) -> str:
+    def _describe(self, field: WarpedField, maps: Optional[Dict[int, AxisMonitorMap]] = None) -> str:
+        """The cells' sizes per moved axis (under ``maps`` where given)."""
         coords = getattr(self.problem, "coords", None) or [str(a) for a in range(field.in_dim)]
-        edges = field.cell_edges(_cells(field), self.problem.bounds)
+        edges = WarpedField(field.inner, maps).cell_edges(_cells(field), self.problem.bounds) if maps else \
+            field.cell_edges(_cells(field), self.problem.bounds)
         parts = []
         for a in self.axes:
             w = np.diff(edges[a])

@@ -26,7 +26,7 @@ solves and moves); the cells it settled on are then split as above, their maps f
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -78,8 +78,6 @@ class RefiningGrid(CycledGrid):
         self.mover = mover
         self.moved = mover is None  # the moving grid's run is over (or there is none)
         self.name = f"{inner.name} on a {'moving, then ' if mover else ''}refined grid"
-        self.history: List[Dict[str, float]] = []  # per cycle: the training step, unknowns, η, cells split
-        self.total_steps = 0  # inner steps over all cycles (the run's training step)
         self.last: Optional[Dict[str, Any]] = None  # the last solve's {"eta", "cycle", "cells", "z", "bias"}
 
     def trainer_steps(self, trainer: Any) -> Dict[str, Any]:
@@ -122,12 +120,15 @@ class RefiningGrid(CycledGrid):
             self.total_steps += 1
             if info.get("converged"):
                 self.moved = True
+                # The moving grid's solves, the last of which the refined grid's first row describes
+                # (unless it was undone: then both stay).
+                rows = self.mover.history
+                self.history = [dict(h) for h in (rows if rows and rows[-1].get("rejected") else rows[:-1])]
                 info["converged"] = False
                 info.update(self._after_cycle(field, problem))
             self.info = info
             return info
         info, done = self.inner_step(field, problem, generator)
-        self.total_steps += 1
         if done:
             info.update(self._after_cycle(field, problem))
         self.info = info
