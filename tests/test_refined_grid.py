@@ -224,6 +224,11 @@ def test_bad_refined_grids_are_refused_in_one_line(overrides, key, words):
     assert_refused(_cfg(overrides), key, words)
 
 
+@pytest.mark.parametrize("mode", ["r", "h", "rh"])
+def test_a_problem_written_as_a_class_is_refused_in_one_line(mode):
+    assert_refused(compose_cfg(["pde=helmholtz", f"grid.adapt={mode}"]), "grid.adapt", "HelmholtzPML is not")
+
+
 def test_an_error_spread_over_the_domain_splits_no_cell():
     smooth = dict(LAYER, params={"d": 1.0})  # u = tanh(x): nothing local to find
     problem, field, refiner = build(_cfg(["grid.adapt=h"], spec=smooth))

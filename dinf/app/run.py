@@ -161,7 +161,8 @@ def _moving_axes(cfg: DictConfig, problem: Problem, field: torch.nn.Module) -> L
                                         "grid.adapt (solver.resample=rar_d adapts its points instead)")
     if getattr(problem, "own_axes", None) or not hasattr(problem, "equations"):
         raise ConfigError("grid.adapt", f"needs one field over a problem stated in a config file, whose residuals "
-                                        f"the error indicator reads; {problem.name} is not: remove grid.adapt")
+                                        f"the error indicator reads; {getattr(problem, 'name', None) or type(problem).__name__} "
+                                        "is not: remove grid.adapt")
     if mode == "h":
         return []  # no cell moves: _refining_grid splits them
     coords, periodic = list(problem.coords), set(_periodic_axes(cfg.model.get("periodic"), problem))
