@@ -23,6 +23,7 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "~logger",
     "checkpoint.registry=null",
+    "vtk=false",  # the tests of dinf.app.vtk ask for it
 ]
 
 

@@ -164,7 +164,7 @@ def test_a_table_of_a_coordinate_the_problem_lacks_is_refused():
 def test_pictures_read_a_long_reference_file_on_its_nearest_slice(tmp_path):
     # A space-time file (x, y, t, u) with snapshots: the picture at t = 0.5 reads the t = 0.5 rows
     # and interpolates in x, y only (no Delaunay triangulation in three coordinates).
-    from dinf.pdes.equation_pictures import _reference
+    from dinf.pdes.equation_pictures import reference_at
 
     g = np.linspace(0, 1, 21)
     X, Y, T = (a.ravel() for a in np.meshgrid(g, g, [0.0, 0.5, 1.0], indexing="ij"))
@@ -173,6 +173,6 @@ def test_pictures_read_a_long_reference_file_on_its_nearest_slice(tmp_path):
                         residuals={"pde": "u_t - u_xx"}, reference={"file": str(tmp_path / "ref.npz")}, batch_size=64)
     x = torch.rand(200, 3, dtype=torch.float64)
     x[:, 2] = 0.5
-    got = _reference(p, x, {2: 0.49})[:, 0]
+    got = reference_at(p, x, {2: 0.49})[:, 0]
     want = (torch.sin(x[:, 0]) * torch.cos(x[:, 1]) * 1.5).numpy()
     assert np.abs(got - want).max() < 2e-3  # linear interpolation on a 0.05 grid

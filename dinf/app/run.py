@@ -28,6 +28,7 @@ from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
 from dinf.app.adaptation import adaptation
 from dinf.app.indicator import RunIndicator
+from dinf.app.vtk import export_vtk, exportable
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
@@ -494,6 +495,9 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         cli.check_run_config(cfg)
         quiet_third_parties()
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        if rank == 0 and not os.path.isfile(os.path.join(state.output_dir, ".hydra", "config.yaml")):
+            # What python -m dinf.export rebuilds the run from (Hydra writes it for train.py's runs).
+            OmegaConf.save(cfg, os.path.join(state.output_dir, "config.yaml"))
         problem, field, solver = build(cfg)
         indicator = RunIndicator(bool(cfg.get("indicator", True)), problem, field)
         module = FieldModule(field, problem, solver, seed=cfg.seed)
@@ -519,6 +523,8 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         results.update(rows)
         more.update(figures)
         write_outputs(results, problem, field, state.output_dir, loggers, more)
+        if cfg.get("vtk", True):
+            _write_vtk(problem, field, state.output_dir)
         status = "completed"
         return results
     except Exception as e:
@@ -608,6 +614,18 @@ def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[s
         return {name: math.nan for name in modes}
     pick = (max if modes[primary] == "max" else min)(valid, key=lambda h: h[primary])
     return {**{name: pick.get(name, math.nan) for name in modes}, "step": pick["step"]}
+
+
+def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str) -> None:
+    """The solution for ParaView (``dinf.app.vtk``), or one line saying why not."""
+    why = exportable(problem)
+    if why is not None:
+        log.info("vtk: not written: %s", why)
+        return
+    start = time.perf_counter()
+    paths = export_vtk(problem, field, output_dir)
+    log.info("vtk: %s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
+             os.path.relpath(paths[-1]), len(paths), time.perf_counter() - start)
 
 
 def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,

@@ -32,7 +32,7 @@ def pictures(problem: Any, field: Any, resolution: int = 160) -> Dict[str, Figur
 MAX_LEVELS = 1000  # a coordinate with at most this many distinct values in the file is a set of slices
 
 
-def _reference(problem: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None) -> Optional[np.ndarray]:
+def reference_at(problem: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None) -> Optional[np.ndarray]:
     """Reference values ``[M, C]`` at ``x``, or None where only a file exists and it has no
     value there (linear interpolation of the file's nodes, nearest outside them). A coordinate
     held at ``fixed[a]`` that the file gives on a few slices (snapshot times, grid planes) is
@@ -94,7 +94,7 @@ def _images(problem: Any, field: Any, times: List[Optional[float]], n: int) -> F
         x = _grid(problem, f, free, n)
         inside = closed_contains(problem.domain, x).numpy()
         pred = problem.predict(field, x).numpy()
-        ref = _reference(problem, x, f)
+        ref = reference_at(problem, x, f)
         ext = [float(problem.domain.bounds[free[0], 0]), float(problem.domain.bounds[free[0], 1]),
                float(problem.domain.bounds[free[1], 0]), float(problem.domain.bounds[free[1], 1])]
         # Space against space at true proportions (a disk stays round); (x, t) fills the panel.
@@ -128,7 +128,7 @@ def _curves(problem: Any, field: Any, n: int = 400) -> Figure:
     names = problem.unknowns.channel_names()
     x = _grid(problem, {}, [0], n)
     pred = problem.predict(field, x).numpy()
-    ref = _reference(problem, x)
+    ref = reference_at(problem, x)
     fig = Figure(figsize=(10, 3.6 * len(names)))
     axes = np.atleast_1d(fig.subplots(len(names), 1))
     for c, name in enumerate(names):

@@ -1,0 +1,171 @@
+"""A run's solution for ParaView: VTK image data (``.vti``) on a regular grid over the domain.
+
+``export_vtk(problem, field, output_dir)`` samples a problem stated in a config file on a
+regular grid over its box (space coordinates; time in snapshots, one ``.vti`` each and a
+``.pvd`` naming them, except for one space coordinate and time, which is one image over x–t) and
+writes per point:
+
+* each unknown's channels (``u``, or ``u_re``/``u_im`` for a complex one), NaN outside the domain;
+* ``inside``: 1 in the domain (or on its boundary), 0 outside (ParaView: *Threshold* on it);
+* ``error_<channel>``: the field minus the reference, where the problem has one (the exact
+  solution, else its data file interpolated as the pictures do);
+* ``residual_<equation>``: the equation's residual at the point (the root of the sum of squares
+  over its parts), from the field's jet.
+
+The files are VTK's XML format, written here (the arrays inline, base64 float64 with a 64-bit
+header), so no VTK library is needed to write them; ParaView, pyvista and VTK read them.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+import torch
+
+from dinf.errors import ConfigError
+from dinf.geometry.domain import closed_contains
+
+log = logging.getLogger(__name__)
+
+POINTS = {1: 1024, 2: 192, 3: 48}  # points along the longest space axis by default, per space dimension
+SNAPSHOTS = 11  # time snapshots by default (ends included)
+CHUNK = 16384  # points per jet (the residuals)
+
+
+def exportable(problem: Any) -> Optional[str]:
+    """None where ``export_vtk`` applies to ``problem``, else why not."""
+    if not all(hasattr(problem, k) for k in ("coords", "domain", "unknowns", "jet_at")):
+        return f"{type(problem).__name__} is not stated in a config file (coordinates, a domain, unknowns)"
+    return None
+
+
+def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[int] = None,
+               snapshots: Optional[int] = None, name: Optional[str] = None,
+               key: str = "--resolution") -> List[str]:
+    """Write ``<name>.vti`` (or ``<name>_<k>.vti`` per snapshot and ``<name>.pvd``) into
+    ``output_dir``; returns the paths. ``resolution``: points along the longest space axis (the
+    others in proportion), ``snapshots``: time snapshots (module docstring)."""
+    if resolution is not None and int(resolution) <= 0:
+        raise ConfigError(key, f"must be > 0 (points along the longest axis), got {resolution}")
+    if snapshots is not None and int(snapshots) <= 0:
+        raise ConfigError("--snapshots", f"must be > 0, got {snapshots}")
+    why = exportable(problem)
+    if why is not None:
+        raise ConfigError("vtk", f"writes problems stated in a config file; {why}")
+    name = name or problem.name
+    coords = list(problem.coords)
+    bounds = problem.domain.bounds.double().numpy()
+    time = problem.coords.index(problem.time) if getattr(problem, "time", None) else None
+    space = [a for a in range(len(coords)) if a != time]
+    n = int(resolution or POINTS[min(len(space), 3)])
+    axes = {a: _axis(bounds[a], n, max(bounds[b, 1] - bounds[b, 0] for b in space)) for a in space}
+    os.makedirs(output_dir, exist_ok=True)
+    if time is not None and len(space) == 1:  # one image over x–t
+        axes[time] = _axis(bounds[time], n, bounds[time, 1] - bounds[time, 0])
+        return [_write_image(problem, field, axes, [space[0], time], {}, os.path.join(output_dir, f"{name}.vti"))]
+    if time is None:
+        return [_write_image(problem, field, axes, space, {}, os.path.join(output_dir, f"{name}.vti"))]
+    times = np.linspace(bounds[time, 0], bounds[time, 1], int(snapshots or SNAPSHOTS))
+    paths = []
+    for k, t in enumerate(times):
+        paths.append(_write_image(problem, field, axes, space, {time: float(t)},
+                                  os.path.join(output_dir, f"{name}_{k:03d}.vti")))
+    pvd = os.path.join(output_dir, f"{name}.pvd")
+    rows = "\n".join(f'    <DataSet timestep="{t:.10g}" part="0" file={quoteattr(os.path.basename(p))}/>'
+                     for t, p in zip(times, paths))
+    with open(pvd, "w") as f:
+        f.write(f'<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
+                f"  <Collection>\n{rows}\n  </Collection>\n</VTKFile>\n")
+    return paths + [pvd]
+
+
+def _axis(bound: Sequence[float], n: int, longest: float) -> np.ndarray:
+    """Evenly spaced points over ``bound``, ``n`` along the longest axis and as many per unit length."""
+    lo, hi = float(bound[0]), float(bound[1])
+    count = max(2, int(round(n * (hi - lo) / longest)))
+    return np.linspace(lo, hi, count)
+
+
+def _write_image(problem: Any, field: Any, axes: Dict[int, np.ndarray], free: List[int],
+                 fixed: Dict[int, float], path: str) -> str:
+    """Sample ``field`` on the lattice of ``axes[free]`` (the first fastest, as VTK orders
+    points), the ``fixed`` coordinates held, and write it to ``path``."""
+    grids = np.meshgrid(*[axes[a] for a in reversed(free)], indexing="ij")  # the last axis slowest
+    x = torch.zeros(grids[0].size, len(problem.coords), dtype=torch.float64)
+    for a, g in zip(reversed(free), grids):
+        x[:, a] = torch.from_numpy(g.reshape(-1))
+    for a, v in fixed.items():
+        x[:, a] = v
+    arrays = point_arrays(problem, field, x, fixed)
+    dims = [len(axes[a]) for a in free] + [1] * (3 - len(free))
+    origin = [float(axes[a][0]) for a in free] + [0.0] * (3 - len(free))
+    spacing = [float(axes[a][1] - axes[a][0]) for a in free] + [1.0] * (3 - len(free))
+    names = [problem.coords[a] for a in free]
+    _write_vti(path, dims, origin, spacing, arrays, names)
+    return path
+
+
+def point_arrays(problem: Any, field: Any, x: torch.Tensor,
+                 fixed: Optional[Dict[int, float]] = None) -> Dict[str, np.ndarray]:
+    """The arrays written per point at ``x`` (module docstring), by name; ``fixed``: the
+    coordinates held (a snapshot's time: a data file's nearest slice is read there)."""
+    inside = closed_contains(problem.domain, x).numpy()
+    values = problem.predict(field, x).numpy()
+    names = problem.unknowns.channel_names()
+    out: Dict[str, np.ndarray] = {}
+    for c, nm in enumerate(names):
+        out[nm] = np.where(inside, values[:, c], np.nan)
+    out["inside"] = inside.astype(np.float64)
+    from dinf.pdes.equation_pictures import reference_at
+
+    ref = reference_at(problem, x, fixed) if getattr(problem, "reference", None) is not None else None
+    if ref is not None:
+        for c, nm in enumerate(names[: ref.shape[1]]):
+            out[f"error_{nm}"] = np.where(inside, values[:, c] - ref[:, c], np.nan)
+    for eq, r in problem.equations().items():
+        res = np.zeros(len(x))
+        for start in range(0, len(x), CHUNK):
+            part = x[start:start + CHUNK]
+            with torch.enable_grad():
+                jet, data = problem.jet_at(field, part)
+                res[start:start + len(part)] = r.evaluate(jet, data).detach().double().pow(2).sum(1).sqrt().cpu().numpy()
+        out[f"residual_{eq}"] = np.where(inside, res, np.nan)
+    return out
+
+
+def _b64(data: np.ndarray) -> str:
+    """VTK's inline binary: a UInt64 byte count, then the little-endian values, base64 encoded."""
+    raw = np.ascontiguousarray(data, dtype="<f8").tobytes()
+    return base64.b64encode(np.uint64(len(raw)).tobytes() + raw).decode("ascii")
+
+
+def _write_vti(path: str, dims: Sequence[int], origin: Sequence[float], spacing: Sequence[float],
+               arrays: Dict[str, np.ndarray], coords: Sequence[str]) -> None:
+    extent = " ".join(f"0 {d - 1}" for d in dims)
+    body = "\n".join(f'        <DataArray type="Float64" Name={quoteattr(k)} format="binary">{_b64(v)}</DataArray>'
+                     for k, v in arrays.items())
+    first = next(iter(arrays))
+    with open(path, "w") as f:
+        f.write('<?xml version="1.0"?>\n'
+                '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64">\n'
+                f"  <!-- axes: {', '.join(coords)} -->\n"
+                f'  <ImageData WholeExtent="{extent}" Origin="{" ".join(f"{o:.17g}" for o in origin)}" '
+                f'Spacing="{" ".join(f"{s:.17g}" for s in spacing)}" Direction="1 0 0 0 1 0 0 0 1">\n'
+                f'    <Piece Extent="{extent}">\n'
+                f'      <PointData Scalars={quoteattr(first)}>\n{body}\n      </PointData>\n'
+                "      <CellData/>\n    </Piece>\n  </ImageData>\n</VTKFile>\n")
+
+
+def image_axes(path: str) -> Tuple[List[int], List[float], List[float]]:
+    """``(dims, origin, spacing)`` of a ``.vti`` written here (for tests and tools)."""
+    import re
+
+    text = open(path).read(4096)
+    ext = [int(v) for v in re.search(r'WholeExtent="([^"]+)"', text).group(1).split()]
+    origin = [float(v) for v in re.search(r'Origin="([^"]+)"', text).group(1).split()]
+    spacing = [float(v) for v in re.search(r'Spacing="([^"]+)"', text).group(1).split()]
+    return [ext[2 * i + 1] - ext[2 * i] + 1 for i in range(3)], origin, spacing
