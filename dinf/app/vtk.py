@@ -8,7 +8,8 @@ writes per point:
 * each unknown's channels (``u``, or ``u_re``/``u_im`` for a complex one), NaN outside the domain;
 * ``inside``: 1 in the domain (or on its boundary), 0 outside (ParaView: *Threshold* on it);
 * ``error_<channel>``: the field minus the reference, where the problem has one (the exact
-  solution, else its data file interpolated as the pictures do);
+  solution, else its data file interpolated as the pictures do; not for a file in three free
+  coordinates, whose triangulation takes minutes);
 * ``residual_<equation>``: the equation's residual at the point (the root of the sum of squares
   over its parts), from the field's jet.
 
@@ -122,7 +123,17 @@ def point_arrays(problem: Any, field: Any, x: torch.Tensor,
     out["inside"] = inside.astype(np.float64)
     from dinf.pdes.equation_pictures import reference_at
 
-    ref = reference_at(problem, x, fixed) if getattr(problem, "reference", None) is not None else None
+    ref = None
+    given = getattr(problem, "reference", None)
+    if given is not None and not getattr(given, "given", False):
+        given = None
+    if given is not None and given.exact is None and len(problem.coords) - len(fixed or {}) >= 3:
+        # A data file in three free coordinates: its Delaunay triangulation took 217 s of a
+        # Poisson3d-CG run's export (the pictures read it on slices for the same reason).
+        log.info("vtk: no error_* arrays: the reference is a data file in %d coordinates, which takes minutes to "
+                 "interpolate onto the image", len(problem.coords) - len(fixed or {}))
+    elif given is not None:
+        ref = reference_at(problem, x, fixed)
     if ref is not None:
         for c, nm in enumerate(names[: ref.shape[1]]):
             out[f"error_{nm}"] = np.where(inside, values[:, c] - ref[:, c], np.nan)
