@@ -92,6 +92,14 @@ def test_bad_export_requests_are_one_line(hole_run, tmp_path, args, words):
     assert run.returncode == 2 and len(lines) == 1 and words in lines[0], run.stderr
 
 
+def test_a_classical_solvers_solution_is_written_without_residuals(tmp_path):
+    train(compose_cfg(["pde=poisson2d_c", "solver=fem", "vtk=true"]), output_dir=str(tmp_path))
+    mesh = pv.read(str(tmp_path / "poisson2d_c.vti"))
+    assert set(mesh.array_names) == {"u", "inside", "error_u"}  # values only: no jets for a residual
+    inside = mesh["inside"] == 1
+    assert np.nanmax(np.abs(mesh["error_u"][inside])) < 0.1 * np.nanmax(np.abs(mesh["u"][inside]))
+
+
 def test_a_problem_written_as_a_class_is_refused(tmp_path):
     problem, field, _ = build(compose_cfg(["pde=helmholtz"]))
     with pytest.raises(ConfigError, match="not stated in a config file"):

@@ -11,7 +11,7 @@ writes per point:
   solution, else its data file interpolated as the pictures do; not for a file in three free
   coordinates, whose triangulation takes minutes);
 * ``residual_<equation>``: the equation's residual at the point (the root of the sum of squares
-  over its parts), from the field's jet.
+  over its parts), from the field's jet (not for a classical solver's solution: values only).
 
 The files are VTK's XML format, written here (the arrays inline, base64 float64 with a 64-bit
 header), so no VTK library is needed to write them; ParaView, pyvista and VTK read them.
@@ -28,11 +28,16 @@ import numpy as np
 import torch
 
 from dinf.errors import ConfigError
+from dinf.fields.base import innermost
+from dinf.fields.interpolant import Interpolant
 from dinf.geometry.domain import closed_contains
 
 log = logging.getLogger(__name__)
 
-POINTS = {1: 1024, 2: 192, 3: 48}  # points along the longest space axis by default, per space dimension
+# Points along the longest space axis by default, per space dimension: about 40 000 an image, and
+# 11 snapshots of 128² or 32³ in time (Gray–Scott's 11 of 192² took 36 s, their residuals' jets).
+POINTS = {1: 1024, 2: 192, 3: 48}
+POINTS_IN_TIME = {1: 256, 2: 128, 3: 32}  # with time: x–t images 256 × 256
 SNAPSHOTS = 11  # time snapshots by default (ends included)
 CHUNK = 16384  # points per jet (the residuals)
 
@@ -62,7 +67,7 @@ def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[i
     bounds = problem.domain.bounds.double().numpy()
     time = problem.coords.index(problem.time) if getattr(problem, "time", None) else None
     space = [a for a in range(len(coords)) if a != time]
-    n = int(resolution or POINTS[min(len(space), 3)])
+    n = int(resolution or (POINTS if time is None else POINTS_IN_TIME)[min(len(space), 3)])
     axes = {a: _axis(bounds[a], n, max(bounds[b, 1] - bounds[b, 0] for b in space)) for a in space}
     os.makedirs(output_dir, exist_ok=True)
     if time is not None and len(space) == 1:  # one image over x–t
@@ -121,23 +126,21 @@ def point_arrays(problem: Any, field: Any, x: torch.Tensor,
     for c, nm in enumerate(names):
         out[nm] = np.where(inside, values[:, c], np.nan)
     out["inside"] = inside.astype(np.float64)
-    from dinf.pdes.equation_pictures import reference_at
+    from dinf.pdes.equation_pictures import file_dims, reference_at
 
-    ref = None
-    given = getattr(problem, "reference", None)
-    if given is not None and not getattr(given, "given", False):
-        given = None
-    if given is not None and given.exact is None and len(problem.coords) - len(fixed or {}) >= 3:
-        # A data file in three free coordinates: its Delaunay triangulation took 217 s of a
-        # Poisson3d-CG run's export (the pictures read it on slices for the same reason).
+    ref, dims = None, file_dims(problem, fixed) if getattr(problem, "reference", None) is not None else 0
+    if dims >= 3:
+        # A data file interpolated in three coordinates: its Delaunay triangulation took 217 s of
+        # a Poisson3d-CG run's export, 14 s a snapshot of Gray–Scott's (its times too many to slice).
         log.info("vtk: no error_* arrays: the reference is a data file in %d coordinates, which takes minutes to "
-                 "interpolate onto the image", len(problem.coords) - len(fixed or {}))
-    elif given is not None:
+                 "interpolate onto the image", dims)
+    elif getattr(problem, "reference", None) is not None:
         ref = reference_at(problem, x, fixed)
     if ref is not None:
         for c, nm in enumerate(names[: ref.shape[1]]):
             out[f"error_{nm}"] = np.where(inside, values[:, c] - ref[:, c], np.nan)
-    for eq, r in problem.equations().items():
+    # A classical solver's solution has values only: no jets to take the residual of.
+    for eq, r in problem.equations().items() if not isinstance(innermost(field), Interpolant) else ():
         res = np.zeros(len(x))
         for start in range(0, len(x), CHUNK):
             part = x[start:start + CHUNK]

@@ -32,6 +32,18 @@ def pictures(problem: Any, field: Any, resolution: int = 160) -> Dict[str, Figur
 MAX_LEVELS = 1000  # a coordinate with at most this many distinct values in the file is a set of slices
 
 
+def file_dims(problem: Any, fixed: Optional[Dict[int, float]] = None) -> int:
+    """The coordinates ``reference_at`` interpolates a reference file in, the ``fixed`` ones held
+    (0 where the reference is exact or absent): those not fixed, and the fixed ones the file
+    gives on more than ``MAX_LEVELS`` values."""
+    ref = problem.reference
+    if not ref.given or ref.exact is not None:
+        return 0
+    nodes = problem.eval_x.cpu().double().numpy()
+    held = [a for a in (fixed or {}) if len(np.unique(nodes[:, a])) <= MAX_LEVELS]
+    return nodes.shape[1] - len(held)
+
+
 def reference_at(problem: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None) -> Optional[np.ndarray]:
     """Reference values ``[M, C]`` at ``x``, or None where only a file exists and it has no
     value there (linear interpolation of the file's nodes, nearest outside them). A coordinate
