@@ -23,8 +23,9 @@ from dinf.errors import ConfigError
 log = logging.getLogger("dinf.export")
 
 
-def load_run(folder: str) -> Tuple[Any, Any]:
-    """``(problem, field)`` of the run in ``folder``, with its last checkpoint's weights."""
+def load_run(folder: str) -> Tuple[Any, Any, Any]:
+    """``(problem, field, solver)`` of the run in ``folder``, with its last checkpoint's weights
+    (a classical solver's solution, which no checkpoint holds, solved again: it is deterministic)."""
     from dinf.app.checkpoint import CHECKPOINT
     from dinf.app.run import build
 
@@ -49,8 +50,13 @@ def load_run(folder: str) -> Tuple[Any, Any]:
     own = {k[len("problem."):]: v for k, v in weights.items() if k.startswith("problem.")}
     if own:  # unknown parameters identified with the field
         problem.load_state_dict(own, strict=False)
+    from dinf.solvers.classical.base import ClassicalSolver
+
+    if isinstance(solver, ClassicalSolver):
+        for _ in range(getattr(solver, "refinements", 1)):  # to its finest size, as the run did
+            solver.solve(field, problem)
     field.eval()
-    return problem, field
+    return problem, field, solver
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -62,13 +68,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=None, help="where to write (default: the run folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from dinf.app.vtk import export_vtk
+    from dinf.app.vtk import export_mesh, export_vtk
 
     try:
         if args.resolution is not None and args.resolution <= 0:
             raise ConfigError("--resolution", f"must be > 0 (points along the longest axis), got {args.resolution}")
-        problem, field = load_run(args.run)
+        problem, field, solver = load_run(args.run)
         paths = export_vtk(problem, field, args.out or args.run, args.resolution, args.snapshots)
+        mesh = export_mesh(solver, problem, args.out or args.run)
+        paths += [mesh] if mesh else []
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ def test_a_run_writes_its_solution_error_and_residual_for_paraview(hole_run):
     path = hole_run / "example_hole.vti"
     mesh = pv.read(str(path))  # VTK's reader
     assert set(mesh.array_names) == {"u", "inside", "error_u", "residual_poisson"}
-    problem, field = load_run(str(hole_run))
+    problem, field, _ = load_run(str(hole_run))
     xy = torch.as_tensor(_points(str(path))[:, :2])
     assert np.allclose(mesh.points[:, :2], xy.numpy())  # the image's points are where we sampled
     inside = mesh["inside"] == 1
@@ -92,12 +92,26 @@ def test_bad_export_requests_are_one_line(hole_run, tmp_path, args, words):
     assert run.returncode == 2 and len(lines) == 1 and words in lines[0], run.stderr
 
 
-def test_a_classical_solvers_solution_is_written_without_residuals(tmp_path):
-    train(compose_cfg(["pde=poisson2d_c", "solver=fem", "vtk=true"]), output_dir=str(tmp_path))
-    mesh = pv.read(str(tmp_path / "poisson2d_c.vti"))
-    assert set(mesh.array_names) == {"u", "inside", "error_u"}  # values only: no jets for a residual
-    inside = mesh["inside"] == 1
-    assert np.nanmax(np.abs(mesh["error_u"][inside])) < 0.1 * np.nanmax(np.abs(mesh["u"][inside]))
+@pytest.mark.parametrize("order, kind", [(1, "triangle"), (2, "triangle6")])
+def test_a_classical_solver_writes_its_own_mesh_and_no_residuals(tmp_path, order, kind):
+    import meshio
+
+    cfg = compose_cfg(["pde=helmholtz_manufactured_eq", "solver=fem", f"solver.order={order}", "solver.h=0.2", "vtk=true"])
+    problem, field, solver = build(cfg)
+    train(cfg, output_dir=str(tmp_path))
+    image = pv.read(str(tmp_path / "helmholtz_manufactured.vti"))
+    assert set(image.array_names) == {"u", "inside", "error_u"}  # values only: no jets for a residual
+    mesh = meshio.read(str(tmp_path / "helmholtz_manufactured_fem.vtu"))  # the elements themselves
+    assert [c.type for c in mesh.cells] == [kind] and set(mesh.point_data) == {"u", "error_u"}
+    solver.solve(field, problem)  # the same solve again, to probe the solution where the file says
+    pts = torch.as_tensor(mesh.points[:, :2])
+    assert np.allclose(mesh.point_data["u"], solver.probe(pts).numpy()[:, 0], atol=1e-9)
+    exact = problem.reference.exact_values(pts).numpy()[:, 0]
+    assert np.allclose(mesh.point_data["error_u"], mesh.point_data["u"] - exact, atol=1e-12)
+    assert pv.read(str(tmp_path / "helmholtz_manufactured_fem.vtu")).n_cells == len(mesh.cells[0].data)  # VTK reads it
+    again = tmp_path / "again"  # from the finished run: solved again, as no checkpoint holds it
+    assert main([str(tmp_path), "--out", str(again), "--resolution", "30"]) == 0
+    assert np.allclose(meshio.read(str(again / "helmholtz_manufactured_fem.vtu")).point_data["u"], mesh.point_data["u"])
 
 
 def test_a_problem_written_as_a_class_is_refused(tmp_path):

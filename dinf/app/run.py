@@ -28,7 +28,7 @@ from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
 from dinf.app.adaptation import adaptation
 from dinf.app.indicator import RunIndicator
-from dinf.app.vtk import export_vtk, exportable
+from dinf.app.vtk import export_mesh, export_vtk, exportable
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
@@ -524,7 +524,7 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         more.update(figures)
         write_outputs(results, problem, field, state.output_dir, loggers, more)
         if cfg.get("vtk", True):
-            _write_vtk(problem, field, state.output_dir)
+            _write_vtk(problem, field, state.output_dir, module.solver)
         status = "completed"
         return results
     except Exception as e:
@@ -616,16 +616,19 @@ def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[s
     return {**{name: pick.get(name, math.nan) for name in modes}, "step": pick["step"]}
 
 
-def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str) -> None:
-    """The solution for ParaView (``dinf.app.vtk``), or one line saying why not."""
+def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str, solver: Any) -> None:
+    """The solution for ParaView (``dinf.app.vtk``; a classical solver's on its mesh too), or one
+    line saying why not."""
     why = exportable(problem)
     if why is not None:
         log.info("vtk: not written: %s", why)
         return
     start = time.perf_counter()
     paths = export_vtk(problem, field, output_dir)
-    log.info("vtk: %s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
-             os.path.relpath(paths[-1]), len(paths), time.perf_counter() - start)
+    mesh = export_mesh(solver, problem, output_dir)
+    log.info("vtk: %s%s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
+             os.path.relpath(paths[-1]), f", on its mesh {os.path.relpath(mesh)}" if mesh else "",
+             len(paths) + bool(mesh), time.perf_counter() - start)
 
 
 def write_outputs(results: Dict[str, Any], problem: Problem, field: torch.nn.Module,

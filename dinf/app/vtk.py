@@ -15,6 +15,9 @@ writes per point:
 
 The files are VTK's XML format, written here (the arrays inline, base64 float64 with a 64-bit
 header), so no VTK library is needed to write them; ParaView, pyvista and VTK read them.
+
+``export_mesh`` writes a classical solver's solution on its own mesh (finite elements' P1 or P2
+triangles, ``<problem>_fem.vtu``, by meshio).
 """
 from __future__ import annotations
 
@@ -87,6 +90,32 @@ def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[i
         f.write(f'<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
                 f"  <Collection>\n{rows}\n  </Collection>\n</VTKFile>\n")
     return paths + [pvd]
+
+
+def export_mesh(solver: Any, problem: Any, output_dir: str, name: Optional[str] = None) -> Optional[str]:
+    """A classical solver's solution on its own mesh (``solver.mesh_solution()``: finite
+    elements' triangles) as ``<name>_<solver prefix>.vtu``, with ``error_<channel>`` against the
+    reference where there is one, written by meshio; None where the solver has no mesh."""
+    found = getattr(solver, "mesh_solution", None)
+    found = found() if callable(found) else None
+    if found is None:
+        return None
+    import meshio
+
+    points, kind, cells, values = found
+    xyz = np.zeros((len(points), 3))
+    xyz[:, : points.shape[1]] = points
+    channel = problem.unknowns.channel_names()[0]
+    data = {channel: values}
+    from dinf.pdes.equation_pictures import file_dims, reference_at
+
+    if getattr(problem, "reference", None) is not None and file_dims(problem) < 3:
+        ref = reference_at(problem, torch.as_tensor(points, dtype=torch.float64))
+        if ref is not None:
+            data[f"error_{channel}"] = values - ref[:, 0]
+    path = os.path.join(output_dir, f"{name or problem.name}_{getattr(solver, 'prefix', 'mesh')}.vtu")
+    meshio.write(path, meshio.Mesh(xyz, [(kind, cells.astype(np.int64))], point_data=data))
+    return path
 
 
 def _axis(bound: Sequence[float], n: int, longest: float) -> np.ndarray:

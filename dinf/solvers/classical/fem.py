@@ -85,6 +85,22 @@ class FiniteElements(ClassicalSolver):
         out[ok, 0] = torch.as_tensor(probe(self._basis, self._u, pts[ok].numpy().T))
         return out
 
+    def mesh_solution(self) -> Optional[Tuple[np.ndarray, str, np.ndarray, np.ndarray]]:
+        """The last solve on its own mesh, for ParaView (``dinf.app.vtk.export_mesh``): ``(points
+        [P, 2], meshio cell type, cells [T, k], values [P])``: the degrees of freedom where they
+        lie, which for Lagrange elements are the solution's values there, on P1's triangles or
+        P2's six-node ones (a triangle's vertices, then its edges (0, 1), (1, 2), (0, 2): VTK's
+        order too). None before a solve and for the plate's elements, whose degrees of freedom
+        are not point values."""
+        from skfem import ElementTriP1, ElementTriP2
+
+        basis = self._basis
+        if basis is None or self._u is None or type(basis.elem) not in (ElementTriP1, ElementTriP2):
+            return None
+        kind = "triangle" if type(basis.elem) is ElementTriP1 else "triangle6"
+        return (np.asarray(basis.doflocs, dtype=np.float64).T.copy(), kind,
+                np.asarray(basis.element_dofs).T.copy(), np.asarray(self._u, dtype=np.float64))
+
     def warm_up(self) -> None:
         """Load scikit-fem and the sparse backend on a tiny system, so the first solve's timing
         holds only its own work (as the neural runs' warm-up does for theirs)."""
