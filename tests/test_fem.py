@@ -85,6 +85,20 @@ def test_train_runs_it_as_one_solve_and_writes_its_metrics(tmp_path):
     assert np.isfinite(metrics["train_time_s"]) and metrics["history"][0]["step"] == 0
 
 
+def test_a_resumed_run_solves_again_where_its_checkpoint_holds_no_solution(tmp_path):
+    import json
+
+    pytest.importorskip("gmsh")
+    cfg = compose_cfg(["pde=poisson2d_c", "solver=fem", "solver.h=0.1"])
+    first = train(cfg, output_dir=str(tmp_path))
+    state = json.loads((tmp_path / "run_state.json").read_text())
+    state.update(status="running", pid=0)  # as if killed after its solve, before its outputs
+    (tmp_path / "run_state.json").write_text(json.dumps(state))
+    again = train(cfg, output_dir=str(tmp_path))
+    # Before: the resumed run scored the empty field (l2re 1).
+    assert again["attempts"] == 2 and again["l2re"] == pytest.approx(first["l2re"], rel=1e-9)
+
+
 @pytest.mark.parametrize("element, hs, order", [("morley", [1 / 4, 1 / 8, 1 / 16], 2), ("argyris", [1.0, 0.5, 0.25], 6)])
 def test_plate_elements_converge_at_their_order_to_the_exact_plate(element, hs, order):
     # The sine load's deflection is one Navier term, exact: Morley's L2 order is 2, Argyris's (quintic) 6.

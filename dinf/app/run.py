@@ -506,6 +506,11 @@ def train(cfg: DictConfig, output_dir: Optional[str] = None) -> Dict[str, Any]:
         trainer = _trainer(cfg, solver, state, loggers)
         wall = time.perf_counter()
         trainer.fit(module, ckpt_path=state.checkpoint if state.attempts > 1 else None)
+        if isinstance(solver, ClassicalSolver) and not field.filled:
+            # Resumed after its solves (killed, or failed in its outputs): no checkpoint holds a
+            # classical solution, and its solve is deterministic: solve again to the finest size.
+            for _ in range(getattr(solver, "refinements", 1)):
+                solver.solve(field, problem)
         if not trainer.is_global_zero:
             status = "completed"
             return {}

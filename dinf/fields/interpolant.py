@@ -25,6 +25,11 @@ class Interpolant(Field):
         """The solution is now ``probe`` (points ``[N, d]`` → values ``[N, C]``), of ``unknowns``."""
         self._probe, self.unknowns = probe, int(unknowns)
 
+    @property
+    def filled(self) -> bool:
+        """Whether a solve has set the solution (a checkpoint does not hold it)."""
+        return self._probe is not None
+
     def forward(self, x: Tensor) -> Tensor:
         if self._probe is None:
             return torch.zeros(x.shape[0], self.out_dim, dtype=torch.float64)
