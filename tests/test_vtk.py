@@ -114,6 +114,13 @@ def test_a_classical_solver_writes_its_own_mesh_and_no_residuals(tmp_path, order
     assert np.allclose(meshio.read(str(again / "helmholtz_manufactured_fem.vtu")).point_data["u"], mesh.point_data["u"])
 
 
+def test_more_than_three_space_coordinates_are_not_written():
+    from dinf.app.vtk import exportable
+
+    problem, _, _ = build(compose_cfg(["pde=pnd", "model=mlp"]))
+    assert "5 space coordinates, and a VTK image holds three" in exportable(problem)
+
+
 def test_a_problem_written_as_a_class_is_refused(tmp_path):
     problem, field, _ = build(compose_cfg(["pde=helmholtz"]))
     with pytest.raises(ConfigError, match="not stated in a config file"):

@@ -49,6 +49,9 @@ def exportable(problem: Any) -> Optional[str]:
     """None where ``export_vtk`` applies to ``problem``, else why not."""
     if not all(hasattr(problem, k) for k in ("coords", "domain", "unknowns", "jet_at")):
         return f"{type(problem).__name__} is not stated in a config file (coordinates, a domain, unknowns)"
+    space = [c for c in problem.coords if c != getattr(problem, "time", None)]
+    if len(space) > 3:
+        return f"{problem.name} has {len(space)} space coordinates, and a VTK image holds three"
     return None
 
 
