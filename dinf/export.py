@@ -68,14 +68,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=None, help="where to write (default: the run folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from dinf.app.vtk import export_mesh, export_vtk
+    from dinf.app.vtk import export_run
 
     try:
         if args.resolution is not None and args.resolution <= 0:
             raise ConfigError("--resolution", f"must be > 0 (points along the longest axis), got {args.resolution}")
         problem, field, solver = load_run(args.run)
-        paths = export_vtk(problem, field, args.out or args.run, args.resolution, args.snapshots)
-        mesh = export_mesh(solver, problem, args.out or args.run)
+        paths, mesh = export_run(problem, field, solver, args.out or args.run, args.resolution, args.snapshots)
         paths += [mesh] if mesh else []
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,7 +28,7 @@ from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
 from dinf.app.adaptation import adaptation
 from dinf.app.indicator import RunIndicator
-from dinf.app.vtk import export_mesh, export_vtk, exportable
+from dinf.app.vtk import export_run, exportable
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
@@ -629,8 +629,7 @@ def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str, solver
         log.info("vtk: not written: %s", why)
         return
     start = time.perf_counter()
-    paths = export_vtk(problem, field, output_dir)
-    mesh = export_mesh(solver, problem, output_dir)
+    paths, mesh = export_run(problem, field, solver, output_dir)
     log.info("vtk: %s%s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
              os.path.relpath(paths[-1]), f", on its mesh {os.path.relpath(mesh)}" if mesh else "",
              len(paths) + bool(mesh), time.perf_counter() - start)

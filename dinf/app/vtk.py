@@ -95,6 +95,14 @@ def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[i
     return paths + [pvd]
 
 
+def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolution: Optional[int] = None,
+               snapshots: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
+    """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
+    mesh, ``export_mesh``'s file (else None)."""
+    return (export_vtk(problem, field, output_dir, resolution, snapshots),
+            export_mesh(solver, problem, output_dir))
+
+
 def export_mesh(solver: Any, problem: Any, output_dir: str, name: Optional[str] = None) -> Optional[str]:
     """A classical solver's solution on its own mesh (``solver.mesh_solution()``: finite
     elements' triangles) as ``<name>_<solver prefix>.vtu``, with ``error_<channel>`` against the

@@ -362,25 +362,31 @@ def lattice_edges(bounds: np.ndarray, cells: Sequence[int], edges_of: Optional[E
 def leaf_boxes(bounds: np.ndarray, cells: Sequence[int], ids: np.ndarray,
                edges_of: Optional[EdgesOf] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The low and high corners ``[n, d]`` of the cells ``ids`` (flat indices) of a lattice."""
-    edges = lattice_edges(bounds, cells, edges_of)
-    index = np.unravel_index(np.asarray(ids, dtype=np.int64), tuple(int(n) for n in cells))
+    return _boxes(lattice_edges(bounds, cells, edges_of), ids)
+
+
+def _boxes(edges: Sequence[np.ndarray], ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The low and high corners ``[n, d]`` of the cells ``ids`` (flat indices) of the lattice ``edges``."""
+    index = np.unravel_index(np.asarray(ids, dtype=np.int64), tuple(len(e) - 1 for e in edges))
     lo = np.stack([e[i] for e, i in zip(edges, index)], 1)
     hi = np.stack([e[i + 1] for e, i in zip(edges, index)], 1)
     return lo, hi
 
 
 def _leaf_window(edges: Sequence[np.ndarray], ids: np.ndarray) -> Tuple[Tensor, Tensor]:
-    """The box ``(lo, hi)`` around the cells ``ids`` of the lattice ``edges``."""
-    index = np.unravel_index(ids, tuple(len(e) - 1 for e in edges))
-    lo = [e[i.min()] if len(i) else e[0] for e, i in zip(edges, index)]
-    hi = [e[i.max() + 1] if len(i) else e[0] for e, i in zip(edges, index)]
-    return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+    """The box ``(lo, hi)`` around the cells ``ids`` of the lattice ``edges`` (an empty one at the
+    first corner when there are none)."""
+    if not len(ids):
+        corner = torch.tensor([e[0] for e in edges], dtype=torch.float64)
+        return corner, corner.clone()
+    lo, hi = _boxes(edges, ids)
+    return torch.from_numpy(lo.min(0)), torch.from_numpy(hi.max(0))
 
 
 def _diameters(edges: Sequence[np.ndarray], ids: np.ndarray) -> np.ndarray:
     """The diameter of each cell ``ids`` (flat indices) of the lattice ``edges``."""
-    index = np.unravel_index(ids, tuple(len(e) - 1 for e in edges))
-    return np.sqrt(sum(np.diff(e)[i] ** 2 for e, i in zip(edges, index)))
+    lo, hi = _boxes(edges, ids)
+    return np.sqrt(((hi - lo) ** 2).sum(1))
 
 
 def leaf_total(etas: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:

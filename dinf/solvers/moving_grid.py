@@ -227,13 +227,13 @@ class MovingGrid(CycledGrid):
     def _describe(self, field: WarpedField, maps: Optional[Dict[int, AxisMonitorMap]] = None) -> str:
         """The cells' sizes per moved axis (under ``maps`` where given)."""
         coords = getattr(self.problem, "coords", None) or [str(a) for a in range(field.in_dim)]
-        edges = WarpedField(field.inner, maps).cell_edges(_cells(field), self.problem.bounds) if maps else \
-            field.cell_edges(_cells(field), self.problem.bounds)
+        maps, cells = maps or field.axes, _cells(field)
         parts = []
         for a in self.axes:
-            w = np.diff(edges[a])
+            edges = maps[a].cell_edges(cells[a])
+            w = np.diff(edges)
             parts.append(f"{coords[a]}: cells {w.min():.3g} to {w.max():.3g}, finest at {coords[a]} = "
-                         f"{0.5 * (edges[a][np.argmin(w)] + edges[a][np.argmin(w) + 1]):.3g}")
+                         f"{0.5 * (edges[np.argmin(w)] + edges[np.argmin(w) + 1]):.3g}")
         return "; ".join(parts)
 
 
