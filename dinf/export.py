@@ -6,6 +6,7 @@ The run's config (``.hydra/config.yaml``, or ``config.yaml`` outside Hydra) buil
 
     python -m dinf.export outputs/2026-12-07/14-05-01.123456 --resolution 512
     python -m dinf.export <run> --resolution 96 --snapshots 21 --out <folder>
+    python -m dinf.export <run> --mesh part.msh      # at a mesh's points, on its cells (.vtu)
 """
 from __future__ import annotations
 
@@ -66,9 +67,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="points along the longest space axis (default: 1024 in 1D, 192 in 2D, 48 in 3D)")
     parser.add_argument("--snapshots", type=int, default=None, help="time snapshots of a time-dependent problem (11)")
     parser.add_argument("--out", default=None, help="where to write (default: the run folder)")
+    parser.add_argument("--mesh", default=None,
+                        help="also write the solution at the points of this mesh file (any meshio reads), on its cells")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from dinf.app.vtk import export_run
+    from dinf.app.vtk import export_at_mesh, export_run
 
     try:
         if args.resolution is not None and args.resolution <= 0:
@@ -76,6 +79,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         problem, field, solver = load_run(args.run)
         paths, mesh = export_run(problem, field, solver, args.out or args.run, args.resolution, args.snapshots)
         paths += [mesh] if mesh else []
+        if args.mesh is not None:
+            paths += export_at_mesh(problem, field, args.mesh, args.out or args.run, args.snapshots)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

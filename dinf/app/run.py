@@ -630,8 +630,11 @@ def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str, solver
         return
     start = time.perf_counter()
     paths, mesh = export_run(problem, field, solver, output_dir)
-    log.info("vtk: %s%s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
-             os.path.relpath(paths[-1]), f", on its mesh {os.path.relpath(mesh)}" if mesh else "",
+    on_mesh = [p for p in paths if p.endswith((".vtu", "_mesh.pvd"))]  # a mesh file's domain: on its mesh too
+    images = [p for p in paths if p not in on_mesh]
+    log.info("vtk: %s%s%s (ParaView; %d file(s), %.1f s; python -m dinf.export <run> --resolution N samples it again)",
+             os.path.relpath(images[-1]), f", on the domain's mesh {os.path.relpath(on_mesh[-1])}" if on_mesh else "",
+             f", on its mesh {os.path.relpath(mesh)}" if mesh else "",
              len(paths) + bool(mesh), time.perf_counter() - start)
 
 

@@ -17,7 +17,8 @@ The files are VTK's XML format, written here (the arrays inline, base64 float64 
 header), so no VTK library is needed to write them; ParaView, pyvista and VTK read them.
 
 ``export_mesh`` writes a classical solver's solution on its own mesh (finite elements' P1 or P2
-triangles, ``<problem>_fem.vtu``, by meshio).
+triangles, ``<problem>_fem.vtu``, by meshio); ``export_on_mesh`` the same arrays as the image on
+the mesh of a domain read from a file (``<problem>_mesh.vtu``).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from dinf.errors import ConfigError
 from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.geometry.domain import closed_contains
+from dinf.geometry.mesh import read_meshio
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +88,91 @@ def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[i
     for k, t in enumerate(times):
         paths.append(_write_image(problem, field, axes, space, {time: float(t)},
                                   os.path.join(output_dir, f"{name}_{k:03d}.vti")))
-    pvd = os.path.join(output_dir, f"{name}.pvd")
+    return paths + [_write_pvd(os.path.join(output_dir, f"{name}.pvd"), times, paths)]
+
+
+def _write_pvd(pvd: str, times: Sequence[float], paths: Sequence[str]) -> str:
+    """A ParaView collection naming one file per time."""
     rows = "\n".join(f'    <DataSet timestep="{t:.10g}" part="0" file={quoteattr(os.path.basename(p))}/>'
                      for t, p in zip(times, paths))
     with open(pvd, "w") as f:
         f.write(f'<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
                 f"  <Collection>\n{rows}\n  </Collection>\n</VTKFile>\n")
-    return paths + [pvd]
+    return pvd
 
 
 def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolution: Optional[int] = None,
                snapshots: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
     """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
     mesh, ``export_mesh``'s file (else None)."""
-    return (export_vtk(problem, field, output_dir, resolution, snapshots),
+    return (export_vtk(problem, field, output_dir, resolution, snapshots)
+            + export_on_mesh(problem, field, output_dir, snapshots),
             export_mesh(solver, problem, output_dir))
+
+
+def export_on_mesh(problem: Any, field: Any, output_dir: str, snapshots: Optional[int] = None,
+                   name: Optional[str] = None) -> List[str]:
+    """For a domain read from a mesh file, the same arrays at the mesh's own points, on its
+    triangles or tetrahedra (or on its boundary's facets, an STL's surface), as
+    ``<name>_mesh.vtu`` (by meshio); with time one file per snapshot and ``<name>_mesh.pvd``.
+    Nothing (``[]``) for other domains."""
+    region = getattr(problem.domain, "mesh", None)
+    if region is None:
+        return []
+    kind, cells = region.cells if region.cells is not None else (
+        "line" if region.dim == 2 else "triangle", region.facets.numpy())
+    cut = problem.domain.holes or problem.domain.additions or problem.domain.within
+    return _write_on_points(problem, field, region.points.numpy(), [(kind, cells)], output_dir,
+                            f"{name or problem.name}_mesh", snapshots, all_inside=not cut)
+
+
+def export_at_mesh(problem: Any, field: Any, mesh_file: str, output_dir: str, snapshots: Optional[int] = None,
+                   key: str = "--mesh") -> List[str]:
+    """The arrays at the points of any mesh meshio reads (``python -m dinf.export <run> --mesh
+    F``), on its cells, as ``<problem>_on_<file stem>.vtu`` (a series with time); points outside
+    the domain are NaN, as in the image."""
+    why = exportable(problem)
+    if why is not None:
+        raise ConfigError("vtk", f"writes problems stated in a config file; {why}")
+    if not os.path.isfile(mesh_file):
+        raise ConfigError(key, f"no such file {mesh_file}")
+    m = read_meshio(mesh_file, key)
+    space = [c for c in problem.coords if c != getattr(problem, "time", None)]
+    points = np.asarray(m.points, dtype=np.float64)
+    if points.shape[1] < len(space) or (points.shape[1] > len(space) and np.ptp(points[:, len(space):]) > 0):
+        raise ConfigError(key, f"{os.path.basename(mesh_file)} has points in {points.shape[1]} coordinates; "
+                               f"{problem.name} has {len(space)} space coordinates ({', '.join(space)})")
+    stem = os.path.splitext(os.path.basename(mesh_file))[0]
+    return _write_on_points(problem, field, points[:, : len(space)], [(b.type, b.data) for b in m.cells],
+                            output_dir, f"{problem.name}_on_{stem}", snapshots, all_inside=False)
+
+
+def _write_on_points(problem: Any, field: Any, points: np.ndarray, blocks: List[Tuple[str, np.ndarray]],
+                     output_dir: str, name: str, snapshots: Optional[int], all_inside: bool) -> List[str]:
+    """``point_arrays`` at the points the ``blocks``' cells use, written with those cells as
+    ``<name>.vtu`` (or ``<name>_<k>.vtu`` per snapshot and ``<name>.pvd``)."""
+    import meshio
+
+    used = np.unique(np.concatenate([np.asarray(c).reshape(-1) for _, c in blocks]))
+    renumber = np.full(len(points), -1, dtype=np.int64)
+    renumber[used] = np.arange(len(used))
+    pts = torch.as_tensor(points[used], dtype=torch.float64)
+    xyz = np.zeros((len(used), 3))
+    xyz[:, : pts.shape[1]] = pts.numpy()
+    cells = [(kind, renumber[np.asarray(c, dtype=np.int64)]) for kind, c in blocks]
+    time = problem.coords.index(problem.time) if getattr(problem, "time", None) else None
+    bounds = problem.domain.bounds.double().numpy()
+    times = [None] if time is None else np.linspace(bounds[time, 0], bounds[time, 1], int(snapshots or SNAPSHOTS))
+    os.makedirs(output_dir, exist_ok=True)
+    paths = []
+    for k, t in enumerate(times):
+        x = pts if t is None else torch.cat([pts, torch.full((len(pts), 1), float(t), dtype=torch.float64)], 1)
+        data = point_arrays(problem, field, x, None if t is None else {time: float(t)}, all_inside=all_inside)
+        paths.append(os.path.join(output_dir, f"{name}.vtu" if t is None else f"{name}_{k:03d}.vtu"))
+        meshio.write(paths[-1], meshio.Mesh(xyz, cells, point_data=data))
+    if time is not None:
+        paths.append(_write_pvd(os.path.join(output_dir, f"{name}.pvd"), times, paths))
+    return paths
 
 
 def export_mesh(solver: Any, problem: Any, output_dir: str, name: Optional[str] = None) -> Optional[str]:
@@ -155,11 +227,13 @@ def _write_image(problem: Any, field: Any, axes: Dict[int, np.ndarray], free: Li
     return path
 
 
-def point_arrays(problem: Any, field: Any, x: torch.Tensor,
-                 fixed: Optional[Dict[int, float]] = None) -> Dict[str, np.ndarray]:
+def point_arrays(problem: Any, field: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None,
+                 all_inside: bool = False) -> Dict[str, np.ndarray]:
     """The arrays written per point at ``x`` (module docstring), by name; ``fixed``: the
-    coordinates held (a snapshot's time: a data file's nearest slice is read there)."""
-    inside = closed_contains(problem.domain, x).numpy()
+    coordinates held (a snapshot's time: a data file's nearest slice is read there);
+    ``all_inside``: every point is in the closed domain (the domain's own mesh points, some on its
+    boundary, where the inside test may go either way)."""
+    inside = np.ones(len(x), dtype=bool) if all_inside else closed_contains(problem.domain, x).numpy()
     values = problem.predict(field, x).numpy()
     names = problem.unknowns.channel_names()
     out: Dict[str, np.ndarray] = {}

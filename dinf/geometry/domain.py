@@ -22,19 +22,23 @@ and also the two sides of boundaries that coincide (an addition flush against a 
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from dinf.errors import ConfigError, check
+from dinf.files import SEARCH_DIRS, resolve_path
+from dinf.geometry.mesh import MeshRegion, read_mesh
 from dinf.geometry.shapes import DTYPE, MAX_SPACE_AXES, Box, Shape, as_number, shape_from_config, shapes_from_config
 
 ALIASES = (("left", "right"), ("bottom", "top"), ("front", "back"))
-GROUPS = ("box", "holes", "additions", "within", "boundary")
+GROUPS = ("box", "mesh", "holes", "additions", "within", "boundary")
 SHAPE_GROUPS = ("holes", "additions", "within")
 MIN_ACCEPTANCE = 1e-3       # below this share of its shape, a piece counts as having no boundary
 MEASURE_SAMPLES = 1 << 15   # Monte-Carlo points per piece measure (about 0.3 % error)
@@ -115,8 +119,14 @@ class Domain:
         key: str = "domain",
         within: Mapping[str, Shape] | None = None,
         groups: Mapping[str, Sequence[str]] | None = None,
+        mesh: MeshRegion | None = None,
     ):
         self.key = key
+        self.mesh = mesh
+        if mesh is not None:  # the region starts from the mesh; its bounding box is the space
+            check(len(space) == mesh.dim, f"{key}.mesh", f"is {mesh.dim}D, space names {len(space)} axes")
+            lo, hi = mesh.bounds()
+            space = {n: (float(a), float(b)) for n, a, b in zip(space, lo.tolist(), hi.tolist())}
         _check_space(space, f"{key}.space")
         self.space: Dict[str, Tuple[float, float]] = {n: _interval(v, f"{key}.space.{n}") for n, v in space.items()}
         self.time: Tuple[str, float, float] | None = None
@@ -131,14 +141,19 @@ class Domain:
         self.space_dim = len(self.space)
         self.dim = len(self.coords)
         self.box = Box([lo for lo, _ in self.space.values()], [hi for _, hi in self.space.values()])
+        self.base: Shape = mesh if mesh is not None else self.box  # what additions join and holes cut
 
         self.holes: Dict[str, Shape] = dict(holes or {})
         self.additions: Dict[str, Shape] = dict(additions or {})
         self.within: Dict[str, Shape] = dict(within or {})
-        faces = [f"{c}_{s}" for c in self.space for s in ("min", "max")]
+        faces = [f"{c}_{s}" for c in self.space for s in ("min", "max")] if mesh is None else []
         self.aliases: Dict[str, str] = {alias: face for pair, c in zip(ALIASES, self.space)
-                                        for alias, face in zip(pair, (f"{c}_min", f"{c}_max"))}
-        taken = set(faces) | set(self.aliases) | set(GROUPS)
+                                        for alias, face in zip(pair, (f"{c}_min", f"{c}_max"))} if mesh is None else {}
+        outline = faces if mesh is None else list(mesh.pieces)  # the base's own pieces
+        for name in outline if mesh is not None else []:
+            check(name not in GROUPS and name not in self.space, f"{key}.mesh",
+                  f"its physical group {name!r} clashes with a group or axis name ({', '.join(GROUPS)}); rename it")
+        taken = set(outline) | set(self.aliases) | set(GROUPS)
         for group, shapes in (("holes", self.holes), ("additions", self.additions), ("within", self.within)):
             for name, shape in shapes.items():
                 where = f"{key}.{group}.{name}"
@@ -167,6 +182,10 @@ class Domain:
         self._eps = 1e-9 * float((hi - lo).max())
 
         self._parts: Dict[str, _Part] = {}
+        for k, name in enumerate(mesh.pieces if mesh is not None else []):
+            self._parts[name] = _Part("mesh", mesh.piece_measure(k),
+                                      lambda n, g, k=k: mesh.sample_piece(k, n, g),
+                                      exact=not (self.holes or self.additions or self.within))
         for a, face_name in enumerate(faces):
             axis, side = a // 2, (-1 if a % 2 == 0 else 1)
             self._parts[face_name] = _Part(
@@ -184,8 +203,8 @@ class Domain:
                                       window=_window_of(shape, 1.0))
         self.pieces: List[str] = list(self._parts)
         self.groups: Dict[str, List[str]] = {
-            "box": faces, "holes": list(self.holes), "additions": list(self.additions), "within": list(self.within),
-            "boundary": list(self.pieces)}
+            "box" if mesh is None else "mesh": outline, "holes": list(self.holes), "additions": list(self.additions),
+            "within": list(self.within), "boundary": list(self.pieces)}
         for gname, members in (groups or {}).items():
             where = f"{key}.groups.{gname}"
             check(isinstance(gname, str) and gname not in taken and gname not in self.groups, where,
@@ -208,17 +227,32 @@ class Domain:
     # ----------------------------------------------------------------------------- config
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], key: str = "pde.domain") -> "Domain":
+    def from_config(cls, cfg: Mapping[str, Any], key: str = "pde.domain",
+                    search_dirs: Sequence[str] = tuple(SEARCH_DIRS)) -> "Domain":
         """The domain of a config mapping ``{space: {x: [lo, hi], ...}, time: {t: [t0, t1]},
         holes: {name: {type: spec}}, additions: {...}, within: {...}, groups: {name: [pieces]}}``
         (all but ``space`` optional; a shape entry may be a list of shapes, or one shape with a
-        list of centers); errors name the key under ``key``."""
-        fields = ("space", "time", "holes", "additions", "within", "groups")
+        list of centers), or with ``mesh: {file: part.msh, axes: [x, y], size: 0.05}`` (or
+        ``mesh: part.msh``) in place of ``space``: the region of a mesh file, its boundary pieces
+        its physical groups (``dinf.geometry.mesh``), the file found in the working directory or
+        ``search_dirs``; errors name the key under ``key``."""
+        fields = ("space", "mesh", "time", "holes", "additions", "within", "groups")
         check(isinstance(cfg, Mapping), key, f"must be a mapping with {', '.join(fields)}; got {cfg!r}")
         for k in cfg:
             check(k in fields, f"{key}.{k}", f"no such key; a domain has {', '.join(fields)}")
-        check("space" in cfg, f"{key}.space", f"is missing: map 1 to {MAX_SPACE_AXES} axis names to [lo, hi]")
-        space = cfg["space"]
+        mesh = None
+        if cfg.get("mesh") is not None:
+            check(cfg.get("space") is None, f"{key}.space", "give either space (a box) or mesh (a file), not both")
+            mesh = mesh_from_config(cfg["mesh"], f"{key}.mesh", search_dirs)
+            axes = cfg["mesh"].get("axes") if isinstance(cfg["mesh"], Mapping) else None
+            axes = list(axes) if axes is not None else list("xyz"[: mesh.dim])
+            check(len(axes) == mesh.dim and all(_is_letter(a) for a in axes) and len(set(axes)) == len(axes),
+                  f"{key}.mesh.axes", f"must name the mesh's {mesh.dim} axes by distinct single letters, got {axes!r}")
+            space: Any = {a: [0.0, 1.0] for a in axes}  # the mesh's bounding box replaces these
+        else:
+            check("space" in cfg, f"{key}.space",
+                  f"is missing: map 1 to {MAX_SPACE_AXES} axis names to [lo, hi] (or give mesh: <file>)")
+            space = cfg["space"]
         _check_space(space, f"{key}.space")
         time = None
         if cfg.get("time") is not None:
@@ -248,11 +282,12 @@ class Domain:
         groups.update({str(n): list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
                        for n, v in own.items()})
         return cls(dict(space), time, shapes["holes"], shapes["additions"], key=key, within=shapes["within"],
-                   groups=groups)
+                   groups=groups, mesh=mesh)
 
     def to_config(self) -> Dict[str, Any]:
         """The mapping ``from_config`` reads back (empty groups left out)."""
-        cfg: Dict[str, Any] = {"space": {n: [lo, hi] for n, (lo, hi) in self.space.items()}}
+        cfg: Dict[str, Any] = ({"space": {n: [lo, hi] for n, (lo, hi) in self.space.items()}} if self.mesh is None
+                               else {"mesh": {**self.mesh.source, "axes": list(self.space)}})
         if self.time:
             cfg["time"] = {self.time[0]: [self.time[1], self.time[2]]}
         for group, shapes in (("holes", self.holes), ("additions", self.additions), ("within", self.within)):
@@ -275,7 +310,7 @@ class Domain:
 
     def _in_space(self, xs: Tensor) -> Tensor:
         """``[N]``: spatial points strictly inside ``((box ∪ additions) ∩ within) \\ holes``."""
-        inside = self.box.sdf(xs) < 0
+        inside = self.base.contains(xs)
         for shape in self.additions.values():
             inside |= shape.sdf(xs) < 0
         for shape in self.within.values():
@@ -304,7 +339,7 @@ class Domain:
         stratified Monte-Carlo estimate over the bounding box with a fixed seed (cached)."""
         if self._volume is None:
             if not self.holes and not self.additions and not self.within:
-                self._volume = float(self.box.lengths.prod())
+                self._volume = float(self.box.lengths.prod()) if self.mesh is None else self.mesh.volume
             else:
                 lo, hi = self._space_bounds[:, 0], self._space_bounds[:, 1]
                 k = max(1, round(VOLUME_SAMPLES ** (1 / self.space_dim)))
@@ -325,7 +360,7 @@ class Domain:
             return False
         k = max(1, round(4096 ** (1 / self.space_dim)))
         pts = _jittered_grid([k] * self.space_dim, lo, hi, torch.Generator().manual_seed(MEASURE_SEED))
-        solid = self.box.sdf(pts) < 0
+        solid = self.base.contains(pts)
         for shape in self.additions.values():
             solid |= shape.sdf(pts) < 0
         for shape in self.within.values():
@@ -391,7 +426,7 @@ class Domain:
             return [name]
         aliases = ", ".join(f"{a}={f}" for a, f in self.aliases.items())
         raise ConfigError(key, f"no boundary piece {piece!r}; pieces: {', '.join(self.pieces)}; "
-                               f"groups: {', '.join(GROUPS)}; aliases: {aliases}")
+                               f"groups: {', '.join(self.groups)}" + (f"; aliases: {aliases}" if aliases else ""))
 
     def _flipped(self, shape: Shape) -> Callable[[int, torch.Generator], Tuple[Tensor, Tensor]]:
         """A hole's sampler: the domain's outward normal points into the hole."""
@@ -534,6 +569,37 @@ class Domain:
         return torch.cat(xs), torch.cat(ns), share
 
 
+MESH_FIELDS = ("file", "axes", "size", "dim")
+
+
+def mesh_from_config(spec: Any, key: str, search_dirs: Sequence[str] = tuple(SEARCH_DIRS)) -> MeshRegion:
+    """The region of ``mesh: <file>`` or ``mesh: {file, axes, size, dim}`` (``size``: the largest
+    element gmsh meshes a ``.geo`` with; ``dim``: 2 or 3 where the points do not tell)."""
+    if isinstance(spec, str):
+        spec = {"file": spec}
+    check(isinstance(spec, Mapping), key, f"must be a file name or {{{', '.join(MESH_FIELDS)}}}, got {spec!r}")
+    for k in spec:
+        check(k in MESH_FIELDS, f"{key}.{k}", f"no such key; a mesh has {', '.join(MESH_FIELDS)}")
+    check(spec.get("file") is not None, f"{key}.file", "is missing: the mesh file (.msh, .geo, .stl, …)")
+    size = spec.get("size")
+    if size is not None:
+        check(as_number(size, f"{key}.size") > 0, f"{key}.size", f"must be > 0, got {size!r}")
+    dim = spec.get("dim")
+    check(dim in (None, 2, 3), f"{key}.dim", f"must be 2 or 3, got {dim!r}")
+    path = resolve_path(str(spec["file"]), search_dirs, f"{key}.file")
+    source = {"file": str(spec["file"]), **({"size": float(size)} if size is not None else {}),
+              **({"dim": int(dim)} if dim is not None else {})}
+    return _read_cached(str(path), path.stat().st_mtime_ns, key, None if size is None else float(size),
+                        None if dim is None else int(dim), tuple(sorted(source.items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_cached(path: str, mtime: int, key: str, size: Optional[float], dim: Optional[int],
+                 source: Tuple[Tuple[str, Any], ...]) -> MeshRegion:
+    """A mesh file read once per process (a ``.geo`` is meshed by gmsh; problems are built often)."""
+    return read_mesh(Path(path), key, size, dict(source), dim)
+
+
 def _window_of(shape: Shape, sign: float) -> Optional[Callable[[int, torch.Generator, Tensor, Tensor],
                                                                  Tuple[Tensor, Tensor, float]]]:
     """A box's windowed boundary draw, its normals times ``sign`` (−1: a hole's); None for other shapes."""
@@ -562,4 +628,5 @@ def closed_contains(domain: Domain, x: Tensor) -> Tensor:
             y = x.clone()
             y[:, a] = (y[:, a] + shift).clamp(float(lo[a]), float(hi[a]))
             near |= domain.contains(y)
-    return inside | near
+    within = ((x >= lo.to(x.dtype)) & (x <= hi.to(x.dtype))).all(1)  # the clamps above would pull in points outside
+    return inside | (near & within)

@@ -42,7 +42,8 @@ from dinf.pdes.conditions.initial import OnInitialSlice
 from dinf.pdes.conditions.on_piece import OnPiece
 from dinf.pdes.hard import build_hard
 from dinf.pdes.inferred import InferredParams, split_params
-from dinf.pdes.reference_data import SEARCH_DIRS, load_reference
+from dinf.files import SEARCH_DIRS
+from dinf.pdes.reference_data import load_reference
 from dinf.pdes.regularization import NEEDS_SIGMA, read_regularization
 from dinf.pdes.tables import read_functions
 

@@ -35,12 +35,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from dinf.errors import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Where a data file named without a folder (a reference, a table, observations) is looked for
-# after the working directory: the repository, its data/ and data/pinnacle/ (PINNacle's files, MIT,
-# with their LICENSE).
-SEARCH_DIRS = [ROOT, os.path.join(ROOT, "data"), os.path.join(ROOT, "data", "pinnacle")]
+from dinf.files import resolve_path
 
 DEFAULT_KEY = "pde.reference.file"
 COMSOL_SUFFIXES = (".dat", ".txt")
@@ -385,21 +380,6 @@ def read_table(path: os.PathLike | str, coords: Optional[Sequence[str]] = None,
 
 # --------------------------------------------------------------------------------------------
 # Loading for a problem
-
-
-def resolve_path(path: os.PathLike | str, search_dirs: Sequence[os.PathLike | str] = (),
-                 key: str = DEFAULT_KEY) -> Path:
-    """An existing file: ``path`` itself if absolute, else the first of the current directory and
-    ``search_dirs`` that holds it."""
-    p = Path(path).expanduser()
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p] + [Path(d).expanduser() / p for d in search_dirs]
-    for c in candidates:
-        if c.is_file():
-            return c
-    if p.is_absolute():
-        raise ConfigError(key, f"no such file {p}")
-    where = ", ".join([str(Path.cwd())] + [str(d) for d in search_dirs])
-    raise ConfigError(key, f"no such file {str(path)!r} (looked in {where})")
 
 
 def _is_comsol(path: Path, key: str) -> bool:

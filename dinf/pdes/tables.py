@@ -108,7 +108,7 @@ def _load(spec: Mapping[str, Any], search_dirs: Sequence[Union[str, Path]], key:
         except (TypeError, ValueError):
             raise ConfigError(f"{key}.values", "must be numbers (a nested list of equal lengths)") from None
     else:
-        from dinf.pdes.reference_data import resolve_path
+        from dinf.files import resolve_path
 
         path = resolve_path(str(spec["table"]), search_dirs, f"{key}.table")
         try:

@@ -24,7 +24,7 @@ column) and ``.npy``, found as reference files are (``SEARCH_DIRS``: the working
 repository, ``data/``, ``data/pinnacle/``). ``reference_data.load_reference`` reads named
 coordinate and output columns matched to the unknowns; an observation file (PINNacle's
 ``heatinv_points.dat`` has three unnamed columns) need not have them, so the columns are read
-here by position, and ``reference_data.resolve_path`` finds the file.
+here by position, and ``dinf.files.resolve_path`` finds the file.
 
 The observed values ride on the condition, not in the point data: the residual of a quantity q
 is the text ``q`` itself (one jet entry), ``values`` subtracts the observations ``d`` ``[N, Q]``
@@ -56,7 +56,7 @@ from dinf.errors import ConfigError, check
 from dinf.geometry.domain import Spacing, closed_contains
 from dinf.jet import Jet
 from dinf.pdes.conditions.base import Condition, Reading, RowsOf
-from dinf.pdes.reference_data import SEARCH_DIRS, resolve_path
+from dinf.files import SEARCH_DIRS, resolve_path
 
 FORMS = ("file", "lattice", "random")
 AT_HELP = "give at: {file: …, columns: {x: 0, …}}, {lattice: {x: 50, …}} or {random: 2000, seed: 0}"

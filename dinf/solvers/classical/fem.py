@@ -8,7 +8,8 @@ becomes, for test functions ``v`` that vanish on the Dirichlet boundary (``∫ (
 
     ∫ (−sD)∇u·∇v + s (b·∇u) v + s c u v  =  ∫ −s r_0 v.
  scikit-fem assembles it on triangles:
-a structured mesh of the box, or a gmsh mesh of the box minus disks whose P2 edges are curved
+a structured mesh of the box, a mesh file's own triangles (a domain `mesh:`, split until no edge is
+longer than ``h``), or a gmsh mesh of the box minus disks whose P2 edges are curved
 onto the circles. The Dirichlet values are the conditions' (``u = g`` on their pieces); a piece
 without a condition gets the natural (zero-flux) one. The solve is PARDISO or SuperLU
 (``dinf.solvers.linalg.sparse_solve``). Its result is a field (``probe`` interpolates the solution), so the
@@ -289,6 +290,9 @@ def dirichlet_values(problem: Any, form: WeakForm, basis: Any) -> Tuple[Optional
 
 
 def _on_piece(domain: Any, piece: str, xy: np.ndarray, tol: float) -> np.ndarray:
+    if domain.mesh is not None and piece in domain.mesh.pieces:  # within reach of the piece's facets
+        k = domain.mesh.pieces.index(piece)
+        return domain.mesh.distance(torch.as_tensor(xy.T), domain.mesh.piece_of == k).numpy() < tol
     if piece in domain.holes or piece in domain.additions:
         shape = domain.holes.get(piece) or domain.additions[piece]
         return np.abs(shape.sdf(torch.as_tensor(xy.T)).numpy()) < 1e3 * tol
@@ -299,7 +303,15 @@ def _on_piece(domain: Any, piece: str, xy: np.ndarray, tol: float) -> np.ndarray
 
 
 def check_meshable(domain: Any) -> None:
-    """Refuse, in one line, a domain ``mesh_of`` cannot mesh: additions, holes other than disks."""
+    """Refuse, in one line, a domain ``mesh_of`` cannot mesh: additions, holes other than disks,
+    a mesh file's region with shapes cut from it or without triangles."""
+    if domain.mesh is not None:
+        if domain.holes or domain.additions or domain.within:
+            raise ConfigError("solver", "solver=fem solves on the mesh file's own triangles; this domain also "
+                                        "cuts or adds shapes (holes, additions, within)")
+        if domain.mesh.cells is None or domain.mesh.cells[0] != "triangle":
+            raise ConfigError("solver", "solver=fem needs a mesh file with triangles; this one has only its boundary")
+        return
     if domain.additions:
         raise ConfigError("solver", "solver=fem meshes a box with disk holes; this domain has additions")
     for name, shape in domain.holes.items():
@@ -308,16 +320,27 @@ def check_meshable(domain: Any) -> None:
 
 
 def mesh_of(domain: Any, h: float, order: int) -> Any:
-    """Triangles of size ``h``: a structured mesh of a box, or gmsh's of a box minus disks."""
+    """Triangles of size ``h``: a structured mesh of a box, gmsh's of a box minus disks, or a mesh
+    file's own triangles, split in four until the longest edge is at most ``h`` (none where it
+    already is)."""
     from skfem import MeshTri
 
     check_meshable(domain)
+    if domain.mesh is not None:
+        m = MeshTri(domain.mesh.points.numpy().T.copy(), domain.mesh.cells[1].T.copy())
+        while _longest_edge(m) > h * (1 + 1e-9):
+            m = m.refined()
+        return m
     (x0, x1), (y0, y1) = domain.bounds.tolist()
     if not domain.holes:
         nx, ny = (max(1, math.ceil((b - a) / h)) for a, b in ((x0, x1), (y0, y1)))
         return MeshTri.init_tensor(np.linspace(x0, x1, nx + 1), np.linspace(y0, y1, ny + 1))
     disks = [(tuple(shape.center.tolist()), float(shape.radius)) for shape in domain.holes.values()]
     return mesh(((x0, x1), (y0, y1)), disks, h, curved=order == 2)
+
+
+def _longest_edge(m: Any) -> float:
+    return float(np.linalg.norm(m.p[:, m.facets[0]] - m.p[:, m.facets[1]], axis=0).max())
 
 
 def mesh(box, disks, h: float, curved: bool = True):
