@@ -16,6 +16,7 @@ Everything is float64 on the CPU. Bad files raise a one-line ``ConfigError`` und
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor
 
 from dinf.errors import ConfigError, check
-from dinf.geometry.mesh_kernels import distance_2d, distance_3d, parity_2d, winding_3d
+from dinf.geometry.mesh_kernels import bin_triangles, distance_2d, distance_3d, parity_2d, ray_parity_3d, winding_3d
 from dinf.geometry.shapes import DTYPE, Shape, _points
 
 UNNAMED = "unnamed"     # facets in no physical group
@@ -60,6 +61,7 @@ class MeshRegion(Shape):
         self.pieces = list(pieces)
         self.cells = cells
         self.source = dict(source or {})
+        self._bins: Optional[Tuple[Any, ...]] = None
         check(self.facets.shape[0] > 0, key, "the mesh has no boundary facets")
         self._closed_or_raise()
         self._corners = [self.points[self.facets[:, k]] for k in range(self.dim)]
@@ -88,7 +90,7 @@ class MeshRegion(Shape):
               "close the surface (e.g. in gmsh or MeshLab) or mesh the volume")
 
     def _set_facets(self, facets: Tensor) -> None:
-        self.facets = facets
+        self.facets, self._bins = facets, None
         self._corners = [self.points[facets[:, k]] for k in range(self.dim)]
         self._geometry()
 
@@ -152,12 +154,18 @@ class MeshRegion(Shape):
     # ------------------------------------------------------------------------ Shape
 
     def _winding(self, x: Tensor) -> Tensor:
-        """``[N]``: 1 inside, 0 outside: the parity of a ray's crossings in 2D; in 3D the winding
-        number, the facets' solid angles over 4π (outward facets: 1 inside)."""
+        """``[N]``: 1 inside, 0 outside: the parity of a ray's crossings (towards +x in 2D, +z in
+        3D, where only the triangles under the point's cell of an xy grid are tried)."""
         pts = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)
-        corners = [np.ascontiguousarray(c.numpy()) for c in self._corners]
-        out = parity_2d(pts, *corners) if self.dim == 2 else winding_3d(pts, *corners)
-        return torch.from_numpy(out)
+        if self.dim == 2:
+            return torch.from_numpy(parity_2d(pts, *[np.ascontiguousarray(c.numpy()) for c in self._corners]))
+        if self._bins is None:  # triangles binned by their xy extent, for rays along z
+            xyz, tri = self.points.numpy(), self.facets.numpy()
+            lo, hi = xyz[tri.reshape(-1), :2].min(0), xyz[tri.reshape(-1), :2].max(0)
+            n = max(1, int(1.5 * math.sqrt(len(tri))))
+            step = (hi - lo) * (1 + 1e-9) / n + 1e-300
+            self._bins = (xyz, tri, *bin_triangles(xyz, tri, lo, step, n), lo, step, n)
+        return torch.from_numpy(ray_parity_3d(pts, *self._bins))
 
     def contains(self, x: Tensor) -> Tensor:
         return self._winding(_points(x, self.dim)) > 0.5
