@@ -226,3 +226,14 @@ def test_linear_interpolation_of_a_reference_file_is_scipys():
         ours, theirs = _linear(nodes, vals, pts), griddata(nodes, vals, pts, method="linear")
         assert np.array_equal(np.isnan(ours), np.isnan(theirs))
         assert np.nanmax(np.abs(ours - theirs)) < 1e-12
+
+
+def test_the_ray_parity_in_3d_is_the_winding_number_also_through_vertices_and_edges():
+    from dinf.geometry.mesh_kernels import winding_3d
+
+    region = read_mesh(MESHES / "bracket.stl")
+    axis = torch.linspace(0, 1, 41, dtype=D)[1:-1]  # 191 of the mesh's vertices lie on these lines
+    grid = torch.stack(torch.meshgrid(axis, axis, torch.linspace(0.01, 0.49, 7, dtype=D), indexing="ij"), -1)
+    x = torch.cat([grid.reshape(-1, 3), torch.rand(20000, 3, generator=torch.Generator().manual_seed(7), dtype=D)])
+    winding = winding_3d(x.numpy(), *[np.ascontiguousarray(c.numpy()) for c in region._corners]) > 0.5
+    assert np.array_equal(region.contains(x).numpy(), winding)
