@@ -237,3 +237,23 @@ def test_the_ray_parity_in_3d_is_the_winding_number_also_through_vertices_and_ed
     x = torch.cat([grid.reshape(-1, 3), torch.rand(20000, 3, generator=torch.Generator().manual_seed(7), dtype=D)])
     winding = winding_3d(x.numpy(), *[np.ascontiguousarray(c.numpy()) for c in region._corners]) > 0.5
     assert np.array_equal(region.contains(x).numpy(), winding)
+
+
+def test_a_time_dependent_problem_on_a_mesh_writes_a_series_on_it(tmp_path):
+    from dinf.app.vtk import export_on_mesh
+    from tests.helpers import build_spec
+
+    spec = {"_target_": "dinf.pdes.EquationProblem", "name": "heat_channel", "in_dim": 3, "out_dim": 1,
+            "unknowns": ["u"], "domain": {"mesh": "channel.msh", "time": {"t": [0, 1]}},
+            "residuals": {"heat": "u_t - 0.1*(u_xx + u_yy)"},
+            "conditions": {"start": {"type": "initial", "value": "sin(x)"},
+                           "sides": {"type": "dirichlet", "piece": "boundary", "value": "0"}},
+            "batch_size": 256}
+    problem, field, _ = build_spec(spec)
+    paths = export_on_mesh(problem, field, str(tmp_path), snapshots=3)
+    assert [Path(p).name for p in paths] == ["heat_channel_mesh_000.vtu", "heat_channel_mesh_001.vtu",
+                                             "heat_channel_mesh_002.vtu", "heat_channel_mesh.pvd"]
+    last = meshio.read(paths[2])
+    xyt = torch.cat([torch.as_tensor(last.points[:, :2]), torch.ones(len(last.points), 1, dtype=D)], 1)
+    assert np.allclose(last.point_data["u"], problem.predict(field, xyt).numpy()[:, 0], atol=1e-12)
+    assert 'timestep="0.5"' in Path(paths[3]).read_text()

@@ -234,3 +234,32 @@ def test_probes_off_the_grid_and_zero_before_a_solve():
     mol.solve(field, problem)
     truth = problem.reference.exact_values(x)
     assert torch.allclose(field(x), truth, atol=5e-3) and abs(field(x)[2, 0]) < 1e-12  # on a wall: its value
+
+
+def test_its_own_grid_is_written_for_paraview(tmp_path):
+    """The x–t image over the method's own nodes, and a 2D problem's snapshots with a .pvd: the
+    values are the solution at its nodes, the error the exact solution's difference."""
+    import pyvista as pv
+
+    from dinf.app.vtk import export_grid, image_axes
+
+    for problem, cells, name in ((_burgers(), [32], "b"), (_heat(), [[8, 8]], "h")):
+        mol = MethodOfLines(in_dim=problem.in_dim, n=cells, order=2)
+        field = mol.result_field()
+        mol.solve(field, problem)
+        paths = export_grid(mol, problem, str(tmp_path), snapshots=3, name=name)
+        images = [p for p in paths if p.endswith(".vti")]
+        assert len(paths) == (1 if name == "b" else 4)
+        for k, path in enumerate(images):
+            dims, origin, spacing = image_axes(path)
+            axes = [o + s * np.arange(d) for d, o, s in zip(dims, origin, spacing)]
+            z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+            pts = np.stack([x.ravel(), y.ravel()], 1)
+            if name == "h":  # a snapshot: time from the series
+                pts = np.concatenate([pts, np.full((len(pts), 1), 0.25 * k)], 1)
+            image = pv.read(path)
+            x = torch.as_tensor(pts)
+            assert np.allclose(image["u"], mol.probe(x).numpy()[:, 0], atol=1e-10)  # the spline meets its nodes
+            assert np.allclose(image["error_u"], image["u"] - problem.reference.exact_values(x).numpy()[:, 0],
+                               atol=1e-10)
+        assert len(axes[0]) == (33 if name == "b" else 9)  # the method's nodes, ends included

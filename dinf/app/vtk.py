@@ -17,8 +17,9 @@ The files are VTK's XML format, written here (the arrays inline, base64 float64 
 header), so no VTK library is needed to write them; ParaView, pyvista and VTK read them.
 
 ``export_mesh`` writes a classical solver's solution on its own mesh (finite elements' P1 or P2
-triangles, ``<problem>_fem.vtu``, by meshio); ``export_on_mesh`` the same arrays as the image on
-the mesh of a domain read from a file (``<problem>_mesh.vtu``).
+triangles, ``<problem>_fem.vtu``, by meshio), ``export_grid`` on its own grid (the method of
+lines' nodes, ``<problem>_mol.vti``); ``export_on_mesh`` the same arrays as the image on the
+mesh of a domain read from a file (``<problem>_mesh.vtu``).
 """
 from __future__ import annotations
 
@@ -105,9 +106,70 @@ def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolutio
                snapshots: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
     """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
     mesh, ``export_mesh``'s file (else None)."""
+    own = export_mesh(solver, problem, output_dir)
+    grid = export_grid(solver, problem, output_dir, snapshots)
     return (export_vtk(problem, field, output_dir, resolution, snapshots)
-            + export_on_mesh(problem, field, output_dir, snapshots),
-            export_mesh(solver, problem, output_dir))
+            + export_on_mesh(problem, field, output_dir, snapshots) + grid[:-1],
+            own or (grid[-1] if grid else None))
+
+
+def export_grid(solver: Any, problem: Any, output_dir: str, snapshots: Optional[int] = None,
+                name: Optional[str] = None) -> List[str]:
+    """A classical solver's solution on its own grid (``solver.grid_solution(times)``: the method
+    of lines' nodes) as ``<name>_<solver prefix>.vti``, with ``error_<channel>`` against the
+    reference: one x–t image (256 times from the integrator's dense output) for one space
+    coordinate, else one image per snapshot and a ``.pvd`` (the main file last); ``[]`` where
+    the solver has no grid."""
+    found = getattr(solver, "grid_solution", None)
+    if not callable(found) or getattr(problem, "time", None) is None:
+        return []
+    bounds = problem.domain.bounds.double().numpy()
+    ti = problem.coords.index(problem.time)
+    space = [a for a in range(len(problem.coords)) if a != ti]
+    one = len(space) == 1
+    times = np.linspace(bounds[ti, 0], bounds[ti, 1], POINTS_IN_TIME[1] if one else int(snapshots or SNAPSHOTS))
+    got = found(times)
+    if got is None:
+        return []
+    axes, values = got
+    channel = problem.unknowns.channel_names()[0]
+    base = os.path.join(output_dir, f"{name or problem.name}_{getattr(solver, 'prefix', 'grid')}")
+    from dinf.pdes.equation_pictures import file_dims, reference_at
+
+    def arrays(pts: torch.Tensor, u: np.ndarray, fixed: Optional[Dict[int, float]]) -> Dict[str, np.ndarray]:
+        out = {channel: u}
+        if getattr(problem, "reference", None) is not None and file_dims(problem, fixed) < 3:
+            ref = reference_at(problem, pts, fixed)
+            if ref is not None:
+                out[f"error_{channel}"] = u - ref[:, 0]
+        return out
+
+    def lattice(coords: Dict[int, np.ndarray]) -> torch.Tensor:
+        """Points in the problem's coordinate order, the first of ``coords`` fastest (VTK's order)."""
+        keys = list(coords)
+        grids = np.meshgrid(*[coords[a] for a in reversed(keys)], indexing="ij")
+        x = torch.zeros(grids[0].size, len(problem.coords), dtype=torch.float64)
+        for a, g in zip(reversed(keys), grids):
+            x[:, a] = torch.from_numpy(g.reshape(-1))
+        return x
+
+    os.makedirs(output_dir, exist_ok=True)
+    if one:  # one x–t image: x fastest, then t
+        x = lattice({space[0]: axes[0], ti: times})
+        _write_vti(base + ".vti", [len(axes[0]), len(times), 1], [axes[0][0], times[0], 0.0],
+                   [axes[0][1] - axes[0][0], times[1] - times[0], 1.0],
+                   arrays(x, values.reshape(-1), None), [problem.coords[space[0]], problem.time])
+        return [base + ".vti"]
+    paths = []
+    dims = [len(a) for a in axes] + [1] * (3 - len(axes))
+    origin = [float(a[0]) for a in axes] + [0.0] * (3 - len(axes))
+    spacing = [float(a[1] - a[0]) for a in axes] + [1.0] * (3 - len(axes))
+    for k, t in enumerate(times):
+        x = lattice({**{a: ax for a, ax in zip(space, axes)}, ti: np.array([t])})
+        paths.append(f"{base}_{k:03d}.vti")
+        _write_vti(paths[-1], dims, origin, spacing, arrays(x, values[k].ravel(order="F"), {ti: float(t)}),
+                   [problem.coords[a] for a in space])
+    return paths + [_write_pvd(base + ".pvd", times, paths)]
 
 
 def export_on_mesh(problem: Any, field: Any, output_dir: str, snapshots: Optional[int] = None,

@@ -137,6 +137,17 @@ class MethodOfLines(ClassicalSolver):
                      "time_s": time.perf_counter() - t0, "converged": self._solved >= len(self.grids)}
         return self.info
 
+    def grid_solution(self, times: np.ndarray) -> Optional[Tuple[List[np.ndarray], np.ndarray]]:
+        """The last solve on its own grid, for ParaView (``dinf.app.vtk.export_grid``): the space
+        axes' nodes and ``u`` there at ``times`` (the integrator's dense output), ``[T, *grid]``;
+        None before a solve."""
+        if self._sol is None:
+            return None
+        lines = self._lines
+        t = np.clip(np.asarray(times, dtype=np.float64), lines.form.t0, lines.form.t1)
+        states = self._sol(t).reshape(-1, t.size)
+        return list(lines.axes), np.stack([lines.grid_values(t[k], states[:, k]) for k in range(t.size)])
+
     def probe(self, x: Tensor) -> Tensor:
         """The solution at ``x`` ``[N, d + 1]`` (space, then time; zero before the solve): the
         dense output at each distinct time, then a quintic spline through the grid in space."""
