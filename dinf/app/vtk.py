@@ -106,6 +106,7 @@ def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolutio
                snapshots: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
     """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
     mesh, ``export_mesh``'s file (else None)."""
+    os.makedirs(output_dir, exist_ok=True)
     own = export_mesh(solver, problem, output_dir)
     grid = export_grid(solver, problem, output_dir, snapshots)
     return (export_vtk(problem, field, output_dir, resolution, snapshots)
