@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from dinf.report.runs import _STATUS_RANK, PathLike, Run, _finite, _groups, load_runs
+from dinf.report.tuning import tuning_html, tuning_markdown
 from dinf.report.tables import CLASSICAL_DEFINITION, SPEED_UP_DEFINITION, _heading, _md_table, formatted, group_primary, sort_runs, tables
 
 # --- plots ---------------------------------------------------------------------------------------
@@ -95,6 +96,8 @@ def _definitions() -> List[str]:
 
 def render_markdown(folder: PathLike, runs: Sequence[Run], images: Dict[str, str]) -> str:
     parts = [f"# Sweep report: `{folder}`", _summary(runs)]
+    tuned = tuning_markdown(folder, runs)  # an Optuna sweep's tuned against default
+    parts += [tuned] if tuned else []
     groups = _groups(runs)
     for problem, (columns, rows) in tables(runs).items():
         parts.append(f"## {_heading(problem, groups[problem])}")
@@ -125,6 +128,8 @@ def _md_inline(text: str) -> str:
 def render_html(folder: PathLike, runs: Sequence[Run], images: Dict[str, Path]) -> str:
     """The report as one self-contained page (pictures embedded as base64)."""
     body = [f"<h1>Sweep report: <code>{html.escape(str(folder))}</code></h1>", f"<p>{html.escape(_summary(runs))}</p>"]
+    tuned = tuning_html(folder, runs)  # an Optuna sweep's tuned against default
+    body += [tuned] if tuned else []
     groups = _groups(runs)
     for problem, (columns, rows) in tables(runs).items():
         body.append(f"<h2>{html.escape(_heading(problem, groups[problem]))}</h2>")
