@@ -21,12 +21,13 @@ SINE = "sin(pi*x)*sin(pi*y)"
 
 def _problem(residual, exact, domain=SQUARE, walls=None, **extra):
     conditions = {"walls": {"type": "dirichlet", "piece": "boundary", "value": walls or exact}}
+    extra.setdefault("evaluation", {"resolution": 41})
     return EquationProblem(unknowns=["u"], domain=domain, residuals={"pde": residual}, conditions=conditions,
-                           reference={"exact": {"u": exact}}, evaluation={"resolution": 41}, batch_size=64, **extra)
+                           reference={"exact": {"u": exact}}, batch_size=64, **extra)
 
 
 def _error(problem, h, order):
-    fe = FiniteElements(h=h, order=order)
+    fe = FiniteElements(in_dim=problem.in_dim, h=h, order=order)
     field = fe.result_field()
     info = fe.solve(field, problem)
     assert info["loss"] < 1e-9  # the linear system is solved
@@ -125,3 +126,34 @@ def test_a_refinement_sequence_is_one_run_each_solve_timed_alone(tmp_path):
     # Each point is that solve's own time, not the running total.
     assert sum(h["train_time_s"] for h in history[1:]) <= metrics["train_time_s"] + 1e-9
     assert metrics["time_to_target"]["rel_l2<=0.01"]["step"] == 1
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_tetrahedra_on_the_cube_converge_at_the_elements_order(order):
+    cube = {"space": {"x": [0, 1], "y": [0, 1], "z": [0, 1]}}
+    exact = "sin(pi*x)*sin(pi*y)*sin(pi*z)"
+    p = _problem(f"u_xx + u_yy + u_zz + 3*pi**2*{exact}", exact, cube, evaluation={"resolution": 14})  # off the nodes
+    rates, errors = _orders(p, [1 / 4, 1 / 8], order)
+    assert abs(rates[0] - (order + 1)) < 0.35, (rates, errors)
+
+
+def test_an_stl_is_filled_with_tetrahedra_whose_boundary_is_its_triangles():
+    pytest.importorskip("gmsh")
+    from dinf.geometry.mesh import _boundary_of, _facet_keys
+    from dinf.solvers.classical.fem import tetrahedralize
+
+    problem, field, fem = build(compose_cfg(["pde=bracket", "solver=fem", "solver.h=1"]))
+    region = problem.domain.mesh
+    points, tets = tetrahedralize(region)
+    assert np.array_equal(points[: len(region.points)], region.points.numpy())  # the STL's points first
+    outer = _boundary_of(tets, 3, points)
+    assert np.array_equal(np.sort(_facet_keys(outer, len(points))), np.sort(_facet_keys(region.facets.numpy(), len(points))))
+    fem.solve(field, problem)
+    xyz, kind, cells, values = fem.mesh_solution()
+    assert kind == "tetra10" and len(cells) == len(tets)
+    # VTK's quadratic tetrahedron: edge nodes at the midpoints of (0,1), (1,2), (0,2), (0,3), (1,3), (2,3).
+    for k, (a, b) in enumerate([(0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3)]):
+        assert np.allclose(xyz[cells[:, 4 + k]], (xyz[cells[:, a]] + xyz[cells[:, b]]) / 2, atol=1e-14)
+    exact = problem.reference.exact_values(torch.as_tensor(xyz)).numpy()[:, 0]
+    assert np.linalg.norm(values - exact) / np.linalg.norm(exact) < 5e-5  # measured 1.6e-5
+    assert problem.evaluate(field)["l2re"] < 1e-4  # every evaluation point found its tetrahedron (4.2e-5)

@@ -1,4 +1,5 @@
-"""Finite elements for a steady, linear, scalar equation stated in a config file (``solver=fem``);
+"""Finite elements for a steady, linear, scalar equation stated in a config file (``solver=fem``),
+in 2D (triangles) or 3D (tetrahedra: a box, or a mesh file's domain);
 the Kirchhoff plate's elements are in ``dinf.solvers.classical.plate_fem``.
 
 The residual ``r = Σ D_ij u_ij + b·∇u + c u + r_0`` (``D`` constant, ``b``, ``c``, ``r_0``
@@ -7,10 +8,11 @@ becomes, for test functions ``v`` that vanish on the Dirichlet boundary (``∫ (
 −∫ D∇u·∇v``) and with the sign ``s = ±1`` that makes ``−sD`` positive definite,
 
     ∫ (−sD)∇u·∇v + s (b·∇u) v + s c u v  =  ∫ −s r_0 v.
- scikit-fem assembles it on triangles:
-a structured mesh of the box, a mesh file's own triangles (a domain `mesh:`, split until no edge is
-longer than ``h``), or a gmsh mesh of the box minus disks whose P2 edges are curved
-onto the circles. The Dirichlet values are the conditions' (``u = g`` on their pieces); a piece
+
+scikit-fem assembles it on triangles or tetrahedra: a structured mesh of the box, a mesh file's
+own cells (a domain ``mesh:``; an STL filled with tetrahedra by gmsh, its triangles their
+boundary; split until no edge is longer than ``h``), or a gmsh mesh of the box minus disks whose
+P2 edges are curved onto the circles. The Dirichlet values are the conditions' (``u = g`` on their pieces); a piece
 without a condition gets the natural (zero-flux) one. The solve is PARDISO or SuperLU
 (``dinf.solvers.linalg.sparse_solve``). Its result is a field (``probe`` interpolates the solution), so the
 problem's ``evaluate``, pictures and ``metrics.json`` treat it as any model's, and its training
@@ -45,7 +47,7 @@ OUTSIDE = 0.05  # how far outside its nearest cell (reference coordinates) a pro
 
 
 class FiniteElements(ClassicalSolver):
-    """Triangles of size ``h`` for a steady linear scalar 2D problem (P1 or P2, ``order``) or the
+    """Triangles (tetrahedra in 3D) of size ``h`` for a steady linear scalar problem (P1 or P2, ``order``) or the
     Kirchhoff plate (``plate_element``: Morley or Argyris, ``dinf.solvers.classical.plate_fem``);
     ``backend`` as in ``dinf.solvers.linalg.sparse_solve``. ``h`` may be a list of sizes: each ``solve`` (what a
     least-squares run calls) then solves at the next one, coarse to fine, afresh, so one run draws
@@ -57,7 +59,7 @@ class FiniteElements(ClassicalSolver):
 
     def __init__(self, in_dim: int = 2, out_dim: int = 1, h: Union[float, Sequence[float]] = 0.02, order: int = 2,
                  plate_element: str = "argyris", backend: str = "auto"):
-        super().__init__(in_dim, out_dim, "finite elements")
+        super().__init__(in_dim, out_dim, "finite elements", in_dims=(2, 3))
         sizes = [float(v) for v in (h if isinstance(h, (list, tuple)) else [h])]
         check(len(sizes) > 0 and all(v > 0 for v in sizes), "h", f"must be > 0 (or a list of such), got {h!r}")
         check(int(order) in ORDERS, "order", f"must be one of {ORDERS}, got {order!r}")
@@ -78,7 +80,7 @@ class FiniteElements(ClassicalSolver):
         """The solution at ``x`` ``[N, 2]`` (zero before the solve)."""
         if self._u is None:
             return torch.zeros(x.shape[0], 1, dtype=torch.float64)
-        pts = x.detach().double().cpu()
+        pts = x.detach().double().cpu()[:, : self._basis.mesh.p.shape[0]]
         out = torch.full((pts.shape[0], 1), float("nan"), dtype=torch.float64)
         ok = torch.ones(pts.shape[0], dtype=torch.bool)
         for shape in self._holes:  # a hole's points (a picture's grid) have no element: NaN
@@ -93,12 +95,14 @@ class FiniteElements(ClassicalSolver):
         P2's six-node ones (a triangle's vertices, then its edges (0, 1), (1, 2), (0, 2): VTK's
         order too). None before a solve and for the plate's elements, whose degrees of freedom
         are not point values."""
-        from skfem import ElementTriP1, ElementTriP2
+        from skfem import ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2
 
         basis = self._basis
-        if basis is None or self._u is None or type(basis.elem) not in (ElementTriP1, ElementTriP2):
+        # skfem's P2 edge dofs follow its reference edges (0,1), (1,2), (0,2)[, (0,3), (1,3), (2,3)]: VTK's order.
+        kinds = {ElementTriP1: "triangle", ElementTriP2: "triangle6", ElementTetP1: "tetra", ElementTetP2: "tetra10"}
+        if basis is None or self._u is None or type(basis.elem) not in kinds:
             return None
-        kind = "triangle" if type(basis.elem) is ElementTriP1 else "triangle6"
+        kind = kinds[type(basis.elem)]
         return (np.asarray(basis.doflocs, dtype=np.float64).T.copy(), kind,
                 np.asarray(basis.element_dofs).T.copy(), np.asarray(self._u, dtype=np.float64))
 
@@ -140,7 +144,8 @@ class FiniteElements(ClassicalSolver):
         return self.info
 
     def _solve_scalar(self, problem: Any) -> Tuple[Any, np.ndarray, float, Dict[str, float]]:
-        from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, LinearForm, condense
+        from skfem import (Basis, BilinearForm, ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2, LinearForm,
+                           condense)
         from skfem.helpers import grad
 
         logging.getLogger("skfem").setLevel(logging.ERROR)  # its notes on array layouts
@@ -148,17 +153,19 @@ class FiniteElements(ClassicalSolver):
         t0 = time.perf_counter()
         m = mesh_of(problem.domain, self.h, self.order)
         t1 = time.perf_counter()
-        basis = Basis(m, ElementTriP2() if self.order == 2 else ElementTriP1(), intorder=2 * self.order + 2)
+        d = len(form.coords)
+        element = {(2, 1): ElementTriP1, (2, 2): ElementTriP2, (3, 1): ElementTetP1, (3, 2): ElementTetP2}[d, self.order]
+        basis = Basis(m, element(), intorder=2 * self.order + 2)
         D = form.diffusion
 
         @BilinearForm
         def a(u, v, w):
             du, dv = grad(u), grad(v)
-            flux = sum(D[i][j] * du[j] * dv[i] for i in range(2) for j in range(2))
+            flux = sum(D[i][j] * du[j] * dv[i] for i in range(d) for j in range(d))
             out = flux + form.reaction(w.x) * u * v
             adv = form.advection(w.x)
             if adv is not None:
-                out = out + (adv[0] * du[0] + adv[1] * du[1]) * v
+                out = out + sum(adv[i] * du[i] for i in range(d)) * v
             return out
 
         @LinearForm
@@ -197,8 +204,8 @@ class WeakForm:
         name = problem.name
         if problem.time is not None:
             raise ConfigError("solver", f"solver=fem solves steady problems; {name} has the time axis {problem.time}")
-        if problem.in_dim != 2 or problem.out_dim != 1:
-            raise ConfigError("solver", f"solver=fem solves one real unknown on a plane; {name} has "
+        if problem.in_dim not in (2, 3) or problem.out_dim != 1:
+            raise ConfigError("solver", f"solver=fem solves one real unknown in 2 or 3 coordinates; {name} has "
                                        f"{problem.in_dim} coordinates and {problem.out_dim} output channels")
         if len(problem.residuals) != 1:
             raise ConfigError("solver", f"solver=fem solves one equation; {name} has {len(problem.residuals)}")
@@ -207,8 +214,9 @@ class WeakForm:
             raise ConfigError("solver", f"solver=fem needs a linear equation; residuals.{rname} is not one")
         part = r.parts[0]
         self.coords = list(problem.coords)
-        D = [[0.0, 0.0], [0.0, 0.0]]
-        adv: List[Any] = [0, 0]
+        d = len(self.coords)
+        D = [[0.0] * d for _ in range(d)]
+        adv: List[Any] = [0] * d
         reaction: Any = 0
         for symbol, c in part.coefficients.items():
             entry = r.vocab.entries[symbol.name]
@@ -224,19 +232,18 @@ class WeakForm:
                 adv[entry.axes[0]] = c
             else:
                 reaction = c
-        trace = D[0][0] + D[1][1]
-        det = D[0][0] * D[1][1] - D[0][1] * D[1][0]
-        if not det > 0:
+        eig = np.linalg.eigvalsh(np.array(D))
+        if not (eig.min() > 0 or eig.max() < 0):  # definite: elliptic
             raise ConfigError("solver", f"solver=fem needs an elliptic equation; residuals.{rname} is not")
-        self.sign = -1.0 if trace > 0 else 1.0  # ∫ D u_ij v = −∫ D∇u·∇v: the flux term enters as −D
+        self.sign = -1.0 if eig.min() > 0 else 1.0  # ∫ D u_ij v = −∫ D∇u·∇v: the flux term enters as −D
         s = self.sign
-        self.diffusion = [[-s * D[i][j] for j in range(2)] for i in range(2)]
+        self.diffusion = [[-s * D[i][j] for j in range(d)] for i in range(d)]
         self._adv = [s * a for a in adv] if any(a != 0 for a in adv) else None
         self._reaction, self._source = s * reaction, -s * part.constant
         self.symmetric_definite = self._adv is None and _is_number(self._reaction) and float(self._reaction) >= 0
 
     def _at(self, expr: Any, x: np.ndarray) -> np.ndarray:
-        flat = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(2, -1))
+        flat = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(len(self.coords), -1))
         data = {name: flat[i] for i, name in enumerate(self.coords)}
         out = evaluate(expr, data, flat[0]) if not _is_number(expr) else torch.full_like(flat[0], float(expr))
         return out.numpy().reshape(np.shape(x)[1:])
@@ -303,44 +310,79 @@ def _on_piece(domain: Any, piece: str, xy: np.ndarray, tol: float) -> np.ndarray
 
 
 def check_meshable(domain: Any) -> None:
-    """Refuse, in one line, a domain ``mesh_of`` cannot mesh: additions, holes other than disks,
-    a mesh file's region with shapes cut from it or without triangles."""
+    """Refuse, in one line, a domain ``mesh_of`` cannot mesh: additions, holes other than disks
+    (in 3D any), a mesh file's region with shapes cut from it, a 2D one without triangles."""
     if domain.mesh is not None:
         if domain.holes or domain.additions or domain.within:
-            raise ConfigError("solver", "solver=fem solves on the mesh file's own triangles; this domain also "
+            raise ConfigError("solver", "solver=fem solves on the mesh file's own cells; this domain also "
                                         "cuts or adds shapes (holes, additions, within)")
-        if domain.mesh.cells is None or domain.mesh.cells[0] != "triangle":
-            raise ConfigError("solver", "solver=fem needs a mesh file with triangles; this one has only its boundary")
+        if domain.mesh.dim == 2 and domain.mesh.cells is None:
+            raise ConfigError("solver", "solver=fem needs a 2D mesh file with triangles; this one has only its boundary")
         return
     if domain.additions:
         raise ConfigError("solver", "solver=fem meshes a box with disk holes; this domain has additions")
     for name, shape in domain.holes.items():
-        if not isinstance(shape, Ball):
-            raise ConfigError("solver", f"solver=fem meshes disk holes; holes.{name} is a {type(shape).__name__}")
+        if not isinstance(shape, Ball) or domain.space_dim != 2:
+            raise ConfigError("solver", f"solver=fem meshes disk holes in 2D; holes.{name} is a "
+                                        f"{domain.space_dim}D {type(shape).__name__}")
 
 
 def mesh_of(domain: Any, h: float, order: int) -> Any:
-    """Triangles of size ``h``: a structured mesh of a box, gmsh's of a box minus disks, or a mesh
-    file's own triangles, split in four until the longest edge is at most ``h`` (none where it
-    already is)."""
-    from skfem import MeshTri
+    """Triangles (2D) or tetrahedra (3D) of size ``h``: a structured mesh of a box, gmsh's of a
+    box minus disks, or a mesh file's own cells (an STL's: gmsh fills the surface with
+    tetrahedra, the STL's triangles their boundary), split (in four, or in eight) until the
+    longest edge is at most ``h`` (none where it already is)."""
+    from skfem import MeshTet, MeshTri
 
     check_meshable(domain)
     if domain.mesh is not None:
-        m = MeshTri(domain.mesh.points.numpy().T.copy(), domain.mesh.cells[1].T.copy())
+        region = domain.mesh
+        if region.dim == 2:
+            m = MeshTri(region.points.numpy().T.copy(), region.cells[1].T.copy())
+        else:
+            p, t = (region.points.numpy(), region.cells[1]) if region.cells is not None else tetrahedralize(region)
+            m = MeshTet(p.T.copy(), t.T.copy())
         while _longest_edge(m) > h * (1 + 1e-9):
             m = m.refined()
         return m
-    (x0, x1), (y0, y1) = domain.bounds.tolist()
+    lo, hi = domain.bounds[:, 0].tolist(), domain.bounds[:, 1].tolist()
+    axes = [np.linspace(a, b, max(1, math.ceil((b - a) / h)) + 1) for a, b in zip(lo, hi)]
+    if domain.space_dim == 3:
+        return MeshTet.init_tensor(*axes)
     if not domain.holes:
-        nx, ny = (max(1, math.ceil((b - a) / h)) for a, b in ((x0, x1), (y0, y1)))
-        return MeshTri.init_tensor(np.linspace(x0, x1, nx + 1), np.linspace(y0, y1, ny + 1))
+        return MeshTri.init_tensor(*axes)
     disks = [(tuple(shape.center.tolist()), float(shape.radius)) for shape in domain.holes.values()]
-    return mesh(((x0, x1), (y0, y1)), disks, h, curved=order == 2)
+    return mesh(tuple(zip(lo, hi)), disks, h, curved=order == 2)
 
 
 def _longest_edge(m: Any) -> float:
-    return float(np.linalg.norm(m.p[:, m.facets[0]] - m.p[:, m.facets[1]], axis=0).max())
+    edges = m.facets if m.p.shape[0] == 2 else m.edges
+    return float(np.linalg.norm(m.p[:, edges[0]] - m.p[:, edges[1]], axis=0).max())
+
+
+def tetrahedralize(region: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """Tetrahedra filling a closed triangle surface (an STL), by gmsh: ``(points [P, 3], tets
+    [T, 4])``, the surface's triangles kept as their boundary (its points first, as they were)."""
+    import gmsh
+
+    points, tri = region.points.numpy(), region.facets.numpy()
+    gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Verbosity", 0)
+    try:
+        gmsh.model.add("surface")
+        surface = gmsh.model.addDiscreteEntity(2)
+        gmsh.model.mesh.addNodes(2, surface, np.arange(1, len(points) + 1), points.reshape(-1))
+        gmsh.model.mesh.addElementsByType(surface, 2, [], (tri + 1).reshape(-1))  # type 2: 3-node triangles
+        gmsh.model.geo.addVolume([gmsh.model.geo.addSurfaceLoop([surface])])
+        gmsh.model.geo.synchronize()
+        gmsh.model.mesh.generate(3)
+        tags, coords, _ = gmsh.model.mesh.getNodes()
+        _, nodes = gmsh.model.mesh.getElementsByType(4)  # 4-node tetrahedra
+    finally:
+        gmsh.finalize()
+    index = np.zeros(int(tags.max()) + 1, dtype=np.int64)
+    index[tags.astype(np.int64)] = np.arange(len(tags))
+    return coords.reshape(-1, 3), index[nodes.astype(np.int64)].reshape(-1, 4)
 
 
 def mesh(box, disks, h: float, curved: bool = True):
@@ -386,24 +428,31 @@ def mesh(box, disks, h: float, curved: bool = True):
 
 
 def probe(basis, u: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``u`` at points ``x`` ``[2, M]`` (scikit-fem finds no elements on quadratic meshes): among
-    each point's 8 nearest cells (by centroid), the one whose straight-sided triangle holds it or,
-    for a node just outside, the least outside; then the curved cell's own coordinates. Points
-    farther outside every cell than ``OUTSIDE`` (in reference coordinates) are NaN."""
+    """``u`` at points ``x`` ``[d, M]`` (scikit-fem finds no elements on quadratic meshes, and
+    searches all of them for a point outside): among each point's 8 nearest cells (by centroid),
+    the one whose straight-sided triangle (tetrahedron) holds it or, for a node just outside, the
+    least outside; then the curved cell's own coordinates. Points farther outside every cell than
+    ``OUTSIDE`` (in reference coordinates) are NaN."""
     from scipy.spatial import cKDTree
-    from skfem import MeshTri
+    from skfem import MeshTet, MeshTri
 
     m = basis.mesh
-    affine = MeshTri(m.p, m.t)._mapping()  # straight-sided cells: a robust first guess
-    centroids = m.p[:, m.t].mean(axis=1).T
-    near = cKDTree(centroids).query(x.T, min(8, m.t.shape[1]))[1].reshape(x.shape[1], -1)  # [M, 8]
+    d = m.p.shape[0]
+    affine = (MeshTri if d == 2 else MeshTet)(m.p, m.t[: d + 1])._mapping()  # straight-sided cells: a first guess
+    tree = cKDTree(m.p[:, m.t].mean(axis=1).T)
     best, worst = np.zeros(x.shape[1], int), np.full(x.shape[1], -np.inf)
-    for j in range(near.shape[1]):
-        cells = near[:, j]
-        X = affine.invF(x[:, :, None], tind=cells)[:, :, 0]
-        margin = np.minimum(np.minimum(X[0], X[1]), 1 - X[0] - X[1])  # ≥ 0 inside the cell
-        better = margin > worst
-        best[better], worst[better] = cells[better], margin[better]
+    todo = np.arange(x.shape[1])
+    for k in (8, 64):  # 8 nearest centroids; 64 for points they miss (long cells at a boundary, 3D)
+        near = tree.query(x[:, todo].T, min(k, m.t.shape[1]))[1].reshape(len(todo), -1)
+        for j in range(near.shape[1]):
+            cells = near[:, j]
+            X = affine.invF(x[:, todo, None], tind=cells)[:, :, 0]
+            margin = np.minimum(X.min(axis=0), 1 - X.sum(axis=0))  # ≥ 0 inside the cell
+            better = margin > worst[todo]
+            best[todo[better]], worst[todo[better]] = cells[better], margin[better]
+        todo = todo[worst[todo] < 0]
+        if not len(todo):
+            break
     out = np.full(x.shape[1], np.nan)  # outside the mesh (in a hole: a picture's grid): NaN
     ok = worst > -OUTSIDE
     cells = best[ok]
