@@ -87,5 +87,5 @@ if __name__ == "__main__":
         against_fem(tmp, "channel", [0.025, 0.0125])
         poisson2d_cg(tmp, [0] if args.quick else [0, 1, 2])
         if not args.quick:
-            against_fem(tmp, "bracket", [0.05])
+            against_fem(tmp, "bracket", [0.11])
             bracket_kernels(tmp)
