@@ -1,8 +1,13 @@
-"""A problem's domain: a box with holes cut out and shapes added, optionally times a time axis.
+"""A problem's domain: a box (or a mesh file's region) with holes cut out and shapes added,
+optionally times a time axis.
 
 The spatial region is ``((Box(space) ∪ additions) ∩ within) \\ holes`` with 1 to 6 space axes
 (``within``: shapes the region must lie inside, e.g. the unit ball of five dimensions); ``time``
 appends a last coordinate ``t ∈ [t0, t1]``. Everything is float64 on the CPU.
+
+With ``mesh`` (``dinf.geometry.mesh.MeshRegion``, a gmsh or STL file) the mesh's region takes the
+box's place, the box being its bounding box, and its physical groups the faces' (the group
+``mesh`` in place of ``box``).
 
 Boundary pieces
 ---------------
@@ -309,7 +314,8 @@ class Domain:
         return self._bounds.clone()
 
     def _in_space(self, xs: Tensor) -> Tensor:
-        """``[N]``: spatial points strictly inside ``((box ∪ additions) ∩ within) \\ holes``."""
+        """``[N]``: spatial points strictly inside ``((box ∪ additions) ∩ within) \\ holes`` (the
+        mesh's region in place of the box)."""
         inside = self.base.contains(xs)
         for shape in self.additions.values():
             inside |= shape.sdf(xs) < 0
