@@ -121,7 +121,20 @@ def test_more_than_three_space_coordinates_are_not_written():
     assert "5 space coordinates, and a VTK image holds three" in exportable(problem)
 
 
-def test_a_problem_written_as_a_class_is_refused(tmp_path):
-    problem, field, _ = build(compose_cfg(["pde=helmholtz"]))
+def test_a_problem_written_as_a_class_writes_its_values_and_error_over_its_box(tmp_path):
+    from dinf.app.vtk import export_run
+
+    problem, field, solver = build(compose_cfg(["pde=helmholtz_manufactured"]))
     with pytest.raises(ConfigError, match="not stated in a config file"):
-        export_vtk(problem, field, str(tmp_path))
+        export_vtk(problem, field, str(tmp_path))  # the full export needs coordinates, a domain, unknowns
+    paths, mesh = export_run(problem, field, solver, str(tmp_path), resolution=40)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["helmholtz_manufactured.vti"] and mesh is None
+    image = pv.read(paths[0])
+    assert set(image.array_names) == {"u", "error_u"}  # no mask, no residuals: its equations are code
+    x = torch.as_tensor(_points(paths[0])[:, :2])
+    assert np.allclose(x.min(0).values.numpy(), [-1, -1]) and np.allclose(x.max(0).values.numpy(), [1, 1])
+    u = problem.predict(field, x).numpy()[:, 0]
+    assert np.allclose(image["u"], u, atol=1e-12)
+    assert np.allclose(image["error_u"], u - problem.solution(x).numpy().reshape(-1), atol=1e-12)
+    with pytest.raises(ConfigError, match="--resolution: must be > 0"):
+        export_run(problem, field, solver, str(tmp_path), resolution=0)

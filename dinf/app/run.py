@@ -28,7 +28,7 @@ from dinf.app import cli
 from dinf.app.checkpoint import CheckpointAtValidation, RunState, attach, begin, finish
 from dinf.app.adaptation import adaptation
 from dinf.app.indicator import RunIndicator
-from dinf.app.vtk import export_run, exportable
+from dinf.app.vtk import export_run, writable
 from dinf.app.module import FieldModule
 from dinf.app.progress import ValidationLines, quiet_third_parties, want_progress_bar
 from dinf.app.tracking import build_loggers, finish_wandb, log_config, log_results, run_info
@@ -624,7 +624,7 @@ def best_entry(history: List[Dict[str, float]], modes: Dict[str, str]) -> Dict[s
 def _write_vtk(problem: Problem, field: torch.nn.Module, output_dir: str, solver: Any) -> None:
     """The solution for ParaView (``dinf.app.vtk``; a classical solver's on its mesh too), or one
     line saying why not."""
-    why = exportable(problem)
+    why = writable(problem)
     if why is not None:
         log.info("vtk: not written: %s", why)
         return

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import quoteattr
 
@@ -50,12 +51,68 @@ CHUNK = 16384  # points per jet (the residuals)
 
 def exportable(problem: Any) -> Optional[str]:
     """None where ``export_vtk`` applies to ``problem``, else why not."""
-    if not all(hasattr(problem, k) for k in ("coords", "domain", "unknowns", "jet_at")):
+    if not stated_in_config(problem):
         return f"{type(problem).__name__} is not stated in a config file (coordinates, a domain, unknowns)"
     space = [c for c in problem.coords if c != getattr(problem, "time", None)]
     if len(space) > 3:
         return f"{problem.name} has {len(space)} space coordinates, and a VTK image holds three"
     return None
+
+
+def stated_in_config(problem: Any) -> bool:
+    """A problem of a config file (coordinates, a domain, unknowns), not a Python class."""
+    return all(hasattr(problem, k) for k in ("coords", "domain", "unknowns", "jet_at"))
+
+
+def writable(problem: Any) -> Optional[str]:
+    """None where ``export_run`` writes something for ``problem`` (a class problem: its values
+    only, ``export_values``), else why not."""
+    if stated_in_config(problem):
+        return exportable(problem)
+    if problem.in_dim > 3:
+        return f"{type(problem).__name__} has {problem.in_dim} coordinates, and a VTK image holds three"
+    return None
+
+
+def class_name(problem: Any) -> str:
+    """A class problem's file name: ``HelmholtzPMLProblem`` → ``helmholtz_pml``, ``KirchhoffPlate``
+    → ``kirchhoff_plate``."""
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+", type(problem).__name__)
+    return "_".join(w.lower() for w in words if w != "Problem") or "problem"
+
+
+def export_values(problem: Any, field: Any, output_dir: str, resolution: Optional[int] = None,
+                  key: str = "--resolution") -> List[str]:
+    """A problem written as a Python class (``pde=helmholtz``, ``plate``, ``cloth``, the Poisson
+    images): the field's channels (``u``, or ``u_0``, ``u_1``, …) on a regular grid over its box
+    (``problem.bounds``, else [−1, 1]^d), and ``error_u`` where it has an exact ``solution(x)``;
+    no mask (its domain is the box) and no residuals (its equations are code, not texts).
+    ``<name>.vti``, the name from the class."""
+    if resolution is not None and int(resolution) <= 0:
+        raise ConfigError(key, f"must be > 0 (points along the longest axis), got {resolution}")
+    why = writable(problem)
+    if why is not None:
+        raise ConfigError("vtk", why)
+    d = problem.in_dim
+    bounds = np.asarray(problem.bounds if problem.bounds is not None else [[-1.0, 1.0]] * d, dtype=np.float64)
+    n = int(resolution or POINTS[d])
+    longest = float((bounds[:, 1] - bounds[:, 0]).max())
+    axes = [_axis(bounds[a], n, longest) for a in range(d)]
+    grids = np.meshgrid(*reversed(axes), indexing="ij")  # the last axis slowest: VTK's order
+    x = torch.stack([torch.from_numpy(g.reshape(-1)) for g in reversed(grids)], 1)
+    values = problem.predict(field, x).detach().double().cpu().numpy()
+    names = ["u"] if values.shape[1] == 1 else [f"u_{c}" for c in range(values.shape[1])]
+    arrays = {nm: values[:, c] for c, nm in enumerate(names)}
+    solution = getattr(problem, "solution", None)
+    if callable(solution):
+        exact = solution(x).detach().double().cpu().numpy().reshape(len(x), -1)
+        for c, nm in enumerate(names[: exact.shape[1]]):
+            arrays[f"error_{nm}"] = values[:, c] - exact[:, c]
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, f"{class_name(problem)}.vti")
+    _write_vti(path, [len(a) for a in axes] + [1] * (3 - d), [float(a[0]) for a in axes] + [0.0] * (3 - d),
+               [float(a[1] - a[0]) for a in axes] + [1.0] * (3 - d), arrays, "xyz"[:d])
+    return [path]
 
 
 def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[int] = None,
@@ -107,6 +164,8 @@ def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolutio
     """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
     mesh, ``export_mesh``'s file (else None)."""
     os.makedirs(output_dir, exist_ok=True)
+    if not stated_in_config(problem):
+        return export_values(problem, field, output_dir, resolution), None
     own = export_mesh(solver, problem, output_dir)
     grid = export_grid(solver, problem, output_dir, snapshots)
     return (export_vtk(problem, field, output_dir, resolution, snapshots)
