@@ -161,8 +161,10 @@ def _write_pvd(pvd: str, times: Sequence[float], paths: Sequence[str]) -> str:
 
 def export_run(problem: Any, field: Any, solver: Any, output_dir: str, resolution: Optional[int] = None,
                snapshots: Optional[int] = None) -> Tuple[List[str], Optional[str]]:
-    """What a run writes for ParaView: ``export_vtk``'s images and, for a classical solver with a
-    mesh, ``export_mesh``'s file (else None)."""
+    """What a run writes for ParaView: ``(files, the solver's own)``. A problem of a config file:
+    ``export_vtk``'s images, ``export_on_mesh``'s files on a mesh domain, and a classical
+    solver's own mesh or grid (``export_mesh``, ``export_grid``; the grid's series before its
+    ``.pvd``, which is the second item). A class problem: ``export_values``' image, and None."""
     os.makedirs(output_dir, exist_ok=True)
     if not stated_in_config(problem):
         return export_values(problem, field, output_dir, resolution), None
