@@ -100,7 +100,9 @@ def export_values(problem: Any, field: Any, output_dir: str, resolution: Optiona
     axes = [_axis(bounds[a], n, longest) for a in range(d)]
     grids = np.meshgrid(*reversed(axes), indexing="ij")  # the last axis slowest: VTK's order
     x = torch.stack([torch.from_numpy(g.reshape(-1)) for g in reversed(grids)], 1)
-    values = problem.predict(field, x).detach().double().cpu().numpy()
+    params = field.parameters() if hasattr(field, "parameters") else iter(())
+    dtype = next((p.dtype for p in params if p.is_floating_point()), x.dtype)  # a float32 network: float32 points
+    values = problem.predict(field, x.to(dtype)).detach().double().cpu().numpy()
     names = ["u"] if values.shape[1] == 1 else [f"u_{c}" for c in range(values.shape[1])]
     arrays = {nm: values[:, c] for c, nm in enumerate(names)}
     solution = getattr(problem, "solution", None)
