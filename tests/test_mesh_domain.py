@@ -257,3 +257,40 @@ def test_a_time_dependent_problem_on_a_mesh_writes_a_series_on_it(tmp_path):
     xyt = torch.cat([torch.as_tensor(last.points[:, :2]), torch.ones(len(last.points), 1, dtype=D)], 1)
     assert np.allclose(last.point_data["u"], problem.predict(field, xyt).numpy()[:, 0], atol=1e-12)
     assert 'timestep="0.5"' in Path(paths[3]).read_text()
+
+
+def test_a_3d_gmsh_file_of_tetrahedra_names_its_faces_and_p2_solves_on_it(tmp_path):
+    gmsh = pytest.importorskip("gmsh")
+    from dinf.pdes.equation_problem import EquationProblem
+    from dinf.solvers.classical.fem import FiniteElements
+
+    gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Verbosity", 0)
+    try:
+        cube = gmsh.model.occ.addBox(0, 0, 0, 1, 1, 1)
+        gmsh.model.occ.synchronize()
+        faces = [s for _, s in gmsh.model.getEntities(2)]
+        gmsh.model.addPhysicalGroup(2, faces[:1], name="left")
+        gmsh.model.addPhysicalGroup(2, faces[1:], name="rest")
+        gmsh.model.addPhysicalGroup(3, [cube], name="solid")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.25)
+        gmsh.model.mesh.generate(3)
+        gmsh.write(str(tmp_path / "cube.msh"))
+    finally:
+        gmsh.finalize()
+    region = read_mesh(tmp_path / "cube.msh")
+    assert region.cells[0] == "tetra" and region.pieces == ["left", "rest"]
+    assert [region.piece_measure(k) for k in range(2)] == pytest.approx([1.0, 5.0], rel=1e-12)
+    x = torch.rand(1000, 3, generator=torch.Generator().manual_seed(8), dtype=D) * 1.4 - 0.2
+    assert torch.allclose(region.sdf(x), Box([0, 0, 0], [1, 1, 1]).sdf(x), atol=1e-12)
+    exact = "exp(x)*sin(y) + z^2"
+    problem = EquationProblem(unknowns=["u"], domain={"mesh": str(tmp_path / "cube.msh")},
+                              residuals={"pde": "u_xx + u_yy + u_zz - 2"},
+                              conditions={"left": {"type": "dirichlet", "piece": "left", "value": exact},
+                                          "rest": {"type": "dirichlet", "piece": "rest", "value": exact}},
+                              reference={"exact": {"u": exact}}, evaluation={"resolution": 11}, batch_size=64)
+    fem = FiniteElements(in_dim=3, h=1.0, order=2)
+    field = fem.result_field()
+    fem.solve(field, problem)
+    assert fem.info["elements"] == len(region.cells[1])  # the file's own tetrahedra
+    assert problem.evaluate(field)["l2re"] < 1e-3
