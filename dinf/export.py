@@ -71,11 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="also write the solution at the points of this mesh file (any meshio reads), on its cells")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from dinf.app.vtk import export_at_mesh, export_run
+    from dinf.app.vtk import check_resolution, export_at_mesh, export_run
 
     try:
-        if args.resolution is not None and args.resolution <= 0:
-            raise ConfigError("--resolution", f"must be > 0 (points along the longest axis), got {args.resolution}")
+        check_resolution(args.resolution)  # before the run is loaded
         problem, field, solver = load_run(args.run)
         paths, mesh = export_run(problem, field, solver, args.out or args.run, args.resolution, args.snapshots)
         paths += [mesh] if mesh else []

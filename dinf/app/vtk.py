@@ -38,6 +38,7 @@ from dinf.fields.base import innermost
 from dinf.fields.interpolant import Interpolant
 from dinf.geometry.domain import closed_contains
 from dinf.geometry.mesh import read_meshio
+from dinf.pdes.base import field_dtype
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ POINTS = {1: 1024, 2: 192, 3: 48}
 POINTS_IN_TIME = {1: 256, 2: 128, 3: 32}  # with time: x–t images 256 × 256
 SNAPSHOTS = 11  # time snapshots by default (ends included)
 CHUNK = 16384  # points per jet (the residuals)
+
+
+def check_resolution(resolution: Optional[int], key: str = "--resolution") -> None:
+    """One line for a resolution ≤ 0 (points along the longest axis); None: the default."""
+    if resolution is not None and int(resolution) <= 0:
+        raise ConfigError(key, f"must be > 0 (points along the longest axis), got {resolution}")
 
 
 def exportable(problem: Any) -> Optional[str]:
@@ -88,8 +95,7 @@ def export_values(problem: Any, field: Any, output_dir: str, resolution: Optiona
     (``problem.bounds``, else [−1, 1]^d), and ``error_u`` where it has an exact ``solution(x)``;
     no mask (its domain is the box) and no residuals (its equations are code, not texts).
     ``<name>.vti``, the name from the class."""
-    if resolution is not None and int(resolution) <= 0:
-        raise ConfigError(key, f"must be > 0 (points along the longest axis), got {resolution}")
+    check_resolution(resolution, key)
     why = writable(problem)
     if why is not None:
         raise ConfigError("vtk", why)
@@ -98,11 +104,8 @@ def export_values(problem: Any, field: Any, output_dir: str, resolution: Optiona
     n = int(resolution or POINTS[d])
     longest = float((bounds[:, 1] - bounds[:, 0]).max())
     axes = [_axis(bounds[a], n, longest) for a in range(d)]
-    grids = np.meshgrid(*reversed(axes), indexing="ij")  # the last axis slowest: VTK's order
-    x = torch.stack([torch.from_numpy(g.reshape(-1)) for g in reversed(grids)], 1)
-    params = field.parameters() if hasattr(field, "parameters") else iter(())
-    dtype = next((p.dtype for p in params if p.is_floating_point()), x.dtype)  # a float32 network: float32 points
-    values = problem.predict(field, x.to(dtype)).detach().double().cpu().numpy()
+    x = _lattice(d, dict(enumerate(axes)))
+    values = problem.predict(field, x.to(field_dtype(field, x.dtype))).detach().double().cpu().numpy()
     names = ["u"] if values.shape[1] == 1 else [f"u_{c}" for c in range(values.shape[1])]
     arrays = {nm: values[:, c] for c, nm in enumerate(names)}
     solution = getattr(problem, "solution", None)
@@ -112,8 +115,7 @@ def export_values(problem: Any, field: Any, output_dir: str, resolution: Optiona
             arrays[f"error_{nm}"] = values[:, c] - exact[:, c]
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"{class_name(problem)}.vti")
-    _write_vti(path, [len(a) for a in axes] + [1] * (3 - d), [float(a[0]) for a in axes] + [0.0] * (3 - d),
-               [float(a[1] - a[0]) for a in axes] + [1.0] * (3 - d), arrays, "xyz"[:d])
+    _write_lattice(path, axes, arrays, list("xyz"[:d]))
     return [path]
 
 
@@ -123,8 +125,7 @@ def export_vtk(problem: Any, field: Any, output_dir: str, resolution: Optional[i
     """Write ``<name>.vti`` (or ``<name>_<k>.vti`` per snapshot and ``<name>.pvd``) into
     ``output_dir``; returns the paths. ``resolution``: points along the longest space axis (the
     others in proportion), ``snapshots``: time snapshots (module docstring)."""
-    if resolution is not None and int(resolution) <= 0:
-        raise ConfigError(key, f"must be > 0 (points along the longest axis), got {resolution}")
+    check_resolution(resolution, key)
     if snapshots is not None and int(snapshots) <= 0:
         raise ConfigError("--snapshots", f"must be > 0, got {snapshots}")
     why = exportable(problem)
@@ -208,31 +209,18 @@ def export_grid(solver: Any, problem: Any, output_dir: str, snapshots: Optional[
                 out[f"error_{channel}"] = u - ref[:, 0]
         return out
 
-    def lattice(coords: Dict[int, np.ndarray]) -> torch.Tensor:
-        """Points in the problem's coordinate order, the first of ``coords`` fastest (VTK's order)."""
-        keys = list(coords)
-        grids = np.meshgrid(*[coords[a] for a in reversed(keys)], indexing="ij")
-        x = torch.zeros(grids[0].size, len(problem.coords), dtype=torch.float64)
-        for a, g in zip(reversed(keys), grids):
-            x[:, a] = torch.from_numpy(g.reshape(-1))
-        return x
-
     os.makedirs(output_dir, exist_ok=True)
     if one:  # one x–t image: x fastest, then t
-        x = lattice({space[0]: axes[0], ti: times})
-        _write_vti(base + ".vti", [len(axes[0]), len(times), 1], [axes[0][0], times[0], 0.0],
-                   [axes[0][1] - axes[0][0], times[1] - times[0], 1.0],
-                   arrays(x, values.reshape(-1), None), [problem.coords[space[0]], problem.time])
+        x = _lattice(len(problem.coords), {space[0]: axes[0], ti: times})
+        _write_lattice(base + ".vti", [axes[0], times], arrays(x, values.reshape(-1), None),
+                       [problem.coords[space[0]], problem.time])
         return [base + ".vti"]
     paths = []
-    dims = [len(a) for a in axes] + [1] * (3 - len(axes))
-    origin = [float(a[0]) for a in axes] + [0.0] * (3 - len(axes))
-    spacing = [float(a[1] - a[0]) for a in axes] + [1.0] * (3 - len(axes))
     for k, t in enumerate(times):
-        x = lattice({**{a: ax for a, ax in zip(space, axes)}, ti: np.array([t])})
+        x = _lattice(len(problem.coords), dict(zip(space, axes)), {ti: float(t)})
         paths.append(f"{base}_{k:03d}.vti")
-        _write_vti(paths[-1], dims, origin, spacing, arrays(x, values[k].ravel(order="F"), {ti: float(t)}),
-                   [problem.coords[a] for a in space])
+        _write_lattice(paths[-1], axes, arrays(x, values[k].ravel(order="F"), {ti: float(t)}),
+                       [problem.coords[a] for a in space])
     return paths + [_write_pvd(base + ".pvd", times, paths)]
 
 
@@ -338,19 +326,31 @@ def _write_image(problem: Any, field: Any, axes: Dict[int, np.ndarray], free: Li
                  fixed: Dict[int, float], path: str) -> str:
     """Sample ``field`` on the lattice of ``axes[free]`` (the first fastest, as VTK orders
     points), the ``fixed`` coordinates held, and write it to ``path``."""
-    grids = np.meshgrid(*[axes[a] for a in reversed(free)], indexing="ij")  # the last axis slowest
-    x = torch.zeros(grids[0].size, len(problem.coords), dtype=torch.float64)
-    for a, g in zip(reversed(free), grids):
-        x[:, a] = torch.from_numpy(g.reshape(-1))
-    for a, v in fixed.items():
-        x[:, a] = v
-    arrays = point_arrays(problem, field, x, fixed)
-    dims = [len(axes[a]) for a in free] + [1] * (3 - len(free))
-    origin = [float(axes[a][0]) for a in free] + [0.0] * (3 - len(free))
-    spacing = [float(axes[a][1] - axes[a][0]) for a in free] + [1.0] * (3 - len(free))
-    names = [problem.coords[a] for a in free]
-    _write_vti(path, dims, origin, spacing, arrays, names)
+    x = _lattice(len(problem.coords), {a: axes[a] for a in free}, fixed)
+    _write_lattice(path, [axes[a] for a in free], point_arrays(problem, field, x, fixed),
+                   [problem.coords[a] for a in free])
     return path
+
+
+def _lattice(width: int, axes: Dict[int, np.ndarray], fixed: Optional[Dict[int, float]] = None) -> torch.Tensor:
+    """``[N, width]`` float64 points of the lattice of ``axes`` (coordinate → its values; the
+    first fastest, as VTK orders points), the ``fixed`` coordinates held."""
+    keys = list(axes)
+    grids = np.meshgrid(*[axes[a] for a in reversed(keys)], indexing="ij")  # the last axis slowest
+    x = torch.zeros(grids[0].size, width, dtype=torch.float64)
+    for a, g in zip(reversed(keys), grids):
+        x[:, a] = torch.from_numpy(g.reshape(-1))
+    for a, v in (fixed or {}).items():
+        x[:, a] = v
+    return x
+
+
+def _write_lattice(path: str, axes: Sequence[np.ndarray], arrays: Dict[str, np.ndarray], names: Sequence[str]) -> None:
+    """``_write_vti`` for the lattice of evenly spaced ``axes`` (1 to 3; its extent, origin and
+    spacing read off them)."""
+    pad = 3 - len(axes)
+    _write_vti(path, [len(a) for a in axes] + [1] * pad, [float(a[0]) for a in axes] + [0.0] * pad,
+               [float(a[1] - a[0]) for a in axes] + [1.0] * pad, arrays, names)
 
 
 def point_arrays(problem: Any, field: Any, x: torch.Tensor, fixed: Optional[Dict[int, float]] = None,

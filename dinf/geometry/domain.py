@@ -155,7 +155,7 @@ class Domain:
         self.aliases: Dict[str, str] = {alias: face for pair, c in zip(ALIASES, self.space)
                                         for alias, face in zip(pair, (f"{c}_min", f"{c}_max"))} if mesh is None else {}
         outline = faces if mesh is None else list(mesh.pieces)  # the base's own pieces
-        for name in outline if mesh is not None else []:
+        for name in (mesh.pieces if mesh is not None else []):
             check(name not in GROUPS and name not in self.space, f"{key}.mesh",
                   f"its physical group {name!r} clashes with a group or axis name ({', '.join(GROUPS)}); rename it")
         taken = set(outline) | set(self.aliases) | set(GROUPS)

@@ -101,26 +101,18 @@ class MeshRegion(Shape):
         3D: facets are made consistent across their shared edges (breadth first), each closed
         component then outward (positive volume), and a component inside an odd number of others
         (a cavity) inward."""
-        f = self.facets.clone()
         if self.dim == 2:
             size = float((self.points.max(0).values - self.points.min(0).values).max())
             centre = sum(self._corners) / 2
-            inward = self._winding(centre + 1e-7 * size * self.normals) > 0.5
-            f[inward, 0], f[inward, 1] = self.facets[inward, 1], self.facets[inward, 0]
-            self._set_facets(f)
+            self._flip(self._winding(centre + 1e-7 * size * self.normals) > 0.5)
             return
-        flips, component = _consistent(f.numpy())
-        flip = torch.as_tensor(flips)
-        f[flip, 1], f[flip, 2] = self.facets[flip, 2], self.facets[flip, 1]
-        self._set_facets(f)
+        flips, component = _consistent(self.facets.numpy())
+        self._flip(torch.as_tensor(flips))
         comp = torch.as_tensor(component)
         centre = sum(self._corners) / 3
         parts = int(comp.max()) + 1
         signed = torch.zeros(parts, dtype=DTYPE).index_add_(0, comp, self.measures * (centre * self.normals).sum(1))
-        flip = signed[comp] < 0
-        f = self.facets.clone()
-        f[flip, 1], f[flip, 2] = self.facets[flip, 2], self.facets[flip, 1]
-        self._set_facets(f)
+        self._flip(signed[comp] < 0)
         if parts > 1:  # a component inside an odd number of others bounds a cavity: inward
             depth = torch.zeros(parts, dtype=torch.long)
             probe = torch.stack([self.points[self.facets[comp == k][0, 0]] for k in range(parts)])
@@ -129,10 +121,14 @@ class MeshRegion(Shape):
                                                               for c in self._corners])) > 0.5
                 inside[k] = False
                 depth += inside.long()
-            flip = (depth % 2 == 1)[comp]
-            f = self.facets.clone()
-            f[flip, 1], f[flip, 2] = self.facets[flip, 2], self.facets[flip, 1]
-            self._set_facets(f)
+            self._flip((depth % 2 == 1)[comp])
+
+    def _flip(self, which: Tensor) -> None:
+        """Reverse the facets ``which`` (a mask): their normals turn round."""
+        f = self.facets.clone()
+        a, b = (0, 1) if self.dim == 2 else (1, 2)
+        f[which, a], f[which, b] = self.facets[which, b], self.facets[which, a]
+        self._set_facets(f)
 
     def _geometry(self) -> None:
         """Facet normals (right-hand: ``(b − a)`` turned clockwise in 2D, ``(b − a) × (c − a)`` in

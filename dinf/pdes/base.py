@@ -80,6 +80,13 @@ def field_device(field: FieldLike, default: torch.device) -> torch.device:
     return next((p.device for p in params), default)
 
 
+def field_dtype(field: Any, default: torch.dtype) -> torch.dtype:
+    """The precision of a field's first floating parameter (``default`` for one without): the
+    points it is given are cast to it."""
+    params = field.parameters() if hasattr(field, "parameters") else iter(())
+    return next((p.dtype for p in params if p.is_floating_point()), default)
+
+
 @dataclass
 class Batch:
     """Collocation points ``x`` ``[N, d]`` and whatever per-point data the loss needs."""

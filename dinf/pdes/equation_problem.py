@@ -36,7 +36,7 @@ from dinf.geometry.domain import Spacing, closed_contains
 from dinf.jet import Jet
 from dinf.linear_system import LinearSystem
 from dinf.pdes.capabilities import LinearProblem, ResidualProblem
-from dinf.pdes.base import Batch, FieldLike, Problem
+from dinf.pdes.base import Batch, FieldLike, Problem, field_dtype
 from dinf.pdes.conditions import Condition, Data, build_conditions, pair_rows
 from dinf.pdes.conditions.initial import OnInitialSlice
 from dinf.pdes.conditions.on_piece import OnPiece
@@ -435,9 +435,7 @@ class EquationProblem(Problem, LinearProblem, ResidualProblem):
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, field: FieldLike, x: Tensor, chunk: int = 65536) -> Tensor:
         """``field(x)`` at float64 points, in the field's own precision; CPU float64 ``[N, C]``."""
-        params = field.parameters() if hasattr(field, "parameters") else iter(())
-        dtype = next((p.dtype for p in params if p.is_floating_point()), torch.float32)
-        out = super().predict(field, x.to(dtype), chunk)
+        out = super().predict(field, x.to(field_dtype(field, torch.float32)), chunk)
         return self.hard.values(out, x.double()) if self.hard else out
 
     def evaluate(self, field: FieldLike) -> Dict[str, float]:
